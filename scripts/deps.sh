@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything the Makefile targets need on Debian 12, idempotently:
+# a second run finds everything present and changes nothing.
+#
+#   scripts/deps.sh            native build + MSRV toolchain + aarch64 cross toolchain + qemu
+#
+# Native builds keep the rustup toolchain (stable). The aarch64 build uses Debian's
+# rustc-web/cargo-web (they ship the aarch64 std as a package, which rustup cannot reach here).
+set -euo pipefail
+
+MSRV_TOOLCHAIN="${MSRV_TOOLCHAIN:-1.94.1}"
+APT_PACKAGES=(
+  build-essential pkg-config ca-certificates
+  rustc-web cargo-web libstd-rust-web-dev:arm64
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-user-static
+)
+
+log() { printf 'deps: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_arm64_arch() {
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "adding dpkg architecture arm64"
+    as_root dpkg --add-architecture arm64
+    APT_NEEDS_UPDATE=1
+  fi
+}
+
+missing_apt_packages() {
+  local pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      printf '%s\n' "$pkg"
+    fi
+  done
+}
+
+ensure_apt_packages() {
+  local missing
+  missing=$(missing_apt_packages)
+  if [ -z "$missing" ] && [ "${APT_NEEDS_UPDATE:-0}" = 0 ]; then
+    log "Debian packages present"
+    return
+  fi
+  if [ -n "$missing" ]; then
+    log "installing:" $missing
+    as_root apt-get update -q
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends $missing
+  fi
+}
+
+ensure_rustup_toolchains() {
+  if ! command -v rustup >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/rustup" ]; then
+      export PATH="$HOME/.cargo/bin:$PATH"
+    else
+      echo "deps: rustup not found: install the stable Rust toolchain with rustup first" >&2
+      exit 1
+    fi
+  fi
+  if ! rustup component list --installed --toolchain stable 2>/dev/null | grep -q '^clippy'; then
+    rustup component add --toolchain stable clippy rustfmt
+  fi
+  if ! rustup component list --installed --toolchain stable 2>/dev/null | grep -q '^rustfmt'; then
+    rustup component add --toolchain stable rustfmt
+  fi
+  if ! rustup toolchain list | grep -q "^${MSRV_TOOLCHAIN}-"; then
+    log "installing Rust ${MSRV_TOOLCHAIN} (the MSRV: Yocto 6.0's Rust)"
+    rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal
+  else
+    log "Rust ${MSRV_TOOLCHAIN} present"
+  fi
+}
+
+ensure_arm64_arch
+ensure_apt_packages
+ensure_rustup_toolchains
+log "ok"
