@@ -59,7 +59,8 @@ pub(crate) struct Compact<'a> {
 
 pub(crate) fn split(token: &str) -> Result<Compact<'_>, OpenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         let n = token.split('.').count();
         return Err(OpenError::malformed(
@@ -95,10 +96,16 @@ mod tests {
         let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let parts = split(token).unwrap();
         verify(&key, parts.signing_input.as_bytes(), &parts.signature).unwrap();
-        assert_eq!(b64(&sign(&key, parts.signing_input.as_bytes())), token.rsplit('.').next().unwrap());
+        assert_eq!(
+            b64(&sign(&key, parts.signing_input.as_bytes())),
+            token.rsplit('.').next().unwrap()
+        );
         let mut forged = parts.signature.clone();
         forged[0] ^= 1;
-        assert!(matches!(verify(&key, parts.signing_input.as_bytes(), &forged), Err(OpenError::BadSignature)));
+        assert!(matches!(
+            verify(&key, parts.signing_input.as_bytes(), &forged),
+            Err(OpenError::BadSignature)
+        ));
     }
 
     #[test]

@@ -93,9 +93,17 @@ pub enum KeyRingError {
         found: usize,
     },
     #[error("{path}: key {index} (kid {kid}): secret is not hexadecimal")]
-    SecretNotHex { path: String, index: usize, kid: u16 },
+    SecretNotHex {
+        path: String,
+        index: usize,
+        kid: u16,
+    },
     #[error("{path}: key {index}: kid {kid} is out of range (0–255)")]
-    KidRange { path: String, index: usize, kid: u16 },
+    KidRange {
+        path: String,
+        index: usize,
+        kid: u16,
+    },
     #[error("{path}: kid {kid} is listed twice")]
     DuplicateKid { path: String, kid: Kid },
     #[error("{path}: no [[key]] entries")]
@@ -170,7 +178,9 @@ impl KeyRing {
             .next_back()
             .map_or(Some(0), |k| k.checked_add(1))
             .or_else(|| (0..=Kid::MAX).find(|k| !self.keys.contains_key(k)))
-            .ok_or_else(|| KeyRingError::Random("all 256 kids are in use; remove old keys".into()))?;
+            .ok_or_else(|| {
+                KeyRingError::Random("all 256 kids are in use; remove old keys".into())
+            })?;
         self.insert(next, random_secret()?);
         self.seal_kid = next;
         Ok(next)
@@ -352,9 +362,15 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = KeyRing::parse(&text, "k.toml").unwrap_err().to_string();
-            assert!(err.contains(expected), "{text:?}: got {err:?}, want {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{text:?}: got {err:?}, want {expected:?}"
+            );
             assert!(err.starts_with("k.toml"), "{err}");
-            assert!(!err.contains(SECRET_HEX), "secret leaked into an error: {err}");
+            assert!(
+                !err.contains(SECRET_HEX),
+                "secret leaked into an error: {err}"
+            );
         }
     }
 

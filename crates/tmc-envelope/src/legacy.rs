@@ -75,7 +75,9 @@ struct Header {
 pub enum LegacySealError {
     #[error("nothing to seal: the reading is empty")]
     Empty,
-    #[error("legacy token would be {size} bytes on air, more than the {max} one LoRa frame carries")]
+    #[error(
+        "legacy token would be {size} bytes on air, more than the {max} one LoRa frame carries"
+    )]
     TooLarge { size: usize, max: usize },
 }
 
@@ -95,7 +97,11 @@ pub fn seal(keys: &LegacyKeys, plaintext: &[u8]) -> Result<Vec<u8>, LegacySealEr
         data: STANDARD.encode(ciphertext),
     })
     .expect("claims always serialise");
-    let signing_input = format!("{}.{}", jws::b64(HEADER_JSON.as_bytes()), jws::b64(claims.as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        jws::b64(HEADER_JSON.as_bytes()),
+        jws::b64(claims.as_bytes())
+    );
     let signature = jws::sign(&keys.jwt_secret, signing_input.as_bytes());
     let mut frame = format!("{signing_input}.{}", jws::b64(&signature)).into_bytes();
     frame.push(0);
@@ -116,16 +122,21 @@ pub fn open(keys: &LegacyKeys, frame: &[u8]) -> Result<Vec<u8>, OpenError> {
     if bytes.is_empty() {
         return Err(OpenError::Empty);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| OpenError::malformed("token", "legacy token is not ASCII"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| OpenError::malformed("token", "legacy token is not ASCII"))?;
     let parts = jws::split(text)?;
     let header: Header = serde_json::from_slice(&parts.header)
         .map_err(|e| OpenError::malformed("header", format!("not a JWS header: {e}")))?;
     if header.alg != "HS256" {
         return Err(OpenError::UnsupportedAlg(header.alg));
     }
-    jws::verify(&keys.jwt_secret, parts.signing_input.as_bytes(), &parts.signature)?;
-    let claims: Claims =
-        serde_json::from_slice(&parts.claims).map_err(|e| OpenError::malformed("claims", e.to_string()))?;
+    jws::verify(
+        &keys.jwt_secret,
+        parts.signing_input.as_bytes(),
+        &parts.signature,
+    )?;
+    let claims: Claims = serde_json::from_slice(&parts.claims)
+        .map_err(|e| OpenError::malformed("claims", e.to_string()))?;
     // Senders of the old deployment used several base64 flavours; all decode to the same bytes.
     let mut buf = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
         .iter()

@@ -73,7 +73,9 @@ impl std::str::FromStr for Encoding {
         match s {
             "text" => Ok(Encoding::Text),
             "packed" => Ok(Encoding::Packed),
-            other => Err(format!("unknown encoding {other:?} (expected text or packed)")),
+            other => Err(format!(
+                "unknown encoding {other:?} (expected text or packed)"
+            )),
         }
     }
 }

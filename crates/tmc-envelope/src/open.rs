@@ -4,7 +4,7 @@
 //! replay check runs before decryption, and the replay state only moves forward once the token has
 //! been fully opened (a token that fails later leaves no trace).
 
-use crate::keys::{Kid, KeyRing};
+use crate::keys::{KeyRing, Kid};
 use crate::reading::{self, BatchError, Reading};
 use crate::replay::{ReplayError, ReplayGuard};
 use crate::seal::apply_ctr;
@@ -104,7 +104,12 @@ impl Opener {
         let f = parsed.fields;
         let key = self.ring.get(f.kid).ok_or_else(|| OpenError::UnknownKid {
             kid: f.kid,
-            known: self.ring.kids().map(|k| k.to_string()).collect::<Vec<_>>().join(", "),
+            known: self
+                .ring
+                .kids()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         jws::verify(&key.mac, parsed.signing_input.as_bytes(), &parsed.signature)?;
         self.replay.check(f.sid, f.ctr)?;

@@ -204,7 +204,7 @@ mod tests {
             bytes,
             [
                 1, 8, b'/', b'e', b's', b'p', b'8', b'2', b'6', b'6', // topic table
-                3, // reading count
+                3,    // reading count
                 3, 2, 0, 0, // time −2 (zigzag 3), 2 bytes
                 1, 2, 1, 1, // time −1
                 0, 2, 2, 2, // time 0
@@ -222,7 +222,10 @@ mod tests {
             Reading::new("a", 6, b"".to_vec()),
         ];
         let bytes = encode(&readings, 5);
-        assert_eq!(bytes, [2, 1, b'a', 1, b'b', 3, 0, 0, 1, b'x', 1, 0, 1, b'y', 0, 2, 0]);
+        assert_eq!(
+            bytes,
+            [2, 1, b'a', 1, b'b', 3, 0, 0, 1, b'x', 1, 0, 1, b'y', 0, 2, 0]
+        );
         assert_eq!(decode(&bytes, 5).unwrap(), readings);
     }
 
@@ -230,7 +233,10 @@ mod tests {
     fn rejects_malformed_batches() {
         assert_eq!(decode(&[0], 0), Err(BatchError::Empty));
         assert_eq!(decode(&[1, 0, 0], 0), Err(BatchError::Empty));
-        assert!(matches!(decode(&[1, 5, b'a'], 0), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            decode(&[1, 5, b'a'], 0),
+            Err(BatchError::Truncated { .. })
+        ));
         assert!(matches!(
             decode(&[1, 1, 0xff, 1, 0, 0], 0),
             Err(BatchError::TopicNotUtf8 { index: 0 })
@@ -240,7 +246,10 @@ mod tests {
             Err(BatchError::BadTopicIndex { topic: 7, .. })
         ));
         // time 0 − 1 second is before the epoch
-        assert!(matches!(decode(&[1, 0, 1, 1, 0], 0), Err(BatchError::BadTime { .. })));
+        assert!(matches!(
+            decode(&[1, 0, 1, 1, 0], 0),
+            Err(BatchError::BadTime { .. })
+        ));
         assert_eq!(decode(&[1, 0, 1, 0, 0, 9], 0), Err(BatchError::Trailing(1)));
         assert!(matches!(
             decode(&[0xff, 0xff, 0xff, 0x0f], 0),

@@ -130,9 +130,11 @@ impl ReplayGuard {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Self::new(window),
             _ => {
                 let text = tmc_secret_file::read_private_string(path)?;
-                serde_json::from_str::<ReplayGuard>(&text).map_err(|e| ReplayStateError::Syntax {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
+                serde_json::from_str::<ReplayGuard>(&text).map_err(|e| {
+                    ReplayStateError::Syntax {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
                 })?
             }
         };
@@ -167,8 +169,21 @@ mod tests {
         for c in [0, 1, 2, 10] {
             accept(&mut g, 10, c).unwrap();
         }
-        assert_eq!(accept(&mut g, 10, 10), Err(ReplayError::Replayed { sender: 10, counter: 10 }));
-        assert!(matches!(accept(&mut g, 10, 9), Err(ReplayError::Stale { highest: 10, window: 0, .. })));
+        assert_eq!(
+            accept(&mut g, 10, 10),
+            Err(ReplayError::Replayed {
+                sender: 10,
+                counter: 10
+            })
+        );
+        assert!(matches!(
+            accept(&mut g, 10, 9),
+            Err(ReplayError::Stale {
+                highest: 10,
+                window: 0,
+                ..
+            })
+        ));
         // Senders are independent.
         accept(&mut g, 11, 0).unwrap();
     }
@@ -178,16 +193,34 @@ mod tests {
         let mut g = ReplayGuard::new(4).unwrap();
         accept(&mut g, 1, 10).unwrap();
         accept(&mut g, 1, 8).unwrap();
-        assert_eq!(accept(&mut g, 1, 8), Err(ReplayError::Replayed { sender: 1, counter: 8 }));
+        assert_eq!(
+            accept(&mut g, 1, 8),
+            Err(ReplayError::Replayed {
+                sender: 1,
+                counter: 8
+            })
+        );
         accept(&mut g, 1, 6).unwrap();
-        assert!(matches!(accept(&mut g, 1, 5), Err(ReplayError::Stale { .. })));
+        assert!(matches!(
+            accept(&mut g, 1, 5),
+            Err(ReplayError::Stale { .. })
+        ));
         // Sliding forward keeps what was seen.
         accept(&mut g, 1, 12).unwrap();
-        assert_eq!(accept(&mut g, 1, 10), Err(ReplayError::Replayed { sender: 1, counter: 10 }));
+        assert_eq!(
+            accept(&mut g, 1, 10),
+            Err(ReplayError::Replayed {
+                sender: 1,
+                counter: 10
+            })
+        );
         accept(&mut g, 1, 9).unwrap();
         // A big jump forgets the old bitmap but the old counters are stale anyway.
         accept(&mut g, 1, 1000).unwrap();
-        assert!(matches!(accept(&mut g, 1, 12), Err(ReplayError::Stale { .. })));
+        assert!(matches!(
+            accept(&mut g, 1, 12),
+            Err(ReplayError::Stale { .. })
+        ));
     }
 
     #[test]
@@ -202,8 +235,14 @@ mod tests {
         assert_eq!(again.highest(3), Some(41));
         assert!(accept(&mut again, 3, 40).is_err());
         accept(&mut again, 3, 39).unwrap();
-        assert!(matches!(ReplayGuard::new(64), Err(ReplayStateError::Window(64))));
+        assert!(matches!(
+            ReplayGuard::new(64),
+            Err(ReplayStateError::Window(64))
+        ));
         tmc_secret_file::write_private(&path, b"{}", Overwrite::Replace).unwrap();
-        assert!(matches!(ReplayGuard::load_or_new(&path, 8), Err(ReplayStateError::Syntax { .. })));
+        assert!(matches!(
+            ReplayGuard::load_or_new(&path, 8),
+            Err(ReplayStateError::Syntax { .. })
+        ));
     }
 }

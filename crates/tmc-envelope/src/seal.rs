@@ -78,9 +78,9 @@ impl CounterSource for MemoryCounter {
     }
     fn take(&mut self) -> Result<u32, SealError> {
         let c = self.next;
-        self.next = c
-            .checked_add(1)
-            .ok_or(SealError::CounterExhausted { sender: self.sender })?;
+        self.next = c.checked_add(1).ok_or(SealError::CounterExhausted {
+            sender: self.sender,
+        })?;
         Ok(c)
     }
 }
@@ -130,11 +130,17 @@ impl CounterSource for CounterFile {
 
     fn take(&mut self) -> Result<u32, SealError> {
         if self.next == u32::MAX {
-            return Err(SealError::CounterExhausted { sender: self.sender });
+            return Err(SealError::CounterExhausted {
+                sender: self.sender,
+            });
         }
         if u64::from(self.next) >= self.reserved_until {
             let bound = (u64::from(self.next) + u64::from(self.block)).min(u64::from(u32::MAX));
-            tmc_secret_file::write_private(&self.path, format!("{bound}\n").as_bytes(), Overwrite::Replace)?;
+            tmc_secret_file::write_private(
+                &self.path,
+                format!("{bound}\n").as_bytes(),
+                Overwrite::Replace,
+            )?;
             self.reserved_until = bound;
         }
         let c = self.next;
@@ -187,7 +193,12 @@ impl<C: CounterSource> Sealer<C> {
     }
 
     /// Seals `readings` into one token issued at `iat` (Unix seconds).
-    pub fn seal(&mut self, readings: &[Reading], iat: u64, encoding: Encoding) -> Result<Sealed, SealError> {
+    pub fn seal(
+        &mut self,
+        readings: &[Reading],
+        iat: u64,
+        encoding: Encoding,
+    ) -> Result<Sealed, SealError> {
         if readings.is_empty() {
             return Err(SealError::Empty);
         }
@@ -250,12 +261,23 @@ mod tests {
     #[test]
     fn exhausted_counter_refuses() {
         let mut c = MemoryCounter::starting_at(5, u32::MAX);
-        assert!(matches!(c.take(), Err(SealError::CounterExhausted { sender: 5 })));
+        assert!(matches!(
+            c.take(),
+            Err(SealError::CounterExhausted { sender: 5 })
+        ));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ctr");
-        tmc_secret_file::write_private(&path, format!("{}\n", u32::MAX).as_bytes(), Overwrite::Refuse).unwrap();
+        tmc_secret_file::write_private(
+            &path,
+            format!("{}\n", u32::MAX).as_bytes(),
+            Overwrite::Refuse,
+        )
+        .unwrap();
         let mut f = CounterFile::open(&path, 5, 1).unwrap();
-        assert!(matches!(f.take(), Err(SealError::CounterExhausted { sender: 5 })));
+        assert!(matches!(
+            f.take(),
+            Err(SealError::CounterExhausted { sender: 5 })
+        ));
         tmc_secret_file::write_private(&path, b"twelve", Overwrite::Replace).unwrap();
         let err = CounterFile::open(&path, 5, 1).unwrap_err().to_string();
         assert!(err.contains("expected one decimal number"), "{err}");

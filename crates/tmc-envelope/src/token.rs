@@ -67,7 +67,12 @@ impl TokenFields {
     }
 
     pub fn to_packed(&self, signature: &[u8; SIG_LEN]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(packed_len(self.sid, self.ctr, self.iat, self.ciphertext.len()));
+        let mut out = Vec::with_capacity(packed_len(
+            self.sid,
+            self.ctr,
+            self.iat,
+            self.ciphertext.len(),
+        ));
         out.push(PACKED_V1);
         out.push(self.kid);
         varint::put(&mut out, u64::from(self.sid));
@@ -83,13 +88,18 @@ impl TokenFields {
 pub(crate) fn text_len(kid: Kid, sid: u32, ctr: u32, iat: u64, ciphertext_len: usize) -> usize {
     let header = header_json(kid).len();
     // {"sid":,"ctr":,"iat":,"dat":""} is 31 bytes around the values.
-    let claims = 31 + digits(sid.into()) + digits(ctr.into()) + digits(iat) + jws::b64_len(ciphertext_len);
+    let claims =
+        31 + digits(sid.into()) + digits(ctr.into()) + digits(iat) + jws::b64_len(ciphertext_len);
     jws::b64_len(header) + 1 + jws::b64_len(claims) + 1 + SIG_B64_LEN
 }
 
 /// On-air length of a packed token, computed without building it.
 pub(crate) fn packed_len(sid: u32, ctr: u32, iat: u64, ciphertext_len: usize) -> usize {
-    PACKED_FIXED + varint::len(sid.into()) + varint::len(ctr.into()) + varint::len(iat) + ciphertext_len
+    PACKED_FIXED
+        + varint::len(sid.into())
+        + varint::len(ctr.into())
+        + varint::len(iat)
+        + ciphertext_len
 }
 
 #[derive(Deserialize)]
@@ -122,12 +132,12 @@ pub(crate) fn parse_text(token: &str) -> Result<ParsedText<'_>, OpenError> {
     if header.alg != "HS256" {
         return Err(OpenError::UnsupportedAlg(header.alg));
     }
-    let kid_text = header
-        .kid
-        .ok_or_else(|| OpenError::malformed("header", "has no kid (is this a legacy-profile token?)"))?;
-    let kid: Kid = kid_text
-        .parse()
-        .map_err(|_| OpenError::malformed("header", format!("kid {kid_text:?} is not a number 0–255")))?;
+    let kid_text = header.kid.ok_or_else(|| {
+        OpenError::malformed("header", "has no kid (is this a legacy-profile token?)")
+    })?;
+    let kid: Kid = kid_text.parse().map_err(|_| {
+        OpenError::malformed("header", format!("kid {kid_text:?} is not a number 0–255"))
+    })?;
     let claims: Claims = serde_json::from_slice(&parts.claims)
         .map_err(|e| OpenError::malformed("claims", e.to_string()))?;
     let ciphertext = jws::b64_decode(&claims.dat, "claims dat")?;
@@ -166,28 +176,38 @@ pub fn unpack(packed: &[u8]) -> Result<String, OpenError> {
     if packed.len() < PACKED_FIXED + 3 {
         return Err(OpenError::malformed(
             "packed token",
-            format!("is {} bytes, shorter than the {} a token needs", packed.len(), PACKED_FIXED + 3),
+            format!(
+                "is {} bytes, shorter than the {} a token needs",
+                packed.len(),
+                PACKED_FIXED + 3
+            ),
         ));
     }
     if packed[0] != PACKED_V1 {
         return Err(OpenError::malformed(
             "packed token",
-            format!("starts with 0x{:02x}, not the format byte 0x{PACKED_V1:02x}", packed[0]),
+            format!(
+                "starts with 0x{:02x}, not the format byte 0x{PACKED_V1:02x}",
+                packed[0]
+            ),
         ));
     }
     let kid = packed[1];
     let (body, signature) = packed[2..].split_at(packed.len() - PACKED_FIXED);
     let mut rest = body;
     let mut field = |name: &'static str| {
-        varint::take(&mut rest).map_err(|e| OpenError::malformed("packed token", format!("{name}: {e}")))
+        varint::take(&mut rest)
+            .map_err(|e| OpenError::malformed("packed token", format!("{name}: {e}")))
     };
     let sid = field("sid")?;
     let ctr = field("ctr")?;
     let iat = field("iat")?;
     let fields = TokenFields {
         kid,
-        sid: u32::try_from(sid).map_err(|_| OpenError::malformed("packed token", "sid exceeds 32 bits"))?,
-        ctr: u32::try_from(ctr).map_err(|_| OpenError::malformed("packed token", "ctr exceeds 32 bits"))?,
+        sid: u32::try_from(sid)
+            .map_err(|_| OpenError::malformed("packed token", "sid exceeds 32 bits"))?,
+        ctr: u32::try_from(ctr)
+            .map_err(|_| OpenError::malformed("packed token", "ctr exceeds 32 bits"))?,
         iat,
         ciphertext: rest.to_vec(),
     };
@@ -216,7 +236,10 @@ mod tests {
         for ct in [0, 1, 2, 3, 16, 31, 100, 200] {
             let f = fields(ct);
             let sig = [9u8; 32];
-            assert_eq!(f.to_text(&sig).len(), text_len(f.kid, f.sid, f.ctr, f.iat, ct));
+            assert_eq!(
+                f.to_text(&sig).len(),
+                text_len(f.kid, f.sid, f.ctr, f.iat, ct)
+            );
             assert_eq!(f.to_packed(&sig).len(), packed_len(f.sid, f.ctr, f.iat, ct));
         }
     }

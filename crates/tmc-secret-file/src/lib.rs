@@ -182,7 +182,11 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(read_private(&path).unwrap(), b"secret");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -213,6 +217,9 @@ mod tests {
     #[test]
     fn missing_file_names_the_path() {
         let err = read_private(Path::new("/nonexistent/tmc/keys.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/tmc/keys.toml:"), "{err}");
+        assert!(
+            err.to_string().starts_with("/nonexistent/tmc/keys.toml:"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,87 @@
+# TMC: the one entry point. `make help` lists the targets.
+#
+# Native builds use the rustup toolchain (stable). The aarch64 build uses Debian's rustc-web/cargo-web,
+# which ship the aarch64 standard library as a Debian package; its tests run under qemu-user.
+# `make deps` installs everything (idempotent) and every target that needs it calls it first.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO        ?= cargo
+MSRV         := 1.94.1
+AARCH64      := aarch64-unknown-linux-gnu
+TARGET       ?= $(AARCH64)
+QEMU_AARCH64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+CROSS        ?=
+
+# Debian's toolchain for aarch64, in its own target directory so the two compilers never share one.
+DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+	CARGO_TARGET_DIR=$(CURDIR)/target/debian \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$(QEMU_AARCH64)" \
+	TMC_TEST_RUNNER="$(QEMU_AARCH64)" \
+	/usr/bin/cargo
+MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
+
+.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz clean
+
+help:
+	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
+	@echo "make build         build the workspace (native, debug)"
+	@echo "make test          fmt check + clippy -D warnings + tests + MSRV $(MSRV) build + aarch64 build + tests under qemu"
+	@echo "make cross         release binaries for $(AARCH64) (Debian toolchain; CROSS=1 uses cross-rs + docker, TARGET= to pick)"
+	@echo "make bench         criterion benchmarks"
+	@echo "make fuzz          fuzz the token parser (cargo-fuzz, nightly) for FUZZ_RUNS executions per target"
+	@echo "make fmt           format the code"
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(CARGO) build --workspace --locked
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check: deps
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-native: deps
+	$(CARGO) test --workspace --locked
+
+# Yocto 6.0 builds with Rust 1.94.1: everything, tests and benchmarks included, must build with it.
+msrv: deps
+	$(MSRV_CARGO) build --workspace --all-targets --locked
+
+test-aarch64: deps
+	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
+
+test: fmt-check clippy test-native msrv cross test-aarch64
+	@echo "make test: all checks passed"
+
+ifeq ($(CROSS),)
+cross: deps
+	$(DEBIAN_CARGO) build --workspace --locked --release --target $(AARCH64)
+	@echo "binaries: target/debian/$(AARCH64)/release/"
+else
+cross:
+	CROSS_CONFIG=$(CURDIR)/cross.toml cross build --workspace --locked --release --target $(TARGET)
+	@echo "binaries: target/$(TARGET)/release/"
+endif
+
+bench: deps
+	$(CARGO) bench --workspace --locked
+
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS := open_packed open_text open_legacy
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd crates/tmc-envelope/fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -runs=$(FUZZ_RUNS) || exit 1; done
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,80 @@
+//! What every TMC binary does the same way.
+//!
+//! - Logs go to stderr as plain lines (journald adds its own timestamps), filtered by `RUST_LOG`
+//!   (default `warn`, or `info` with `-v`).
+//! - A failure is one line on stderr, `<program>: <reason>: <cause>...`, and exit status 1.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the stderr logger. `verbose` raises the default level from `warn` to `info`.
+pub fn init_logging(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs a command's body and turns its error into one line on stderr and exit status 1.
+pub fn exit_status(program: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Reads all of stdin.
+pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Decodes a token given on the command line or stdin: a text token stays as it is; anything else
+/// must be hexadecimal (how packed tokens are printed), spaces allowed.
+pub fn token_bytes(input: &str) -> anyhow::Result<Vec<u8>> {
+    let trimmed = input.trim();
+    if trimmed.starts_with("eyJ") {
+        return Ok(trimmed.as_bytes().to_vec());
+    }
+    let compact: String = trimmed.split_whitespace().collect();
+    hex::decode(&compact)
+        .map_err(|e| anyhow::anyhow!("token is neither a text JWT (eyJ...) nor hexadecimal: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_input_forms() {
+        assert_eq!(token_bytes(" eyJa.b.c\n").unwrap(), b"eyJa.b.c");
+        assert_eq!(token_bytes("01 0a\nff").unwrap(), [1, 10, 255]);
+        let err = token_bytes("zz").unwrap_err().to_string();
+        assert!(err.contains("neither a text JWT"), "{err}");
+    }
+
+    #[test]
+    fn error_chain_is_one_line() {
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&err), "outer: inner");
+    }
+}

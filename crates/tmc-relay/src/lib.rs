@@ -1,0 +1,39 @@
+//! The `tmc-relay` command line. Each subcommand is a thin layer over a library crate.
+
+mod keys_cmd;
+mod seal_cmd;
+
+use clap::{Parser, Subcommand};
+
+pub use keys_cmd::KeysCommand;
+pub use seal_cmd::SealArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tmc-relay",
+    version,
+    about = "TMC relay: sensor readings → sealed tokens for the LoRa link"
+)]
+pub struct Cli {
+    /// Log at info level (default: warnings only; RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Seal readings (stdin or --data) into one token and print it: text as-is, packed as hex.
+    Seal(SealArgs),
+    /// Create or rotate the site envelope key ring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Seal(args) => seal_cmd::run(args),
+        Command::Keys(cmd) => keys_cmd::run(cmd),
+    }
+}
