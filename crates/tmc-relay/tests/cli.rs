@@ -1,0 +1,258 @@
+//! `tmc-relay` through its command line: tokens it prints open with the library.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use tmc_envelope::{legacy, Encoding, KeyRing, Opener, ReplayGuard};
+
+fn relay(args: &[&str], state: &Path, stdin: Option<&[u8]>) -> Output {
+    let mut cmd = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-relay"));
+    cmd.args(args)
+        .env("TMC_STATE_DIR", state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+fn stderr_line(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "unexpected success: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let text = String::from_utf8(o.stderr.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "one line expected: {text:?}");
+    text.trim_end().to_owned()
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let site = Site {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        stdout(&relay(
+            &["keys", "new", "--out", site.keys()],
+            site.state(),
+            None,
+        ));
+        site
+    }
+    fn keys(&self) -> &str {
+        self.dir.path().join("keys.toml").leak_str()
+    }
+    fn state(&self) -> &Path {
+        self.dir.path()
+    }
+    fn ring(&self) -> KeyRing {
+        KeyRing::load(Path::new(self.keys())).unwrap()
+    }
+}
+
+trait LeakStr {
+    fn leak_str(self) -> &'static str;
+}
+impl LeakStr for std::path::PathBuf {
+    fn leak_str(self) -> &'static str {
+        Box::leak(
+            self.into_os_string()
+                .into_string()
+                .unwrap()
+                .into_boxed_str(),
+        )
+    }
+}
+
+#[test]
+fn keys_new_writes_a_0600_ring_and_never_overwrites() {
+    let site = Site::new();
+    let mode = std::fs::metadata(site.keys()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = relay(&["keys", "new", "--out", site.keys()], site.state(), None);
+    assert!(stderr_line(&again).contains("already exists"));
+}
+
+#[test]
+fn sealed_text_and_packed_tokens_open_with_the_library() {
+    let site = Site::new();
+    let text = stdout(&relay(
+        &[
+            "seal",
+            "--keys",
+            site.keys(),
+            "--data",
+            "t=21.5",
+            "--time",
+            "1763766000",
+        ],
+        site.state(),
+        None,
+    ));
+    assert!(text.starts_with("eyJ"));
+    let packed_hex = stdout(&relay(
+        &[
+            "seal",
+            "--keys",
+            site.keys(),
+            "--encoding",
+            "packed",
+            "--topic",
+            "sensors/a/reading",
+            "--data",
+            "1",
+            "--data",
+            "2",
+        ],
+        site.state(),
+        None,
+    ));
+    let mut opener = Opener::new(site.ring(), ReplayGuard::default());
+    let a = opener.open(text.as_bytes()).unwrap();
+    assert_eq!(
+        (
+            a.readings[0].data.as_slice(),
+            a.readings[0].time,
+            a.sender,
+            a.counter
+        ),
+        (&b"t=21.5"[..], 1763766000, 10, 0)
+    );
+    let b = opener.open(&hex::decode(packed_hex).unwrap()).unwrap();
+    assert_eq!(b.encoding, Encoding::Packed);
+    assert_eq!(
+        b.counter, 1,
+        "the counter file carried the counter forward between runs"
+    );
+    let data: Vec<_> = b
+        .readings
+        .iter()
+        .map(|r| (r.topic.as_str(), r.data.clone()))
+        .collect();
+    assert_eq!(
+        data,
+        [
+            ("sensors/a/reading", b"1".to_vec()),
+            ("sensors/a/reading", b"2".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn stdin_is_one_reading_byte_for_byte() {
+    let site = Site::new();
+    let payload = [0u8, 0xff, b'\n', 0x80];
+    let text = stdout(&relay(
+        &["seal", "--keys", site.keys()],
+        site.state(),
+        Some(&payload),
+    ));
+    let opened = Opener::new(site.ring(), ReplayGuard::default())
+        .open(text.as_bytes())
+        .unwrap();
+    assert_eq!(opened.readings[0].data, payload);
+}
+
+#[test]
+fn oversized_batch_and_bad_keys_fail_with_one_line() {
+    let site = Site::new();
+    let big = "x".repeat(300);
+    let err = stderr_line(&relay(
+        &["seal", "--keys", site.keys(), "--data", &big],
+        site.state(),
+        None,
+    ));
+    assert!(
+        err.starts_with("tmc-relay: token would be") && err.contains("more than the 251"),
+        "{err}"
+    );
+    std::fs::set_permissions(site.keys(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = stderr_line(&relay(
+        &["seal", "--keys", site.keys(), "--data", "x"],
+        site.state(),
+        None,
+    ));
+    assert!(err.contains("mode 0640"), "{err}");
+    let err = stderr_line(&relay(&["seal", "--data", "x"], site.state(), None));
+    assert!(err.contains("--keys is required"), "{err}");
+}
+
+#[test]
+fn legacy_tokens_open_with_the_legacy_keys() {
+    let site = Site::new();
+    let token = stdout(&relay(
+        &["seal", "--profile", "legacy", "--data", "hello"],
+        site.state(),
+        None,
+    ));
+    assert_eq!(
+        legacy::open(&legacy::LegacyKeys::default(), token.as_bytes()).unwrap(),
+        b"hello"
+    );
+    let err = stderr_line(&relay(
+        &[
+            "seal",
+            "--profile",
+            "legacy",
+            "--encoding",
+            "packed",
+            "--data",
+            "x",
+        ],
+        site.state(),
+        None,
+    ));
+    assert!(err.contains("only the text encoding"), "{err}");
+}
+
+#[test]
+fn rotate_adds_a_sealing_key_that_old_rings_do_not_know() {
+    let site = Site::new();
+    let before = site.ring();
+    stdout(&relay(
+        &["keys", "rotate", "--keys", site.keys()],
+        site.state(),
+        None,
+    ));
+    let text = stdout(&relay(
+        &["seal", "--keys", site.keys(), "--data", "x"],
+        site.state(),
+        None,
+    ));
+    let err = Opener::new(before, ReplayGuard::default())
+        .open(text.as_bytes())
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown key id 2 (the key ring has 1)");
+    assert_eq!(
+        Opener::new(site.ring(), ReplayGuard::default())
+            .open(text.as_bytes())
+            .unwrap()
+            .kid,
+        2
+    );
+}
