@@ -11,7 +11,10 @@ CARGO        ?= cargo
 MSRV         := 1.94.1
 AARCH64      := aarch64-unknown-linux-gnu
 TARGET       ?= $(AARCH64)
-QEMU_AARCH64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+# qemu finds the aarch64 loader and libraries in Debian's multiarch libc6:arm64 (/lib/aarch64-linux-gnu).
+# Not `-L /usr/aarch64-linux-gnu`: under qemu 7.2 every thread start with that cross glibc
+# (2.36-8cross1) spins forever, and the test harness starts a thread per test.
+QEMU_AARCH64 := qemu-aarch64-static
 CROSS        ?=
 
 # Debian's toolchain for aarch64, in its own target directory so the two compilers never share one.
@@ -80,8 +83,8 @@ FUZZ_TARGETS := open_packed open_text open_legacy
 fuzz: deps
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	cd crates/tmc-envelope/fuzz && for t in $(FUZZ_TARGETS); do \
-		$(CARGO) +nightly fuzz run $$t -- -runs=$(FUZZ_RUNS) || exit 1; done
+	cd crates/tmc-envelope/fuzz && $(CARGO) +nightly run --quiet --bin seeds && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_len=512 || exit 1; done
 
 clean:
 	$(CARGO) clean

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   build-essential pkg-config ca-certificates
   rustc-web cargo-web libstd-rust-web-dev:arm64
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  libc6:arm64            # what qemu-aarch64-static runs aarch64 test binaries against (see Makefile)
   qemu-user-static
 )
 

@@ -9,6 +9,14 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+/// Options every TMC binary takes (`#[command(flatten)]` into its top-level parser).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Log at info level (default: warnings only; RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
 /// Installs the stderr logger. `verbose` raises the default level from `warn` to `info`.
 pub fn init_logging(verbose: bool) {
     let default = if verbose { "info" } else { "warn" };

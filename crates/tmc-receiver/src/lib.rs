@@ -13,9 +13,8 @@ pub use decode_cmd::DecodeArgs;
     about = "TMC receiver: tokens from the LoRa link → readings"
 )]
 pub struct Cli {
-    /// Log at info level (default: warnings only; RUST_LOG overrides).
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub global: tmc_cli::GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -2,53 +2,24 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use tmc_envelope::{legacy, Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
+use tmc_testkit::{failure_reason, success_stdout};
 
 const IAT: u64 = 1_763_766_000;
 
 fn decode(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
     let mut cmd = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-receiver"));
-    cmd.arg("decode")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    cmd.arg("decode").args(args);
+    tmc_testkit::run_with_stdin(cmd, stdin)
 }
 
 fn lines(o: &Output) -> Vec<serde_json::Value> {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone())
-        .unwrap()
+    success_stdout(o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn refusal(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let text = String::from_utf8(o.stderr.clone()).unwrap();
-    // Log lines (the legacy profile's warning) may come first; the reason is one line.
-    let reasons: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("WARN"))
-        .collect();
-    assert_eq!(reasons.len(), 1, "one reason expected: {text:?}");
-    reasons[0].to_owned()
 }
 
 struct Site {
@@ -151,7 +122,7 @@ fn every_bad_token_exits_1_with_a_one_line_reason() {
         ("not hex".to_string(), "neither a text JWT"),
     ];
     for (token, reason) in cases {
-        let err = refusal(&decode(&["--keys", &site.keys(), &token], b""));
+        let err = failure_reason(&decode(&["--keys", &site.keys(), &token], b""));
         assert!(
             err.starts_with("tmc-receiver: ") && err.contains(reason),
             "{token}: {err}"
@@ -166,7 +137,7 @@ fn a_token_is_accepted_once_across_runs_with_a_state_file() {
     let token = site.seal(7, Encoding::Packed, &[b"x"]);
     let args = ["--keys", &site.keys(), "--state", path_str(&state), &token];
     assert_eq!(lines(&decode(&args, b"")).len(), 1);
-    let err = refusal(&decode(&args, b""));
+    let err = failure_reason(&decode(&args, b""));
     assert_eq!(
         err,
         "tmc-receiver: replayed token: sender 10 counter 7 was already accepted"
@@ -196,7 +167,7 @@ fn legacy_profile_decodes_the_old_deployments_tokens() {
     assert_eq!(out[0]["profile"], "legacy");
     // A secure token is not a legacy one.
     let site = Site::new(1);
-    let err = refusal(&decode(
+    let err = failure_reason(&decode(
         &[
             "--profile",
             "legacy",
@@ -212,7 +183,7 @@ fn world_readable_key_ring_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let site = Site::new(1);
     std::fs::set_permissions(site.keys(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = refusal(&decode(
+    let err = failure_reason(&decode(
         &[
             "--keys",
             &site.keys(),

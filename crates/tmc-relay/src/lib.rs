@@ -15,9 +15,8 @@ pub use seal_cmd::SealArgs;
     about = "TMC relay: sensor readings → sealed tokens for the LoRa link"
 )]
 pub struct Cli {
-    /// Log at info level (default: warnings only; RUST_LOG overrides).
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub global: tmc_cli::GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }

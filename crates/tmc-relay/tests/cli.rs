@@ -3,49 +3,19 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use tmc_envelope::{legacy, Encoding, KeyRing, Opener, ReplayGuard};
+use tmc_testkit::{failure_reason, success_stdout};
 
 fn relay(args: &[&str], state: &Path, stdin: Option<&[u8]>) -> Output {
     let mut cmd = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-relay"));
-    cmd.args(args)
-        .env("TMC_STATE_DIR", state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut input = child.stdin.take().unwrap();
-        if let Some(bytes) = stdin {
-            input.write_all(bytes).unwrap();
-        }
-    }
-    child.wait_with_output().unwrap()
+    cmd.args(args).env("TMC_STATE_DIR", state);
+    tmc_testkit::run_with_stdin(cmd, stdin.unwrap_or_default())
 }
 
 fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone())
-        .unwrap()
-        .trim_end()
-        .to_owned()
-}
-
-fn stderr_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "unexpected success: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let text = String::from_utf8(o.stderr.clone()).unwrap();
-    assert_eq!(text.lines().count(), 1, "one line expected: {text:?}");
-    text.trim_end().to_owned()
+    success_stdout(o).trim_end().to_owned()
 }
 
 struct Site {
@@ -58,34 +28,20 @@ impl Site {
             dir: tempfile::tempdir().unwrap(),
         };
         stdout(&relay(
-            &["keys", "new", "--out", site.keys()],
+            &["keys", "new", "--out", &site.keys()],
             site.state(),
             None,
         ));
         site
     }
-    fn keys(&self) -> &str {
-        self.dir.path().join("keys.toml").leak_str()
+    fn keys(&self) -> String {
+        self.dir.path().join("keys.toml").display().to_string()
     }
     fn state(&self) -> &Path {
         self.dir.path()
     }
     fn ring(&self) -> KeyRing {
-        KeyRing::load(Path::new(self.keys())).unwrap()
-    }
-}
-
-trait LeakStr {
-    fn leak_str(self) -> &'static str;
-}
-impl LeakStr for std::path::PathBuf {
-    fn leak_str(self) -> &'static str {
-        Box::leak(
-            self.into_os_string()
-                .into_string()
-                .unwrap()
-                .into_boxed_str(),
-        )
+        KeyRing::load(Path::new(&self.keys())).unwrap()
     }
 }
 
@@ -94,8 +50,8 @@ fn keys_new_writes_a_0600_ring_and_never_overwrites() {
     let site = Site::new();
     let mode = std::fs::metadata(site.keys()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let again = relay(&["keys", "new", "--out", site.keys()], site.state(), None);
-    assert!(stderr_line(&again).contains("already exists"));
+    let again = relay(&["keys", "new", "--out", &site.keys()], site.state(), None);
+    assert!(failure_reason(&again).contains("already exists"));
 }
 
 #[test]
@@ -105,7 +61,7 @@ fn sealed_text_and_packed_tokens_open_with_the_library() {
         &[
             "seal",
             "--keys",
-            site.keys(),
+            &site.keys(),
             "--data",
             "t=21.5",
             "--time",
@@ -119,7 +75,7 @@ fn sealed_text_and_packed_tokens_open_with_the_library() {
         &[
             "seal",
             "--keys",
-            site.keys(),
+            &site.keys(),
             "--encoding",
             "packed",
             "--topic",
@@ -168,7 +124,7 @@ fn stdin_is_one_reading_byte_for_byte() {
     let site = Site::new();
     let payload = [0u8, 0xff, b'\n', 0x80];
     let text = stdout(&relay(
-        &["seal", "--keys", site.keys()],
+        &["seal", "--keys", &site.keys()],
         site.state(),
         Some(&payload),
     ));
@@ -182,8 +138,8 @@ fn stdin_is_one_reading_byte_for_byte() {
 fn oversized_batch_and_bad_keys_fail_with_one_line() {
     let site = Site::new();
     let big = "x".repeat(300);
-    let err = stderr_line(&relay(
-        &["seal", "--keys", site.keys(), "--data", &big],
+    let err = failure_reason(&relay(
+        &["seal", "--keys", &site.keys(), "--data", &big],
         site.state(),
         None,
     ));
@@ -192,13 +148,13 @@ fn oversized_batch_and_bad_keys_fail_with_one_line() {
         "{err}"
     );
     std::fs::set_permissions(site.keys(), std::fs::Permissions::from_mode(0o640)).unwrap();
-    let err = stderr_line(&relay(
-        &["seal", "--keys", site.keys(), "--data", "x"],
+    let err = failure_reason(&relay(
+        &["seal", "--keys", &site.keys(), "--data", "x"],
         site.state(),
         None,
     ));
     assert!(err.contains("mode 0640"), "{err}");
-    let err = stderr_line(&relay(&["seal", "--data", "x"], site.state(), None));
+    let err = failure_reason(&relay(&["seal", "--data", "x"], site.state(), None));
     assert!(err.contains("--keys is required"), "{err}");
 }
 
@@ -214,7 +170,7 @@ fn legacy_tokens_open_with_the_legacy_keys() {
         legacy::open(&legacy::LegacyKeys::default(), token.as_bytes()).unwrap(),
         b"hello"
     );
-    let err = stderr_line(&relay(
+    let err = failure_reason(&relay(
         &[
             "seal",
             "--profile",
@@ -235,12 +191,12 @@ fn rotate_adds_a_sealing_key_that_old_rings_do_not_know() {
     let site = Site::new();
     let before = site.ring();
     stdout(&relay(
-        &["keys", "rotate", "--keys", site.keys()],
+        &["keys", "rotate", "--keys", &site.keys()],
         site.state(),
         None,
     ));
     let text = stdout(&relay(
-        &["seal", "--keys", site.keys(), "--data", "x"],
+        &["seal", "--keys", &site.keys(), "--data", "x"],
         site.state(),
         None,
     ));
