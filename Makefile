@@ -34,7 +34,7 @@ help:
 	@echo "make test          fmt check + clippy -D warnings + tests + MSRV $(MSRV) build + aarch64 build + tests under qemu"
 	@echo "make cross         release binaries for $(AARCH64) (Debian toolchain; CROSS=1 uses cross-rs + docker, TARGET= to pick)"
 	@echo "make bench         criterion benchmarks"
-	@echo "make fuzz          fuzz the token parser (cargo-fuzz, nightly) for FUZZ_RUNS executions per target"
+	@echo "make fuzz          fuzz the token and frame parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
 	@echo "make fmt           format the code"
 
 deps:
@@ -79,12 +79,16 @@ bench: deps
 	$(CARGO) bench --workspace --locked
 
 FUZZ_RUNS ?= 1000000
-FUZZ_TARGETS := open_packed open_text open_legacy
+# crate:target pairs; a fuzz crate with a `seeds` binary writes its seed corpus first.
+FUZZ_TARGETS := tmc-envelope:open_packed tmc-envelope:open_text tmc-envelope:open_legacy tmc-radio:frame_parser
 fuzz: deps
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	cd crates/tmc-envelope/fuzz && $(CARGO) +nightly run --quiet --bin seeds && for t in $(FUZZ_TARGETS); do \
-		$(CARGO) +nightly fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_len=512 || exit 1; done
+	@for spec in $(FUZZ_TARGETS); do crate=$${spec%%:*}; target=$${spec#*:}; \
+		cd $(CURDIR)/crates/$$crate/fuzz || exit 1; \
+		if grep -q '^name = "seeds"' Cargo.toml; then $(CARGO) +nightly run --quiet --bin seeds || exit 1; fi; \
+		$(CARGO) +nightly fuzz run $$target -- -runs=$(FUZZ_RUNS) -max_len=512 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

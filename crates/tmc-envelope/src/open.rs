@@ -100,18 +100,21 @@ impl Opener {
     }
 
     fn open_text(&mut self, text: &str) -> Result<Opened, OpenError> {
-        let parsed = token::parse_text(text)?;
-        let f = parsed.fields;
-        let key = self.ring.get(f.kid).ok_or_else(|| OpenError::UnknownKid {
-            kid: f.kid,
-            known: self
-                .ring
-                .kids()
-                .map(|k| k.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        let parsed = token::split_text(text)?;
+        let key = self
+            .ring
+            .get(parsed.kid)
+            .ok_or_else(|| OpenError::UnknownKid {
+                kid: parsed.kid,
+                known: self
+                    .ring
+                    .kids()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         jws::verify(&key.mac, parsed.signing_input.as_bytes(), &parsed.signature)?;
+        let f = parsed.claims()?;
         self.replay.check(f.sid, f.ctr)?;
         let mut plaintext = f.ciphertext;
         apply_ctr(key, f.sid, f.ctr, &mut plaintext);

@@ -116,16 +116,34 @@ struct Claims {
     dat: String,
 }
 
-/// A text token split and parsed, not yet verified.
-pub(crate) struct ParsedText<'a> {
-    pub fields: TokenFields,
+/// A text token split, with its header parsed: enough to pick the key and verify the signature.
+/// The claims stay raw bytes until [`claims`](Self::claims) is called, after verification, so
+/// unauthenticated input reaches no more than the header parser.
+pub(crate) struct SplitText<'a> {
+    pub kid: Kid,
     pub signing_input: &'a str,
     pub signature: Vec<u8>,
+    claims_json: Vec<u8>,
 }
 
-/// Parses a text token. Any JSON layout is accepted here (it is a standard JWT); the signature is
-/// checked over the bytes as received.
-pub(crate) fn parse_text(token: &str) -> Result<ParsedText<'_>, OpenError> {
+impl SplitText<'_> {
+    /// Parses the claims. Call after the signature was verified.
+    pub fn claims(&self) -> Result<TokenFields, OpenError> {
+        let claims: Claims = serde_json::from_slice(&self.claims_json)
+            .map_err(|e| OpenError::malformed("claims", e.to_string()))?;
+        Ok(TokenFields {
+            kid: self.kid,
+            sid: claims.sid,
+            ctr: claims.ctr,
+            iat: claims.iat,
+            ciphertext: jws::b64_decode(&claims.dat, "claims dat")?,
+        })
+    }
+}
+
+/// Splits a text token and parses its header. Any JSON layout is accepted (it is a standard JWT);
+/// the signature is checked over the bytes as received.
+pub(crate) fn split_text(token: &str) -> Result<SplitText<'_>, OpenError> {
     let parts = jws::split(token)?;
     let header: Header = serde_json::from_slice(&parts.header)
         .map_err(|e| OpenError::malformed("header", format!("not a JWS header: {e}")))?;
@@ -138,26 +156,19 @@ pub(crate) fn parse_text(token: &str) -> Result<ParsedText<'_>, OpenError> {
     let kid: Kid = kid_text.parse().map_err(|_| {
         OpenError::malformed("header", format!("kid {kid_text:?} is not a number 0–255"))
     })?;
-    let claims: Claims = serde_json::from_slice(&parts.claims)
-        .map_err(|e| OpenError::malformed("claims", e.to_string()))?;
-    let ciphertext = jws::b64_decode(&claims.dat, "claims dat")?;
-    Ok(ParsedText {
-        fields: TokenFields {
-            kid,
-            sid: claims.sid,
-            ctr: claims.ctr,
-            iat: claims.iat,
-            ciphertext,
-        },
+    Ok(SplitText {
+        kid,
         signing_input: parts.signing_input,
         signature: parts.signature,
+        claims_json: parts.claims,
     })
 }
 
 /// Packs a text token losslessly; fails when it is not in the canonical form `seal` writes.
 pub fn pack(token: &str) -> Result<Vec<u8>, OpenError> {
-    let parsed = parse_text(token)?;
-    if parsed.fields.signing_input() != parsed.signing_input {
+    let parsed = split_text(token)?;
+    let fields = parsed.claims()?;
+    if fields.signing_input() != parsed.signing_input {
         return Err(OpenError::malformed(
             "token",
             "its JSON is not in TMC's canonical form, so it cannot be packed losslessly",
@@ -168,7 +179,7 @@ pub fn pack(token: &str) -> Result<Vec<u8>, OpenError> {
         .as_slice()
         .try_into()
         .map_err(|_| OpenError::malformed("signature", "is not 32 bytes"))?;
-    Ok(parsed.fields.to_packed(&signature))
+    Ok(fields.to_packed(&signature))
 }
 
 /// Rebuilds the exact compact JWT a packed token stands for.

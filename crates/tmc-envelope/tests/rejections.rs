@@ -180,6 +180,16 @@ fn replay_state_persists_across_a_restart() {
     ));
 }
 
+/// The HMAC key a ring built from `secret(fill)` signs with (HKDF as in docs/wire-format.md).
+fn mac_key(fill: u8) -> [u8; 32] {
+    use hkdf::Hkdf;
+    let mut k = [0u8; 32];
+    Hkdf::<sha2::Sha256>::new(Some(b"tmc-envelope/v1"), &secret(fill))
+        .expand(b"hmac-sha256", &mut k)
+        .unwrap();
+    k
+}
+
 fn compact(header: &str, claims: &str, key: &[u8]) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
@@ -228,7 +238,12 @@ fn malformed_tokens_name_the_part() {
             "kid \"x\" is not a number",
         ),
         (
-            compact(r#"{"alg":"HS256","kid":"1"}"#, r#"{"sid":1}"#, b"k").into_bytes(),
+            compact(
+                r#"{"alg":"HS256","kid":"1"}"#,
+                r#"{"sid":1}"#,
+                &mac_key(0x11),
+            )
+            .into_bytes(),
             "claims missing field",
         ),
         (
@@ -268,14 +283,7 @@ fn signed_garbage_payload_is_reported_as_such() {
     let parts: Vec<&str> = text.split('.').collect();
     let claims = format!(r#"{{"sid":{SENDER},"ctr":0,"iat":{IAT},"dat":"AAAA"}}"#);
     let header = r#"{"alg":"HS256","kid":"1"}"#;
-    let mac_key = {
-        use hkdf::Hkdf;
-        let mut k = [0u8; 32];
-        Hkdf::<sha2::Sha256>::new(Some(b"tmc-envelope/v1"), &secret(0x11))
-            .expand(b"hmac-sha256", &mut k)
-            .unwrap();
-        k
-    };
+    let mac_key = mac_key(0x11);
     let token = compact(header, &claims, &mac_key);
     assert_eq!(token.split('.').next(), Some(parts[0]));
     let err = opener(&ring).open(token.as_bytes()).unwrap_err();
@@ -297,4 +305,19 @@ fn rotation_keeps_old_tokens_openable() {
         Opener::new(ring, ReplayGuard::default()).open(&old_token.bytes),
         Err(OpenError::UnknownKid { kid: 1, .. })
     ));
+}
+
+#[test]
+fn claims_are_not_parsed_before_the_signature_is_verified() {
+    // Garbage claims under a wrong signature: refused as forged, never reaching the claims parser.
+    let ring = ring(1, 0x11);
+    let token = compact(
+        r#"{"alg":"HS256","kid":"1"}"#,
+        "not json at all",
+        b"wrong key",
+    );
+    assert_eq!(
+        opener(&ring).open(token.as_bytes()).unwrap_err(),
+        OpenError::BadSignature
+    );
 }

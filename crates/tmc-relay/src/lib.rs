@@ -1,10 +1,12 @@
 //! The `tmc-relay` command line. Each subcommand is a thin layer over a library crate.
 
+mod airtime_cmd;
 mod keys_cmd;
 mod seal_cmd;
 
 use clap::{Parser, Subcommand};
 
+pub use airtime_cmd::AirtimeArgs;
 pub use keys_cmd::KeysCommand;
 pub use seal_cmd::SealArgs;
 
@@ -28,11 +30,14 @@ pub enum Command {
     /// Create or rotate the site envelope key ring.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Time on air and frames per hour under the duty cycle, for frame or token sizes.
+    Airtime(AirtimeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Seal(args) => seal_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Airtime(args) => airtime_cmd::run(args),
     }
 }

@@ -212,3 +212,35 @@ fn rotate_adds_a_sealing_key_that_old_rings_do_not_know() {
         2
     );
 }
+
+#[test]
+fn airtime_reports_the_datasheet_values_and_refuses_bad_modems() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 data bytes + 4 header = the 20-byte LoRa payload of the SX1276 datasheet example.
+    let sf7 = stdout(&relay(&["airtime", "--bytes", "16"], dir.path(), None));
+    let row = sf7
+        .lines()
+        .find(|l| l.trim_start().starts_with("16 "))
+        .unwrap();
+    assert!(row.contains("56.576 ms") && row.contains(" 636 "), "{row}");
+    let sf12 = stdout(&relay(
+        &["airtime", "--sf", "12", "--bytes", "16"],
+        dir.path(),
+        None,
+    ));
+    assert!(sf12.contains("1318.912 ms"), "{sf12}");
+    // A batched token is sized with the envelope and priced with the radio.
+    let token = stdout(&relay(
+        &["airtime", "--bytes", "1", "--readings", "8"],
+        dir.path(),
+        None,
+    ));
+    assert!(token.contains("token: 8×16B packed"), "{token}");
+    let err = failure_reason(&relay(&["airtime", "--sf", "13"], dir.path(), None));
+    assert!(
+        err.contains("--sf 13: spreading factor must be 7–12"),
+        "{err}"
+    );
+    let err = failure_reason(&relay(&["airtime", "--bytes", "252"], dir.path(), None));
+    assert!(err.contains("252 data bytes do not fit"), "{err}");
+}

@@ -1,0 +1,266 @@
+//! Duty-cycle limiter over a sliding one-hour window.
+//!
+//! The rule (ETSI EN 300 220 for EU868) is a share of time on air over any hour. The limiter keeps the
+//! transmissions of the last hour and answers "when may a frame of this airtime start?" so that, at the end of
+//! that frame, no window of one hour holds more than the budget. Every transmission counts: data, retries and
+//! ACKs alike.
+
+use core::fmt;
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use thiserror::Error;
+
+/// The regulatory observation window.
+pub const WINDOW: Duration = Duration::from_secs(3600);
+
+/// A share of time on air, in parts per million (1 % = 10 000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DutyCycle(u32);
+
+impl DutyCycle {
+    /// 0.1 % (EU868 863–865 MHz, 868.7–869.2 MHz).
+    pub const ONE_PERMILLE: DutyCycle = DutyCycle(1_000);
+    /// 1 % (EU868 865–868.6 MHz and 869.7–870 MHz): 36 s per hour.
+    pub const ONE_PERCENT: DutyCycle = DutyCycle(10_000);
+    /// 10 % (EU868 869.4–869.65 MHz, EU433).
+    pub const TEN_PERCENT: DutyCycle = DutyCycle(100_000);
+    /// No duty-cycle rule (US915, AU915: dwell time rules instead).
+    pub const UNLIMITED: DutyCycle = DutyCycle(1_000_000);
+
+    /// From parts per million; `None` above 100 %.
+    pub fn from_ppm(ppm: u32) -> Option<Self> {
+        (ppm <= 1_000_000).then_some(Self(ppm))
+    }
+
+    /// From a percentage (0.0..=100.0), rounded to the nearest ppm.
+    pub fn from_percent(percent: f64) -> Option<Self> {
+        if !(0.0..=100.0).contains(&percent) {
+            return None;
+        }
+        Self::from_ppm((percent * 10_000.0).round() as u32)
+    }
+
+    /// Parts per million.
+    pub fn ppm(self) -> u32 {
+        self.0
+    }
+
+    /// As a percentage.
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+
+    /// Transmit time allowed within `window`.
+    pub fn budget(self, window: Duration) -> Duration {
+        Duration::from_nanos((window.as_nanos() * u128::from(self.0) / 1_000_000) as u64)
+    }
+}
+
+impl fmt::Display for DutyCycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} %", self.percent())
+    }
+}
+
+/// A frame longer than the whole budget: it may never be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("a frame of {airtime:?} on air exceeds the whole duty-cycle budget of {budget:?} per {window:?}")]
+pub struct FrameExceedsBudget {
+    /// Time on air of the frame.
+    pub airtime: Duration,
+    /// Budget per window.
+    pub budget: Duration,
+    /// Window length.
+    pub window: Duration,
+}
+
+/// One past transmission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Transmission {
+    start: Duration,
+    end: Duration,
+}
+
+/// Sliding-window duty-cycle limiter. Times are instants of a monotonic [`crate::hal::Clock`].
+#[derive(Clone, Debug)]
+pub struct DutyCycleLimiter {
+    window: Duration,
+    budget: Duration,
+    /// Past transmissions, oldest first; pruned once they leave the window.
+    history: VecDeque<Transmission>,
+}
+
+impl DutyCycleLimiter {
+    /// A limiter for `duty_cycle` over the regulatory one-hour window.
+    pub fn new(duty_cycle: DutyCycle) -> Self {
+        Self::with_window(duty_cycle, WINDOW)
+    }
+
+    /// A limiter over another window (tests, or stricter local policy).
+    pub fn with_window(duty_cycle: DutyCycle, window: Duration) -> Self {
+        Self {
+            window,
+            budget: duty_cycle.budget(window),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Transmit time allowed per window.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// Time on air spent in the window that ends at `now`.
+    pub fn used(&self, now: Duration) -> Duration {
+        self.used_in_window_ending(now)
+    }
+
+    /// Budget left for a frame starting at `now`.
+    pub fn remaining(&self, now: Duration) -> Duration {
+        self.budget.saturating_sub(self.used(now))
+    }
+
+    /// Earliest instant, not before `now`, at which a frame of `airtime` may start.
+    pub fn earliest_start(
+        &self,
+        now: Duration,
+        airtime: Duration,
+    ) -> Result<Duration, FrameExceedsBudget> {
+        if airtime > self.budget {
+            return Err(FrameExceedsBudget {
+                airtime,
+                budget: self.budget,
+                window: self.window,
+            });
+        }
+        let allowed_before = self.budget - airtime;
+        let fits = |start: Duration| self.used_in_window_ending(start + airtime) <= allowed_before;
+        if fits(now) {
+            return Ok(now);
+        }
+        // Usage in the window ending at t is non-increasing in t once t is past every recorded frame, so a binary
+        // search over nanoseconds finds the first instant that fits. The last recorded end plus one window
+        // always fits (the window is then empty).
+        let last_end = self.history.back().map_or(now, |t| t.end);
+        let mut lo = now; // does not fit
+        let mut hi = (last_end + self.window).max(now); // fits
+        while hi - lo > Duration::from_nanos(1) {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Ok(hi)
+    }
+
+    /// Whether a frame of `airtime` may start at `now`.
+    pub fn may_send(&self, now: Duration, airtime: Duration) -> bool {
+        self.earliest_start(now, airtime).is_ok_and(|t| t <= now)
+    }
+
+    /// Records a transmission that started at `start` and lasted `airtime`.
+    pub fn record(&mut self, start: Duration, airtime: Duration) {
+        let end = start + airtime;
+        // Keep the history ordered even if a caller records out of order.
+        let position = self
+            .history
+            .iter()
+            .rposition(|t| t.start <= start)
+            .map_or(0, |i| i + 1);
+        self.history.insert(position, Transmission { start, end });
+        let horizon = end.saturating_sub(self.window);
+        while self.history.front().is_some_and(|t| t.end <= horizon) {
+            self.history.pop_front();
+        }
+    }
+
+    /// Time on air inside the window [end − window, end).
+    fn used_in_window_ending(&self, end: Duration) -> Duration {
+        let begin = end.saturating_sub(self.window);
+        self.history
+            .iter()
+            .map(|t| {
+                let s = t.start.max(begin);
+                let e = t.end.min(end);
+                e.saturating_sub(s)
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn one_percent_is_36_seconds_per_hour() {
+        assert_eq!(DutyCycle::ONE_PERCENT.budget(WINDOW), S(36));
+        assert_eq!(DutyCycle::from_percent(1.0), Some(DutyCycle::ONE_PERCENT));
+        assert_eq!(DutyCycle::from_percent(100.1), None);
+    }
+
+    #[test]
+    fn frames_go_until_the_budget_is_spent_then_wait_for_the_oldest_to_slide_out() {
+        let mut limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+        let frame = MS(400);
+        let mut now = Duration::ZERO;
+        // 90 frames of 400 ms use exactly the 36 s budget.
+        for _ in 0..90 {
+            assert_eq!(limiter.earliest_start(now, frame), Ok(now));
+            limiter.record(now, frame);
+            now += S(1);
+        }
+        assert_eq!(limiter.used(now), S(36));
+        assert!(!limiter.may_send(now, frame));
+        // The first frame ran 0..0.4 s; a frame ending at t needs the window (t − 3600, t] to have 400 ms free,
+        // which happens when the first frame has fully left it: start + 0.4 s − 3600 s ≥ 0.4 s.
+        assert_eq!(limiter.earliest_start(now, frame), Ok(S(3600)));
+        limiter.record(S(3600), frame);
+        // Now the second frame (1.0..1.4 s) must slide out too.
+        assert_eq!(limiter.earliest_start(S(3600) + frame, frame), Ok(S(3601)));
+        assert_eq!(limiter.remaining(S(3601) + frame), frame);
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_budget_is_refused() {
+        let limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERMILLE);
+        assert_eq!(
+            limiter.earliest_start(Duration::ZERO, S(4)),
+            Err(FrameExceedsBudget {
+                airtime: S(4),
+                budget: MS(3600),
+                window: WINDOW
+            })
+        );
+    }
+
+    #[test]
+    fn unlimited_never_waits_and_old_history_is_pruned() {
+        let mut limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, S(100));
+        limiter.record(S(0), S(1));
+        assert_eq!(limiter.earliest_start(S(1), MS(1)), Ok(S(100)));
+        limiter.record(S(500), S(1));
+        assert_eq!(limiter.history.len(), 1);
+        let free = DutyCycleLimiter::new(DutyCycle::UNLIMITED);
+        assert!(free.may_send(S(0), S(3600)));
+    }
+
+    #[test]
+    fn out_of_order_records_keep_the_history_sorted() {
+        let mut limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+        limiter.record(S(10), S(1));
+        limiter.record(S(5), S(1));
+        assert_eq!(limiter.used(S(20)), S(2));
+        assert!(limiter
+            .history
+            .iter()
+            .zip(limiter.history.iter().skip(1))
+            .all(|(a, b)| a.start <= b.start));
+    }
+}
