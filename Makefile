@@ -26,7 +26,7 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	/usr/bin/cargo
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
-.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz clean
+.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -35,6 +35,7 @@ help:
 	@echo "make cross         release binaries for $(AARCH64) (Debian toolchain; CROSS=1 uses cross-rs + docker, TARGET= to pick)"
 	@echo "make bench         criterion benchmarks"
 	@echo "make fuzz          fuzz the token and frame parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
+	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
 	@echo "make fmt           format the code"
 
 deps:
@@ -89,6 +90,15 @@ fuzz: deps
 		if grep -q '^name = "seeds"' Cargo.toml; then $(CARGO) +nightly run --quiet --bin seeds || exit 1; fi; \
 		$(CARGO) +nightly fuzz run $$target -- -runs=$(FUZZ_RUNS) -max_len=512 || exit 1; \
 	done
+
+# The site PKI: `make certs SITE=/path INIT_ARGS="--extra-name 192.168.1.10"`; then issue with tmc-pki.
+SITE ?= site
+INIT_ARGS ?=
+certs: deps
+	$(CARGO) build --locked -p tmc-pki
+	@if [ -f "$(SITE)/ecc.ca.cert.pem" ]; then echo "site $(SITE) exists (tmc-pki --site $(SITE) issue ... to add certificates)"; \
+	else target/debug/tmc-pki --site "$(SITE)" init $(INIT_ARGS); fi
+	@target/debug/tmc-pki --site "$(SITE)" list
 
 clean:
 	$(CARGO) clean

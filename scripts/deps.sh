@@ -15,6 +15,8 @@ APT_PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   libc6:arm64            # what qemu-aarch64-static runs aarch64 test binaries against (see Makefile)
   qemu-user-static
+  dnsmasq-base hostapd busybox dnsutils iproute2 nftables   # tmc-ap: real daemons in its checks and netns tests
+  mosquitto openssl      # the real broker the PKI and data-path tests start on 127.0.0.1; openssl s_client in TLS tests
 )
 
 log() { printf 'deps: %s\n' "$*"; }

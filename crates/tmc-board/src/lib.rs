@@ -7,8 +7,10 @@
 mod error;
 mod preset;
 mod raw;
+pub mod site;
 
 pub use error::BoardError;
 pub use preset::{
     BoardPreset, ChipSelectMode, GpioSettings, RadioSettings, SpiSettings, HEADER_GPIO_MAX,
 };
+pub use site::{SiteConfig, SiteError};

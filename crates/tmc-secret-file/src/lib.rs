@@ -104,6 +104,17 @@ pub fn write_private(
     contents: &[u8],
     overwrite: Overwrite,
 ) -> Result<(), SecretFileError> {
+    write_atomic(path, contents, 0o600, overwrite)
+}
+
+/// Writes `contents` to `path` atomically with permission bits `mode`: the same crash-safe scheme for
+/// files that are not secret (certificates, generated configuration). Secrets use [`write_private`].
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<(), SecretFileError> {
     if overwrite == Overwrite::Refuse && fs::symlink_metadata(path).is_ok() {
         return Err(SecretFileError::Exists {
             path: path.to_path_buf(),
@@ -121,7 +132,7 @@ pub fn write_private(
         .to_string_lossy()
         .into_owned();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = write_then_rename(&tmp, path, &dir, contents, overwrite);
+    let result = write_then_rename(&tmp, path, &dir, contents, mode, overwrite);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -133,16 +144,17 @@ fn write_then_rename(
     path: &Path,
     dir: &Path,
     contents: &[u8],
+    mode: u32,
     overwrite: Overwrite,
 ) -> Result<(), SecretFileError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(tmp)
         .map_err(io_err(tmp))?;
-    // The umask cannot widen 0600, but an inherited ACL default could: set it explicitly.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
+    // The umask may have narrowed `mode` (and an inherited ACL default could widen it): set it exactly.
+    file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_err(tmp))?;
     file.write_all(contents).map_err(io_err(tmp))?;
     file.sync_all().map_err(io_err(tmp))?;
@@ -186,6 +198,21 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temp file left"
+        );
+    }
+
+    #[test]
+    fn public_files_get_their_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        write_private(&path, b"old", Overwrite::Refuse).unwrap();
+        write_atomic(&path, b"new", 0o644, Overwrite::Replace).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o644);
+        // Written public, it is no longer accepted as a secret.
+        let err = read_private(&path).unwrap_err();
+        assert!(
+            matches!(err, SecretFileError::TooOpen { mode: 0o644, .. }),
+            "{err}"
         );
     }
 

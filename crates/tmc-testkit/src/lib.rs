@@ -64,3 +64,95 @@ pub fn failure_reason(o: &Output) -> String {
     assert_eq!(reasons.len(), 1, "one reason line expected: {text:?}");
     reasons[0].to_owned()
 }
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; there is a small window in which another
+/// process could take it, acceptable for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// The real mosquitto from Debian, started on 127.0.0.1 by a test and killed (by pid) on drop.
+pub struct Mosquitto {
+    child: std::process::Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    /// Path of the mosquitto binary (Debian puts it in /usr/sbin, not always on PATH).
+    pub fn binary() -> Option<std::path::PathBuf> {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .chain([std::path::PathBuf::from("/usr/sbin")])
+            .map(|d| d.join("mosquitto"))
+            .find(|p| p.is_file())
+    }
+
+    /// Starts mosquitto with `include_dir` holding the configuration under test (which must make it
+    /// listen on 127.0.0.1:`port`) and waits until the port accepts connections.
+    /// The test harness's own settings (pid, persistence and log in `state_dir`) go in a main file.
+    pub fn start(
+        include_dir: &std::path::Path,
+        state_dir: &std::path::Path,
+        port: u16,
+    ) -> Mosquitto {
+        let binary = Self::binary().expect("mosquitto is not installed: run `make deps`");
+        let main = state_dir.join("mosquitto-main.conf");
+        let log = state_dir.join("mosquitto.log");
+        // `user root`: the test runs as root and the broker key is 0600 root; on a Pi the first-boot
+        // setup hands the key to the mosquitto user instead.
+        std::fs::write(
+            &main,
+            format!(
+                "user root\npersistence_location {state}/\nlog_dest file {log}\nlog_type all\ninclude_dir {dir}\n",
+                state = state_dir.display(),
+                log = log.display(),
+                dir = include_dir.display()
+            ),
+        )
+        .expect("write mosquitto main config");
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&main)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let mut broker = Mosquitto { child, port, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                panic!(
+                    "mosquitto exited ({status}) before listening:\n{}",
+                    broker.log_text()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not listen on {port}:\n{}",
+                broker.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        broker
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
