@@ -1,0 +1,285 @@
+//! Tokens over the LoRa link: the relay's [`LinkSender`] and the gateway's [`LinkReceiver`], on top of
+//! `tmc_radio::ReliableDatagram`.
+//!
+//! # Sender
+//! [`LinkSender::send`] returns only when the gateway acknowledged the token ([`Delivered`]) or after
+//! [`SendPolicy::rounds`] silent rounds ([`SendError::Silent`]). A round is one `send_to_wait` (the first
+//! transmission and the reliable layer's retries). Between rounds it backs off exponentially, with jitter, up to
+//! [`SendPolicy::max_backoff`]. The duty-cycle budget is never exceeded: the datagram layer's limiter refuses a
+//! frame that does not fit, and the sender then waits exactly as long as the limiter says and tries again (this
+//! wait does not count as a silent round). All waiting goes through a [`Wait`], so that the simulator's virtual
+//! time (or a shutdown-aware sleep) can stand in for `std::thread::sleep`.
+//!
+//! # Receiver
+//! [`LinkReceiver::receive`] hands each token to the application once per copy the reliable layer could not
+//! recognise as a retry: a sender that gave up a round (all its ACKs lost) sends the token again under a new
+//! datagram ID. Such a copy is byte for byte the token delivered last from that node, and is swallowed here.
+//! Tokens are unique (each has its own counter), so equality is a safe test. What survives a receiver restart
+//! is caught by the inbox's replay state (`tmc-queue`), which is the real exactly-once guarantee; this layer only
+//! saves work. Frames from nodes outside [`LinkReceiver::with_peers`] are counted and dropped.
+//!
+//! The reliable layer acknowledges a frame when it is received, before the application has stored the token:
+//! a gateway that crashes between the two loses that token. Closing that window needs an acknowledge-after-commit
+//! mode in `tmc_radio::reliable` (planned with the receiver service).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
+
+/// Something that waits (real time, virtual time, or a sleep that a shutdown can cut short).
+pub trait Wait {
+    fn wait(&mut self, duration: Duration);
+}
+
+impl<F: FnMut(Duration)> Wait for F {
+    fn wait(&mut self, duration: Duration) {
+        self(duration)
+    }
+}
+
+/// `std::thread::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadSleep;
+
+impl Wait for ThreadSleep {
+    fn wait(&mut self, duration: Duration) {
+        std::thread::sleep(duration)
+    }
+}
+
+/// How hard the sender tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendPolicy {
+    /// Silent rounds before [`SendError::Silent`] (the caller keeps the token queued and tries again later).
+    pub rounds: u32,
+    /// Back-off after the first silent round; doubles each round.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        SendPolicy {
+            rounds: 5,
+            initial_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A token the gateway acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Rounds it took (1: the first `send_to_wait` succeeded).
+    pub rounds: u32,
+    /// Transmissions in the successful round.
+    pub attempts: u8,
+    /// Time spent waiting for the duty-cycle budget.
+    pub duty_cycle_wait: Duration,
+    /// Time spent backing off after silent rounds.
+    pub backoff: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("gateway {to} silent: no ACK after {rounds} rounds")]
+    Silent { to: u8, rounds: u32 },
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+/// Counters of the sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    pub delivered: u64,
+    pub silent_rounds: u64,
+    pub given_up: u64,
+    pub duty_cycle_waits: u64,
+    pub duty_cycle_wait: Duration,
+}
+
+/// The relay's end.
+pub struct LinkSender<R, C, W> {
+    link: ReliableDatagram<R, C>,
+    gateway: u8,
+    policy: SendPolicy,
+    wait: W,
+    rng: u64,
+    stats: SenderStats,
+}
+
+impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
+    /// Sends to node `gateway` over `link` (give its datagram layer the band's duty-cycle limiter).
+    pub fn new(
+        link: ReliableDatagram<R, C>,
+        gateway: u8,
+        policy: SendPolicy,
+        wait: W,
+        seed: u64,
+    ) -> Self {
+        LinkSender {
+            link,
+            gateway,
+            policy,
+            wait,
+            rng: seed | 1,
+            stats: SenderStats::default(),
+        }
+    }
+
+    pub fn link(&self) -> &ReliableDatagram<R, C> {
+        &self.link
+    }
+
+    pub fn stats(&self) -> SenderStats {
+        self.stats
+    }
+
+    /// Sends `token` and waits for the gateway's ACK; see the module docs.
+    pub fn send(&mut self, token: &[u8]) -> Result<Delivered, SendError> {
+        let mut rounds = 0u32;
+        let mut duty_cycle_wait = Duration::ZERO;
+        let mut backoff_total = Duration::ZERO;
+        let mut backoff = self.policy.initial_backoff;
+        loop {
+            let wait = self.link.datagram().duty_cycle_wait(token.len())?;
+            if !wait.is_zero() {
+                self.duty_wait(wait, &mut duty_cycle_wait);
+            }
+            rounds += 1;
+            match self.link.send_to_wait(self.gateway, token) {
+                Ok(delivery) => {
+                    self.stats.delivered += 1;
+                    return Ok(Delivered {
+                        rounds,
+                        attempts: delivery.attempts,
+                        duty_cycle_wait,
+                        backoff: backoff_total,
+                    });
+                }
+                // A retry inside the round ran out of budget: wait for it, the round does not count.
+                Err(LinkError::DutyCycle { wait, .. }) => {
+                    rounds -= 1;
+                    self.duty_wait(wait, &mut duty_cycle_wait);
+                }
+                Err(LinkError::NoAck { .. }) => {
+                    self.stats.silent_rounds += 1;
+                    if rounds >= self.policy.rounds {
+                        self.stats.given_up += 1;
+                        return Err(SendError::Silent {
+                            to: self.gateway,
+                            rounds,
+                        });
+                    }
+                    // Jitter: 50..100 % of the current back-off.
+                    let pause = backoff / 2 + backoff.mul_f64(self.jitter() / 2.0);
+                    self.wait.wait(pause);
+                    backoff_total += pause;
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn duty_wait(&mut self, wait: Duration, total: &mut Duration) {
+        self.stats.duty_cycle_waits += 1;
+        self.stats.duty_cycle_wait += wait;
+        *total += wait;
+        self.wait.wait(wait);
+    }
+
+    /// xorshift64: a uniform value in [0, 1).
+    fn jitter(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A token from a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub from: u8,
+    pub token: Vec<u8>,
+    pub rssi_dbm: i16,
+    pub snr_quarter_db: i8,
+}
+
+/// Counters of the receiver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiverStats {
+    pub received: u64,
+    /// Copies of the last token from a node, resent after a silent round.
+    pub resent_copies: u64,
+    /// Frames from nodes that are not peers.
+    pub unknown_node: u64,
+}
+
+/// The gateway's end.
+pub struct LinkReceiver<R, C> {
+    link: ReliableDatagram<R, C>,
+    peers: Option<Vec<u8>>,
+    last: HashMap<u8, Vec<u8>>,
+    stats: ReceiverStats,
+}
+
+impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
+    pub fn new(link: ReliableDatagram<R, C>) -> Self {
+        LinkReceiver {
+            link,
+            peers: None,
+            last: HashMap::new(),
+            stats: ReceiverStats::default(),
+        }
+    }
+
+    /// Accepts tokens only from these node addresses (the relays of the site).
+    pub fn with_peers(mut self, peers: &[u8]) -> Self {
+        self.peers = Some(peers.to_vec());
+        self
+    }
+
+    pub fn link(&self) -> &ReliableDatagram<R, C> {
+        &self.link
+    }
+
+    pub fn stats(&self) -> ReceiverStats {
+        self.stats
+    }
+
+    /// Waits up to `timeout` for the next new token.
+    pub fn receive(&mut self, timeout: Duration) -> Result<Option<Received>, LinkError> {
+        let deadline = self.link.datagram().clock().now() + timeout;
+        loop {
+            let now = self.link.datagram().clock().now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let Some(frame) = self.link.receive(deadline - now)? else {
+                return Ok(None);
+            };
+            let from = frame.header.from;
+            if let Some(peers) = &self.peers {
+                if !peers.contains(&from) {
+                    self.stats.unknown_node += 1;
+                    continue;
+                }
+            }
+            if self.last.get(&from) == Some(&frame.data) {
+                self.stats.resent_copies += 1;
+                continue;
+            }
+            self.last.insert(from, frame.data.clone());
+            self.stats.received += 1;
+            return Ok(Some(Received {
+                from,
+                token: frame.data,
+                rssi_dbm: frame.rssi_dbm,
+                snr_quarter_db: frame.snr_quarter_db,
+            }));
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Tokens over the simulated LoRa channel: the real driver, RadioHead framing and the duty-cycle limiter.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tmc_link::{LinkReceiver, LinkSender, SendError, SendPolicy};
+use tmc_radio::{
+    Datagram, DutyCycle, DutyCycleLimiter, RadioConfig, ReliableConfig, ReliableDatagram, Sx1276,
+};
+use tmc_radio_sim::{
+    ChannelConfig, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi,
+};
+
+const GATEWAY: u8 = 1;
+const RELAY: u8 = 10;
+const STRANGER: u8 = 66;
+
+type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+
+fn reliable(
+    chip: SimChip,
+    clock: SimClock,
+    address: u8,
+    seed: u64,
+) -> ReliableDatagram<Radio, SimClock> {
+    limited(chip, clock, address, seed, None)
+}
+
+fn limited(
+    chip: SimChip,
+    clock: SimClock,
+    address: u8,
+    seed: u64,
+    limiter: Option<DutyCycleLimiter>,
+) -> ReliableDatagram<Radio, SimClock> {
+    let radio = Sx1276::new(
+        chip.spi,
+        chip.reset,
+        chip.dio0,
+        chip.delay,
+        RadioConfig::radiohead_default(868_000_000),
+    )
+    .unwrap();
+    let mut datagram = Datagram::new(radio, clock, address);
+    if let Some(limiter) = limiter {
+        datagram = datagram.with_duty_cycle(limiter);
+    }
+    ReliableDatagram::new(datagram, ReliableConfig::default(), seed)
+}
+
+/// A 100-byte token, unique per `i` (as tokens are: each has its own counter).
+fn token(i: usize) -> Vec<u8> {
+    let mut t = format!("token {i:05} ").into_bytes();
+    t.resize(100, b'.');
+    t
+}
+
+#[test]
+fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycle() {
+    const N: usize = 40;
+    let channel = SimChannel::new(ChannelConfig {
+        seed: 2024,
+        loss: 0.2,
+        ..ChannelConfig::default()
+    });
+    // Every participant exists before any thread waits.
+    let gateway_chip = channel.add_chip();
+    let me = channel.participant();
+    let relay_chip = channel.add_chip_for(&me);
+    let stranger_chip = channel.add_chip_for(&me);
+    let stop = Arc::new(AtomicBool::new(false));
+    let gateway = {
+        let (stop, clock) = (stop.clone(), channel.clock());
+        std::thread::spawn(move || {
+            let mut rx =
+                LinkReceiver::new(reliable(gateway_chip, clock, GATEWAY, 1)).with_peers(&[RELAY]);
+            let mut got = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(r) = rx.receive(Duration::from_secs(1)).unwrap() {
+                    assert_eq!(r.from, RELAY);
+                    got.push(r.token);
+                }
+            }
+            (got, rx.stats())
+        })
+    };
+
+    // 1 % of a one-minute window (0.6 s of air a minute) so that the budget runs out many times.
+    let limiter = DutyCycleLimiter::with_window(
+        DutyCycle::from_percent(1.0).unwrap(),
+        Duration::from_secs(60),
+    );
+    let link = limited(relay_chip, channel.clock(), RELAY, 2, Some(limiter));
+    let policy = SendPolicy {
+        rounds: 100,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(8),
+    };
+    let sleeper = me.clone();
+    let mut tx = LinkSender::new(link, GATEWAY, policy, move |d| sleeper.sleep(d), 3);
+    let mut rounds = 0;
+    for i in 0..N {
+        rounds += tx.send(&token(i)).unwrap().rounds;
+    }
+    let stats = tx.stats();
+    let limiter = tx.link().datagram().limiter().unwrap();
+    assert!(limiter.used(channel.now()) <= limiter.budget());
+    assert!(stats.duty_cycle_waits > 0, "{stats:?}");
+    assert_eq!(stats.delivered, N as u64);
+
+    // A node that is not a peer is acknowledged by the radio layer but its token is not handed over.
+    let mut stranger = reliable(stranger_chip, channel.clock(), STRANGER, 4);
+    stranger.send_to_wait(GATEWAY, b"not a relay").ok();
+
+    drop(tx);
+    drop(stranger);
+    drop(me);
+    stop.store(true, Ordering::SeqCst);
+    let (got, rx_stats) = gateway.join().unwrap();
+    assert_eq!(got, (0..N).map(token).collect::<Vec<_>>());
+    assert!(channel.stats().lost > 0);
+    assert!(rounds >= N as u32);
+    assert_eq!(rx_stats.received, N as u64);
+    assert!(rx_stats.unknown_node >= 1, "{rx_stats:?}");
+    // Rounds cut short by the duty cycle resend under a new ID: those copies are swallowed here.
+    assert!(rx_stats.resent_copies > 0, "{rx_stats:?}");
+    // Rounds beyond the first resent the token under a new ID; the copies that reached the gateway were dropped.
+    assert_eq!(stats.silent_rounds as u32, rounds - N as u32);
+}
+
+#[test]
+fn a_silent_gateway_is_reported_after_the_configured_rounds_with_back_off() {
+    let channel = SimChannel::new(ChannelConfig::default());
+    let me = channel.participant();
+    let chip = channel.add_chip_for(&me);
+    let link = reliable(chip, channel.clock(), RELAY, 5);
+    let policy = SendPolicy {
+        rounds: 3,
+        initial_backoff: Duration::from_secs(2),
+        max_backoff: Duration::from_secs(60),
+    };
+    let sleeper = me.clone();
+    let mut tx = LinkSender::new(link, GATEWAY, policy, move |d| sleeper.sleep(d), 9);
+    let start = channel.now();
+    match tx.send(b"anyone?") {
+        Err(SendError::Silent {
+            to: GATEWAY,
+            rounds: 3,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Two back-offs (1..2 s, then 2..4 s) in virtual time, on top of the rounds themselves.
+    assert!(channel.now() - start >= Duration::from_secs(3));
+    assert_eq!(tx.stats().silent_rounds, 3);
+    assert_eq!(tx.stats().given_up, 1);
+    assert_eq!(tx.link().stats().undelivered, 3);
+}
