@@ -121,6 +121,84 @@ fn a_radiohead_retry_of_a_delivered_datagram_is_acked_but_not_delivered_again() 
     assert_eq!(gateway.stats().duplicates, 1);
 }
 
+type Gateway = ReliableDatagram<SimRadio, SimClock>;
+
+#[test]
+fn acknowledge_after_commit_sends_no_ack_until_the_datagram_is_confirmed() {
+    let channel = SimChannel::new(ChannelConfig::default());
+    let me = channel.participant();
+    let mut node = driver(channel.add_chip_for(&me), radiohead_default());
+    let mut sniffer = driver(channel.add_chip_for(&me), radiohead_default());
+    let mut gateway = ReliableDatagram::new(
+        datagram(&channel, &me, GATEWAY),
+        ReliableConfig::default(),
+        1,
+    );
+    sniffer.start_receive().unwrap();
+    fn send(gateway: &mut Gateway, node: &mut SimRadio, sniffer: &mut SimRadio, bytes: &[u8]) {
+        gateway.datagram_mut().radio_mut().start_receive().unwrap();
+        node.transmit(bytes).unwrap();
+        let Reception::Packet(data) = sniffer.receive(SECOND).unwrap() else {
+            panic!("no data frame")
+        };
+        assert_eq!(data.payload(), bytes);
+    }
+    fn no_ack(sniffer: &mut SimRadio) {
+        assert!(
+            matches!(sniffer.receive(SECOND).unwrap(), Reception::Timeout),
+            "an ACK went out"
+        );
+    }
+    fn ack_for(sniffer: &mut SimRadio, id: u8) {
+        let Reception::Packet(ack) = sniffer.receive(SECOND).unwrap() else {
+            panic!("no ACK")
+        };
+        assert_eq!(ack.payload(), &[0x0A, 0x01, id, 0x80, b'!']);
+    }
+
+    // Received but not yet stored: no ACK, and a retry is delivered again (the store tells duplicates).
+    send(
+        &mut gateway,
+        &mut node,
+        &mut sniffer,
+        b"\x01\x0A\x07\x00reading",
+    );
+    let frame = gateway.receive_unacknowledged(SECOND).unwrap().unwrap();
+    no_ack(&mut sniffer);
+    send(
+        &mut gateway,
+        &mut node,
+        &mut sniffer,
+        b"\x01\x0A\x07\x40reading",
+    );
+    assert_eq!(
+        gateway
+            .receive_unacknowledged(SECOND)
+            .unwrap()
+            .unwrap()
+            .data,
+        frame.data
+    );
+    no_ack(&mut sniffer);
+    // Stored: confirm sends the ACK, and later copies are acknowledged but not delivered.
+    gateway.confirm(&frame).unwrap();
+    ack_for(&mut sniffer, 7);
+    send(
+        &mut gateway,
+        &mut node,
+        &mut sniffer,
+        b"\x01\x0A\x07\x40reading",
+    );
+    assert_eq!(
+        gateway
+            .receive_unacknowledged(Duration::from_millis(300))
+            .unwrap(),
+        None
+    );
+    ack_for(&mut sniffer, 7);
+    assert_eq!(gateway.stats().duplicates, 1);
+}
+
 #[test]
 fn our_sender_numbers_frames_and_flags_retries_like_radiohead() {
     // Nobody acknowledges: the sender must send ID 1 once plainly, then `retries` times with RETRY.

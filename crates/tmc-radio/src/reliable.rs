@@ -84,6 +84,15 @@ pub struct Delivery {
     pub attempts: u8,
 }
 
+/// When a received datagram is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckWhen {
+    /// At once, as RadioHead does.
+    OnReceipt,
+    /// When the application confirms it has stored the datagram.
+    OnConfirm,
+}
+
 /// RHReliableDatagram over a [`Datagram`].
 pub struct ReliableDatagram<R, C> {
     datagram: Datagram<R, C>,
@@ -190,6 +199,36 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
     /// Waits up to `timeout` for a new datagram, acknowledging it (unless broadcast). Copies of a datagram already
     /// delivered are acknowledged and swallowed; ACKs are ignored.
     pub fn receive(&mut self, timeout: Duration) -> Result<Option<ReceivedFrame>, LinkError> {
+        self.receive_with(timeout, AckWhen::OnReceipt)
+    }
+
+    /// Like [`receive`](Self::receive), but a new datagram is **not** acknowledged: store it durably, then call
+    /// [`confirm`](Self::confirm). A crash in between loses nothing: the sender retries, and the copy is delivered
+    /// again (the store must tell duplicates, e.g. by the envelope's sender and counter). Copies of confirmed
+    /// datagrams are acknowledged and swallowed as with `receive`.
+    pub fn receive_unacknowledged(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<ReceivedFrame>, LinkError> {
+        self.receive_with(timeout, AckWhen::OnConfirm)
+    }
+
+    /// Acknowledges a datagram from [`receive_unacknowledged`](Self::receive_unacknowledged) once it is stored,
+    /// and from then on treats copies of it as duplicates.
+    pub fn confirm(&mut self, frame: &ReceivedFrame) -> Result<(), LinkError> {
+        let h = frame.header;
+        if h.to == self.datagram.address() {
+            self.acknowledge(h.id, h.from)?;
+        }
+        self.seen[usize::from(h.from)] = Some(h.id);
+        Ok(())
+    }
+
+    fn receive_with(
+        &mut self,
+        timeout: Duration,
+        when: AckWhen,
+    ) -> Result<Option<ReceivedFrame>, LinkError> {
         let deadline = self.datagram.clock().now() + timeout;
         loop {
             let now = self.datagram.clock().now();
@@ -203,16 +242,23 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
             if h.is_ack() {
                 continue;
             }
-            if h.to == self.datagram.address() {
-                self.acknowledge(h.id, h.from)?;
-            }
+            let for_me = h.to == self.datagram.address();
             let seen = self.seen[usize::from(h.from)] == Some(h.id);
             let duplicate = seen && (!self.config.explicit_retry_dedup || h.is_retry());
             if duplicate {
+                // The sender missed our ACK: acknowledge again, deliver nothing.
+                if for_me {
+                    self.acknowledge(h.id, h.from)?;
+                }
                 self.stats.duplicates += 1;
                 continue;
             }
-            self.seen[usize::from(h.from)] = Some(h.id);
+            if when == AckWhen::OnReceipt {
+                if for_me {
+                    self.acknowledge(h.id, h.from)?;
+                }
+                self.seen[usize::from(h.from)] = Some(h.id);
+            }
             return Ok(Some(frame));
         }
     }
