@@ -122,6 +122,19 @@ async fn until<T>(
     .expect("expected packet within the bounded wait")
 }
 
+/// Connects as `name` with its own certificate and client id.
+async fn identity(s: &Setup, name: &str) -> (AsyncClient, EventLoop) {
+    connect(s.options(name, Some((&s.site, name))))
+        .await
+        .unwrap_or_else(|e| panic!("{name} could not connect: {e}"))
+}
+
+/// Subscribes at QoS 1 and waits for the SUBACK.
+async fn subscribe(client: &AsyncClient, eventloop: &mut EventLoop, filter: &str) {
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    until(eventloop, suback).await;
+}
+
 fn puback(p: &Packet) -> Option<PubAckReason> {
     match p {
         Packet::PubAck(ack) => Some(ack.reason),
@@ -159,20 +172,15 @@ async fn sensor_publishes_and_relay_receives_over_mtls() {
         .unwrap();
     let _broker = s.start_broker();
 
-    let (relay, mut relay_loop) = connect(s.options("relay1", Some((&s.site, "relay1"))))
-        .await
-        .unwrap();
+    let (relay, mut relay_loop) = identity(&s, "relay1").await;
     relay
         .subscribe("sensors/+/#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    relay.subscribe("/esp8266", QoS::AtLeastOnce).await.unwrap();
-    until(&mut relay_loop, suback).await;
+    subscribe(&relay, &mut relay_loop, "/esp8266").await;
     until(&mut relay_loop, suback).await;
 
-    let (sensor, mut sensor_loop) = connect(s.options("sensor1", Some((&s.site, "sensor1"))))
-        .await
-        .unwrap();
+    let (sensor, mut sensor_loop) = identity(&s, "sensor1").await;
     for (topic, payload) in [("sensors/sensor1/reading", "21.5"), ("/esp8266", "legacy")] {
         sensor
             .publish(topic, payload, PublishOptions::new(QoS::AtLeastOnce))
@@ -235,9 +243,7 @@ async fn clients_without_a_valid_site_certificate_are_refused() {
         );
     }
     // The same broker still takes the valid certificate, so the refusals above are about the certificates.
-    connect(s.options("sensor1", Some((&s.site, "sensor1"))))
-        .await
-        .unwrap();
+    identity(&s, "sensor1").await;
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -253,20 +259,10 @@ async fn acl_keeps_sensors_to_their_own_topics() {
         .unwrap();
     let _broker = s.start_broker();
 
-    let (relay, mut relay_loop) = connect(s.options("relay1", Some((&s.site, "relay1"))))
-        .await
-        .unwrap();
-    relay
-        .subscribe("sensors/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    until(&mut relay_loop, suback).await;
-    let (sensor1, mut loop1) = connect(s.options("sensor1", Some((&s.site, "sensor1"))))
-        .await
-        .unwrap();
-    let (sensor2, mut loop2) = connect(s.options("sensor2", Some((&s.site, "sensor2"))))
-        .await
-        .unwrap();
+    let (relay, mut relay_loop) = identity(&s, "relay1").await;
+    subscribe(&relay, &mut relay_loop, "sensors/#").await;
+    let (sensor1, mut loop1) = identity(&s, "sensor1").await;
+    let (sensor2, mut loop2) = identity(&s, "sensor2").await;
 
     // sensor1 impersonating sensor2's topic: refused with reason code 135 (MQTT 5, QoS 1) ...
     sensor1
@@ -298,11 +294,7 @@ async fn acl_keeps_sensors_to_their_own_topics() {
     );
 
     // sensor1 subscribes to everyone's data: mosquitto grants the SUBSCRIBE but delivers nothing.
-    sensor1
-        .subscribe("sensors/+/reading", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    until(&mut loop1, suback).await;
+    subscribe(&sensor1, &mut loop1, "sensors/+/reading").await;
     sensor2
         .publish(
             "sensors/sensor2/reading",
@@ -340,9 +332,7 @@ async fn a_relay_certificate_cannot_take_over_a_sensor_session() {
         .issue("relay1", Role::Relay, &[], Validity::days(30))
         .unwrap();
     let broker = s.start_broker();
-    let (sensor, mut sensor_loop) = connect(s.options("sensor1", Some((&s.site, "sensor1"))))
-        .await
-        .unwrap();
+    let (sensor, mut sensor_loop) = identity(&s, "sensor1").await;
     // The relay claims the sensor's client id; the broker uses its certificate CN instead.
     let (_relay, _relay_loop) = connect(s.options("sensor1", Some((&s.site, "relay1"))))
         .await
@@ -425,14 +415,8 @@ async fn the_optional_loopback_listener_only_reads_sensor_topics() {
     let (local, mut local_loop) = connect(MqttOptions::new("local-tool", ("127.0.0.1", plain)))
         .await
         .unwrap();
-    local
-        .subscribe("sensors/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    until(&mut local_loop, suback).await;
-    let (sensor, mut sensor_loop) = connect(s.options("sensor1", Some((&s.site, "sensor1"))))
-        .await
-        .unwrap();
+    subscribe(&local, &mut local_loop, "sensors/#").await;
+    let (sensor, mut sensor_loop) = identity(&s, "sensor1").await;
     sensor
         .publish(
             "sensors/sensor1/reading",
