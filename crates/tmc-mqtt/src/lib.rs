@@ -1,0 +1,223 @@
+//! MQTT connections the TMC way, shared by the relay (its broker), the receiver (its upstream broker) and the
+//! sensor simulator.
+//!
+//! - [`BrokerConfig`] is the `[mqtt]`/`[upstream]` table of a service's TOML: where the broker is and which
+//!   files hold the CA, the client certificate and its key. The key is read with
+//!   [`tmc_secret_file::read_private`], so a group- or world-readable key is refused with its path and mode.
+//! - [`BrokerConfig::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
+//!   persistent so the broker keeps QoS 1 messages for a client that is down (the relay during a restart).
+//! - [`TopicTemplate`] renders the upstream topic of a reading from its original topic and sensor id.
+
+mod template;
+
+use std::path::{Path, PathBuf};
+
+use rumqttc::{BrokerSessionResumePolicy, MqttOptions, SessionMode, TlsConfiguration, Transport};
+use serde::Deserialize;
+
+pub use rumqttc;
+pub use template::{sensor_of, TemplateError, TopicTemplate};
+
+/// Where a broker is and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Host name or address (the site broker is `mqtt.com` on the access point).
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// CA certificate (PEM) that signed the broker's certificate. Without it the connection is plain TCP,
+    /// which is only acceptable to a broker on the same machine.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// MQTT client id (the site broker replaces it by the certificate's CN anyway).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Keep-alive in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: u16,
+}
+
+fn default_port() -> u16 {
+    8883
+}
+
+fn default_keep_alive() -> u16 {
+    30
+}
+
+/// A broker setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttConfigError {
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] tmc_secret_file::SecretFileError),
+    #[error("`cert` and `key` go together: {0} is set without the other")]
+    HalfClientAuth(&'static str),
+    #[error("`cert` needs `ca`: mutual TLS is TLS")]
+    ClientAuthWithoutTls,
+    #[error("host is empty")]
+    EmptyHost,
+}
+
+/// Session kind for [`BrokerConfig::options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// Forget everything on disconnect (publishers that keep their own retry state).
+    Clean,
+    /// The broker keeps subscriptions and queued QoS 1 messages while the client is away, and the client takes
+    /// the session back after its own restart (it keeps no session state of its own: whatever the broker
+    /// resends is stored again, and duplicates are the relay queue's business).
+    Persistent,
+}
+
+impl BrokerConfig {
+    /// A plain-TCP broker on `host:port` (tests, local tools).
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        BrokerConfig {
+            host: host.into(),
+            port,
+            ca: None,
+            cert: None,
+            key: None,
+            client_id: None,
+            keep_alive: default_keep_alive(),
+        }
+    }
+
+    /// Whether the connection uses TLS.
+    pub fn tls(&self) -> bool {
+        self.ca.is_some()
+    }
+
+    /// `host:port`, for logs.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Client options; `default_client_id` applies when the config names none.
+    pub fn options(
+        &self,
+        default_client_id: &str,
+        session: Session,
+    ) -> Result<MqttOptions, MqttConfigError> {
+        if self.host.is_empty() {
+            return Err(MqttConfigError::EmptyHost);
+        }
+        let id = self.client_id.as_deref().unwrap_or(default_client_id);
+        let mut options = MqttOptions::new(id, (self.host.as_str(), self.port));
+        options.set_keep_alive(self.keep_alive);
+        match session {
+            Session::Clean => {
+                options.set_session_mode(SessionMode::Clean);
+            }
+            Session::Persistent => {
+                options.set_session_mode(SessionMode::Persistent);
+                options
+                    .set_broker_session_resume_policy(BrokerSessionResumePolicy::AllowBrokerOnly);
+            }
+        }
+        let client_auth = match (&self.cert, &self.key) {
+            (None, None) => None,
+            (Some(_), None) => return Err(MqttConfigError::HalfClientAuth("cert")),
+            (None, Some(_)) => return Err(MqttConfigError::HalfClientAuth("key")),
+            (Some(cert), Some(key)) => Some((
+                read("client certificate", cert)?,
+                tmc_secret_file::read_private(key)?,
+            )),
+        };
+        match &self.ca {
+            Some(ca) => {
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                    ca: read("CA certificate", ca)?,
+                    alpn: None,
+                    client_auth,
+                }));
+            }
+            None if client_auth.is_some() => return Err(MqttConfigError::ClientAuthWithoutTls),
+            None => {}
+        }
+        Ok(options)
+    }
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfigError> {
+    std::fs::read(path).map_err(|source| MqttConfigError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<BrokerConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let c = parse("host = \"mqtt.com\"").unwrap();
+        assert_eq!((c.port, c.keep_alive, c.tls()), (8883, 30, false));
+        assert_eq!(c.address(), "mqtt.com:8883");
+        let err = parse("host = \"x\"\nprot = 1").unwrap_err().to_string();
+        assert!(err.contains("unknown field `prot`"), "{err}");
+    }
+
+    #[test]
+    fn client_auth_needs_both_files_and_tls() {
+        let mut c = BrokerConfig::plain("127.0.0.1", 1883);
+        c.cert = Some("c.pem".into());
+        let err = c.options("x", Session::Clean).unwrap_err().to_string();
+        assert!(err.contains("cert is set without the other"), "{err}");
+        c.key = Some("k.pem".into());
+        c.cert = None;
+        let err = c.options("x", Session::Clean).unwrap_err().to_string();
+        assert!(err.contains("key is set without the other"), "{err}");
+        assert!(matches!(
+            BrokerConfig::plain("", 1).options("x", Session::Clean),
+            Err(MqttConfigError::EmptyHost)
+        ));
+    }
+
+    #[test]
+    fn missing_or_exposed_files_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = BrokerConfig::plain("127.0.0.1", 8883);
+        c.ca = Some(dir.path().join("nope.pem"));
+        let err = c.options("x", Session::Clean).unwrap_err().to_string();
+        assert!(
+            err.contains("CA certificate") && err.contains("nope.pem"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("ca.pem"), "ca").unwrap();
+        std::fs::write(dir.path().join("c.pem"), "cert").unwrap();
+        let key = dir.path().join("k.pem");
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        c.ca = Some(dir.path().join("ca.pem"));
+        c.cert = Some(dir.path().join("c.pem"));
+        c.key = Some(key.clone());
+        let err = c.options("x", Session::Persistent).unwrap_err().to_string();
+        assert!(err.contains("k.pem") && err.contains("644"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let options = c.options("relay", Session::Persistent).unwrap();
+        assert_eq!(options.client_id(), "relay");
+    }
+}

@@ -1,0 +1,117 @@
+//! Service configuration files.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// A configuration file that cannot be used. Its text is one line naming the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// A semantic error found after parsing (a value out of range, two settings that exclude each other).
+    pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads `path` as TOML into `T` (which should `deny_unknown_fields`). The error says where: `relay.toml: line
+/// 4, column 1: unknown field `topcis`, expected one of ...`.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+/// Parses TOML `text` as if read from `path`.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace('\n', " ");
+        let message = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message,
+        };
+        ConfigError::invalid(path, message)
+    })
+}
+
+/// Resolves `path` against the directory of the config file (so a site directory can be moved as a whole).
+pub fn relative_to(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    config
+        .parent()
+        .map_or_else(|| path.to_owned(), |dir| dir.join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Example {
+        name: String,
+        #[serde(default)]
+        port: u16,
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let path = Path::new("/etc/tmc/relay.toml");
+        let err = parse_toml::<Example>("name = \"a\"\nprot = 3\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/tmc/relay.toml: line 2, column 1: unknown field `prot`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let err = parse_toml::<Example>("name = 3", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 1") && err.contains("invalid type"),
+            "{err}"
+        );
+        let err = load_toml::<Example>(Path::new("/nonexistent/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/nonexistent/x.toml: No such file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let config = Path::new("/site/relay.toml");
+        assert_eq!(
+            relative_to(config, Path::new("keys.toml")),
+            Path::new("/site/keys.toml")
+        );
+        assert_eq!(relative_to(config, Path::new("/k")), Path::new("/k"));
+    }
+}

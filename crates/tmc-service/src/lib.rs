@@ -1,0 +1,17 @@
+//! What TMC's long-running services (the relay and the receiver) share, so each of them is only its own logic.
+//!
+//! - [`config`]: a service's TOML file, read strictly (unknown keys refused) with errors that name the file,
+//!   the line and the key.
+//! - [`shutdown`]: SIGTERM/SIGINT turn into a [`Shutdown`] that every loop checks and every wait wakes up on.
+//! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
+//! - [`status`]: the snapshot a running service writes for its `status` command.
+
+pub mod config;
+pub mod notify;
+pub mod shutdown;
+pub mod status;
+
+pub use config::{load_toml, ConfigError};
+pub use notify::{Notifier, Watchdog};
+pub use shutdown::Shutdown;
+pub use status::{read_status, StatusFile};

@@ -1,0 +1,137 @@
+//! systemd integration: `Type=notify` readiness, a one-line status, and watchdog pings.
+//!
+//! Outside systemd (`NOTIFY_SOCKET` unset) every call is a no-op. The watchdog pings only while every
+//! registered loop has reported progress recently: a sender stuck on a dead SPI bus stops the pings, and
+//! systemd restarts the service (`WatchdogSec=`, `Restart=on-failure`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+/// Talks to systemd's notify socket.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Notifier;
+
+impl Notifier {
+    /// Tells systemd the service is up (after the stores are open and the radio answered).
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    /// Updates the status line `systemctl status` shows.
+    pub fn status(&self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping]);
+    }
+
+    /// The watchdog interval systemd expects pings within, if it set one for this process.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        let mut usec = 0;
+        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+            Some(Duration::from_micros(usec))
+        } else {
+            None
+        }
+    }
+
+    pub fn watchdog_ping(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+
+    fn send(&self, states: &[NotifyState<'_>]) {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(false, states) {
+            tracing::warn!("systemd notify failed: {e}");
+        }
+    }
+}
+
+/// Liveness of a service's loops: each loop holds a [`Heartbeat`] and beats once per iteration.
+#[derive(Clone)]
+pub struct Watchdog {
+    start: Instant,
+    beats: Vec<(String, Arc<AtomicU64>)>,
+}
+
+/// One loop's progress marker.
+#[derive(Clone)]
+pub struct Heartbeat {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            start: Instant::now(),
+            beats: Vec::new(),
+        }
+    }
+}
+
+impl Watchdog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a loop called `name`.
+    pub fn heartbeat(&mut self, name: &str) -> Heartbeat {
+        let last_ms = Arc::new(AtomicU64::new(0));
+        self.beats.push((name.to_owned(), last_ms.clone()));
+        let heartbeat = Heartbeat {
+            start: self.start,
+            last_ms,
+        };
+        heartbeat.beat();
+        heartbeat
+    }
+
+    /// The loops that have not beaten within `limit`.
+    pub fn stalled(&self, limit: Duration) -> Vec<&str> {
+        self.stalled_at(self.start.elapsed(), limit)
+    }
+
+    fn stalled_at(&self, now: Duration, limit: Duration) -> Vec<&str> {
+        self.beats
+            .iter()
+            .filter(|(_, last)| {
+                let last = Duration::from_millis(last.load(Ordering::Relaxed));
+                now.saturating_sub(last) > limit
+            })
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_that_does_not_beat_is_stalled() {
+        let mut watchdog = Watchdog::new();
+        let _sender = watchdog.heartbeat("sender");
+        let ingest = watchdog.heartbeat("ingest");
+        let limit = Duration::from_secs(60);
+        assert!(watchdog.stalled(limit).is_empty());
+        // Both beat near t=0: at t=10 min both are stalled, until one beats "later".
+        let later = Duration::from_secs(600);
+        assert_eq!(watchdog.stalled_at(later, limit), ["sender", "ingest"]);
+        ingest.last_ms.store(599_000, Ordering::Relaxed);
+        assert_eq!(watchdog.stalled_at(later, limit), ["sender"]);
+    }
+}
