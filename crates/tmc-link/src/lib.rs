@@ -11,21 +11,24 @@
 //! time (or a shutdown-aware sleep) can stand in for `std::thread::sleep`.
 //!
 //! # Receiver
-//! [`LinkReceiver::receive`] hands each token to the application once per copy the reliable layer could not
-//! recognise as a retry: a sender that gave up a round (all its ACKs lost) sends the token again under a new
-//! datagram ID. Such a copy is byte for byte the token delivered last from that node, and is swallowed here.
-//! Tokens are unique (each has its own counter), so equality is a safe test. What survives a receiver restart
-//! is caught by the inbox's replay state (`tmc-queue`), which is the real exactly-once guarantee; this layer only
-//! saves work. Frames from nodes outside [`LinkReceiver::with_peers`] are counted and dropped.
+//! [`LinkReceiver::receive`] hands each new token to the application **without acknowledging it**; the
+//! application stores it durably and then calls [`LinkReceiver::confirm`], which sends the radio ACK. A gateway
+//! that crashes between the two loses nothing: the relay hears no ACK and sends the token again, and the store
+//! recognises the copy by the envelope's (sender, counter). A token the store refuses as a duplicate is
+//! confirmed too, so the relay stops resending it.
 //!
-//! The reliable layer acknowledges a frame when it is received, before the application has stored the token:
-//! a gateway that crashes between the two loses that token. Closing that window needs an acknowledge-after-commit
-//! mode in `tmc_radio::reliable` (planned with the receiver service).
+//! A sender that gave up a round (all its ACKs lost) sends the token again under a new datagram ID. Such a copy
+//! is byte for byte the token confirmed last from that node: it is acknowledged and swallowed here (tokens are
+//! unique, each has its own counter, so equality is a safe test). What survives a receiver restart is caught by
+//! the store (`tmc-queue`'s inbox), which is the real exactly-once guarantee; this layer only saves work.
+//! Frames from nodes outside [`LinkReceiver::with_peers`] are counted, dropped and not acknowledged.
+
+pub mod radio;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
+use tmc_radio::{Clock, LinkError, PacketRadio, ReceivedFrame, ReliableDatagram};
 
 /// Something that waits (real time, virtual time, or a sleep that a shutdown can cut short).
 pub trait Wait {
@@ -199,20 +202,24 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
     }
 }
 
-/// A token from a relay.
+/// A token from a relay, not yet acknowledged: store it, then [`LinkReceiver::confirm`] it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub from: u8,
     pub token: Vec<u8>,
     pub rssi_dbm: i16,
     pub snr_quarter_db: i8,
+    frame: ReceivedFrame,
 }
 
 /// Counters of the receiver.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
+    /// New tokens handed to the application.
     pub received: u64,
-    /// Copies of the last token from a node, resent after a silent round.
+    /// Tokens the application confirmed (stored, or known already).
+    pub confirmed: u64,
+    /// Copies of the last confirmed token from a node, resent after a silent round.
     pub resent_copies: u64,
     /// Frames from nodes that are not peers.
     pub unknown_node: u64,
@@ -250,7 +257,7 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
         self.stats
     }
 
-    /// Waits up to `timeout` for the next new token.
+    /// Waits up to `timeout` for the next new token. It is not acknowledged until [`confirm`](Self::confirm).
     pub fn receive(&mut self, timeout: Duration) -> Result<Option<Received>, LinkError> {
         let deadline = self.link.datagram().clock().now() + timeout;
         loop {
@@ -258,7 +265,7 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
             if now >= deadline {
                 return Ok(None);
             }
-            let Some(frame) = self.link.receive(deadline - now)? else {
+            let Some(frame) = self.link.receive_unacknowledged(deadline - now)? else {
                 return Ok(None);
             };
             let from = frame.header.from;
@@ -270,16 +277,25 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
             }
             if self.last.get(&from) == Some(&frame.data) {
                 self.stats.resent_copies += 1;
+                self.link.confirm(&frame)?;
                 continue;
             }
-            self.last.insert(from, frame.data.clone());
             self.stats.received += 1;
             return Ok(Some(Received {
                 from,
-                token: frame.data,
+                token: frame.data.clone(),
                 rssi_dbm: frame.rssi_dbm,
                 snr_quarter_db: frame.snr_quarter_db,
+                frame,
             }));
         }
+    }
+
+    /// Acknowledges `received` on the radio: call it once the token is durably stored (or known to be).
+    pub fn confirm(&mut self, received: &Received) -> Result<(), LinkError> {
+        self.link.confirm(&received.frame)?;
+        self.last.insert(received.from, received.token.clone());
+        self.stats.confirmed += 1;
+        Ok(())
     }
 }

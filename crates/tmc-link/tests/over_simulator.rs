@@ -80,6 +80,7 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
             while !stop.load(Ordering::SeqCst) {
                 if let Some(r) = rx.receive(Duration::from_secs(1)).unwrap() {
                     assert_eq!(r.from, RELAY);
+                    rx.confirm(&r).unwrap();
                     got.push(r.token);
                 }
             }
@@ -110,9 +111,12 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
     assert!(stats.duty_cycle_waits > 0, "{stats:?}");
     assert_eq!(stats.delivered, N as u64);
 
-    // A node that is not a peer is acknowledged by the radio layer but its token is not handed over.
+    // A node that is not a peer is neither acknowledged nor handed over.
     let mut stranger = reliable(stranger_chip, channel.clock(), STRANGER, 4);
-    stranger.send_to_wait(GATEWAY, b"not a relay").ok();
+    assert!(matches!(
+        stranger.send_to_wait(GATEWAY, b"not a relay"),
+        Err(tmc_radio::LinkError::NoAck { .. })
+    ));
 
     drop(tx);
     drop(stranger);
@@ -123,6 +127,7 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
     assert!(channel.stats().lost > 0);
     assert!(rounds >= N as u32);
     assert_eq!(rx_stats.received, N as u64);
+    assert_eq!(rx_stats.confirmed, N as u64);
     assert!(rx_stats.unknown_node >= 1, "{rx_stats:?}");
     // Rounds cut short by the duty cycle resend under a new ID: those copies are swallowed here.
     assert!(rx_stats.resent_copies > 0, "{rx_stats:?}");
@@ -156,4 +161,48 @@ fn a_silent_gateway_is_reported_after_the_configured_rounds_with_back_off() {
     assert_eq!(tx.stats().silent_rounds, 3);
     assert_eq!(tx.stats().given_up, 1);
     assert_eq!(tx.link().stats().undelivered, 3);
+}
+
+#[test]
+fn a_token_is_acknowledged_only_when_confirmed_so_an_unstored_token_comes_again() {
+    let channel = SimChannel::new(ChannelConfig {
+        seed: 7,
+        ..ChannelConfig::default()
+    });
+    let gateway_chip = channel.add_chip();
+    let me = channel.participant();
+    let relay_chip = channel.add_chip_for(&me);
+    let gateway = {
+        let clock = channel.clock();
+        std::thread::spawn(move || {
+            let mut rx =
+                LinkReceiver::new(reliable(gateway_chip, clock, GATEWAY, 1)).with_peers(&[RELAY]);
+            // First copy: "crash" before storing it — no confirm, so no ACK goes out.
+            let first = rx.receive(Duration::from_secs(60)).unwrap().unwrap();
+            // The relay's retry brings it again; this time it is stored and confirmed.
+            let second = rx.receive(Duration::from_secs(60)).unwrap().unwrap();
+            rx.confirm(&second).unwrap();
+            (first.token, second.token, rx.stats())
+        })
+    };
+    let link = reliable(relay_chip, channel.clock(), RELAY, 2);
+    let sleeper = me.clone();
+    let mut tx = LinkSender::new(
+        link,
+        GATEWAY,
+        SendPolicy::default(),
+        move |d| sleeper.sleep(d),
+        3,
+    );
+    let delivered = tx.send(&token(1)).unwrap();
+    drop(tx);
+    drop(me);
+    let (first, second, stats) = gateway.join().unwrap();
+    assert_eq!(first, token(1));
+    assert_eq!(second, token(1));
+    assert_eq!((stats.received, stats.confirmed), (2, 1));
+    assert!(
+        delivered.attempts >= 2 || delivered.rounds >= 2,
+        "{delivered:?}"
+    );
 }

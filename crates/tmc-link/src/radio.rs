@@ -1,0 +1,167 @@
+//! Opening the radio a service is configured for: the board's SX1276 through the kernel's SPI and GPIO devices,
+//! or the simulated air (the real driver on the register-level simulator, shared between processes).
+//!
+//! ```toml
+//! [radio]
+//! board = "/etc/tmc/board.toml"    # pins, frequency, modem, power, region (duty cycle), node address
+//! # sim = "sim:/run/tmc/air,loss=0.2,corrupt=0.01,seed=7"   # simulated air instead of the board's SPI/GPIO
+//! # address = 10                    # overrides the board's node address (required with sim and no board)
+//! ```
+//!
+//! With `sim` and a `board`, the board's frequency, modem and duty cycle are simulated; with `sim` alone,
+//! RadioHead's defaults at 868.0 MHz and a 1 % duty cycle (the EU 868.0–868.6 MHz band).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tmc_board::BoardPreset;
+use tmc_radio::{
+    Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, RadioConfig, RadioError, Reception,
+    ReliableConfig, ReliableDatagram, StdClock,
+};
+
+/// The `[radio]` table of a service's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioSection {
+    /// Board preset file (relative paths are taken from the config file's directory).
+    #[serde(default)]
+    pub board: Option<PathBuf>,
+    /// Simulated air: `sim:DIR[,loss=P][,corrupt=P][,seed=N]`.
+    #[serde(default)]
+    pub sim: Option<String>,
+    /// This node's address (default: the board's `node_address`).
+    #[serde(default)]
+    pub address: Option<u8>,
+}
+
+/// Why the radio could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RadioOpenError {
+    #[error(transparent)]
+    Board(#[from] tmc_board::BoardError),
+    #[error(transparent)]
+    Linux(#[from] tmc_radio::linux::LinuxError),
+    #[error("[radio]: set `board` (a board preset) or `sim` (simulated air), or both")]
+    Nothing,
+    #[error("[radio]: `address` is required with `sim` and no `board`")]
+    NoAddress,
+    #[error("[radio] sim: {0}")]
+    Sim(String),
+    #[error("radio: {0}")]
+    Radio(#[from] RadioError),
+}
+
+/// The radio behind a service.
+pub enum ServiceRadio {
+    Board(Box<tmc_radio::linux::LinuxSx1276>),
+}
+
+/// The clock matching [`ServiceRadio`] (the simulator keeps its own time base).
+#[derive(Clone)]
+pub enum ServiceClock {
+    Std(StdClock),
+}
+
+impl PacketRadio for ServiceRadio {
+    fn transmit(&mut self, payload: &[u8]) -> Result<(), RadioError> {
+        match self {
+            ServiceRadio::Board(r) => r.transmit(payload),
+        }
+    }
+
+    fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, RadioError> {
+        match self {
+            ServiceRadio::Board(r) => r.receive(timeout),
+        }
+    }
+
+    fn time_on_air(&self, len: usize) -> std::time::Duration {
+        match self {
+            ServiceRadio::Board(r) => r.time_on_air(len),
+        }
+    }
+}
+
+impl Clock for ServiceClock {
+    fn now(&self) -> std::time::Duration {
+        match self {
+            ServiceClock::Std(c) => c.now(),
+        }
+    }
+}
+
+/// An opened radio, framed as RadioHead reliable datagrams within the duty cycle.
+pub struct OpenedRadio {
+    pub link: ReliableDatagram<ServiceRadio, ServiceClock>,
+    pub address: u8,
+    pub config: RadioConfig,
+    pub duty_cycle: DutyCycle,
+    /// For logs: which board or air.
+    pub description: String,
+}
+
+impl RadioSection {
+    /// The board preset, if any, with a relative path taken from `config_file`'s directory.
+    pub fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError> {
+        let Some(board) = &self.board else {
+            return Ok(None);
+        };
+        let path = match config_file.parent() {
+            Some(dir) if board.is_relative() => dir.join(board),
+            _ => board.clone(),
+        };
+        Ok(Some(BoardPreset::from_file(path)?))
+    }
+
+    /// Opens the radio. `name` identifies this process on the simulated air (e.g. `relay-10`).
+    pub fn open(
+        &self,
+        config_file: &Path,
+        name: &str,
+        seed: u64,
+    ) -> Result<OpenedRadio, RadioOpenError> {
+        let preset = self.board_preset(config_file)?;
+        let (config, duty_cycle, board_address) = match &preset {
+            Some(p) => (
+                p.radio_config(),
+                p.radio.duty_cycle(),
+                Some(p.radio.node_address),
+            ),
+            None => (
+                RadioConfig::radiohead_default(868_000_000),
+                DutyCycle::from_ppm(10_000).ok_or(RadioOpenError::Nothing)?,
+                None,
+            ),
+        };
+        let address = self
+            .address
+            .or(board_address)
+            .ok_or(RadioOpenError::NoAddress)?;
+        let (radio, clock, description) = match (&self.sim, &preset) {
+            (Some(spec), _) => {
+                let _ = (spec, name);
+                return Err(RadioOpenError::Sim("not built yet".into()));
+            }
+            (None, Some(p)) => {
+                let radio = tmc_radio::linux::open(&p.linux_pins(), config)?;
+                (
+                    ServiceRadio::Board(Box::new(radio)),
+                    ServiceClock::Std(StdClock::new()),
+                    format!("board {} ({})", p.name, p.path.display()),
+                )
+            }
+            (None, None) => return Err(RadioOpenError::Nothing),
+        };
+        let datagram =
+            Datagram::new(radio, clock, address).with_duty_cycle(DutyCycleLimiter::new(duty_cycle));
+        let link = ReliableDatagram::new(datagram, ReliableConfig::for_modem(&config.modem), seed);
+        Ok(OpenedRadio {
+            link,
+            address,
+            config,
+            duty_cycle,
+            description,
+        })
+    }
+}
