@@ -88,6 +88,9 @@ pub struct Delivered {
 pub enum SendError {
     #[error("gateway {to} silent: no ACK after {rounds} rounds")]
     Silent { to: u8, rounds: u32 },
+    /// The stop condition ([`LinkSender::with_stop`]) became true: the token may or may not have arrived.
+    #[error("stopped before the gateway acknowledged the token")]
+    Stopped,
     #[error(transparent)]
     Link(#[from] LinkError),
 }
@@ -110,6 +113,7 @@ pub struct LinkSender<R, C, W> {
     wait: W,
     rng: u64,
     stats: SenderStats,
+    stop: Option<Box<dyn Fn() -> bool + Send>>,
 }
 
 impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
@@ -128,7 +132,20 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
             wait,
             rng: seed | 1,
             stats: SenderStats::default(),
+            stop: None,
         }
+    }
+
+    /// Gives up a send (with [`SendError::Stopped`]) between rounds and after every wait once `stop` returns
+    /// true: a service stopping on SIGTERM does not sit out a duty-cycle wait or a back-off. The round in
+    /// progress (one transmission and its ACK wait, with the reliable layer's retries) is always finished.
+    pub fn with_stop(mut self, stop: impl Fn() -> bool + Send + 'static) -> Self {
+        self.stop = Some(Box::new(stop));
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| stop())
     }
 
     pub fn link(&self) -> &ReliableDatagram<R, C> {
@@ -149,6 +166,9 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
             let wait = self.link.datagram().duty_cycle_wait(token.len())?;
             if !wait.is_zero() {
                 self.duty_wait(wait, &mut duty_cycle_wait);
+            }
+            if self.stopping() {
+                return Err(SendError::Stopped);
             }
             rounds += 1;
             match self.link.send_to_wait(self.gateway, token) {

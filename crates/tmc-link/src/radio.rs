@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tmc_board::BoardPreset;
+use tmc_radio_sim::air::{self, AirLink, AirSpec};
+use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 use tmc_radio::{
     Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, RadioConfig, RadioError, Reception,
     ReliableConfig, ReliableDatagram, StdClock,
@@ -33,6 +35,10 @@ pub struct RadioSection {
     /// This node's address (default: the board's `node_address`).
     #[serde(default)]
     pub address: Option<u8>,
+    /// Duty cycle in percent, for the simulated air only (tests that cannot wait an hour for the 1 % budget);
+    /// on a board the region's band sets it.
+    #[serde(default)]
+    pub duty_cycle: Option<f64>,
 }
 
 /// Why the radio could not be opened.
@@ -46,39 +52,50 @@ pub enum RadioOpenError {
     Nothing,
     #[error("[radio]: `address` is required with `sim` and no `board`")]
     NoAddress,
+    #[error("[radio] duty_cycle: {0}")]
+    DutyCycle(String),
     #[error("[radio] sim: {0}")]
     Sim(String),
     #[error("radio: {0}")]
     Radio(#[from] RadioError),
 }
 
+/// The driver on a simulated chip.
+pub type SimSx1276 = tmc_radio::Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+
 /// The radio behind a service.
 pub enum ServiceRadio {
     Board(Box<tmc_radio::linux::LinuxSx1276>),
+    /// The simulated chip, and the link to the other processes on the air (kept open as long as the radio).
+    Sim(Box<SimSx1276>, AirLink),
 }
 
 /// The clock matching [`ServiceRadio`] (the simulator keeps its own time base).
 #[derive(Clone)]
 pub enum ServiceClock {
     Std(StdClock),
+    Sim(SimClock),
 }
 
 impl PacketRadio for ServiceRadio {
     fn transmit(&mut self, payload: &[u8]) -> Result<(), RadioError> {
         match self {
             ServiceRadio::Board(r) => r.transmit(payload),
+            ServiceRadio::Sim(r, _) => r.transmit(payload),
         }
     }
 
     fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, RadioError> {
         match self {
             ServiceRadio::Board(r) => r.receive(timeout),
+            ServiceRadio::Sim(r, _) => r.receive(timeout),
         }
     }
 
     fn time_on_air(&self, len: usize) -> std::time::Duration {
         match self {
             ServiceRadio::Board(r) => r.time_on_air(len),
+            ServiceRadio::Sim(r, _) => r.time_on_air(len),
         }
     }
 }
@@ -87,6 +104,7 @@ impl Clock for ServiceClock {
     fn now(&self) -> std::time::Duration {
         match self {
             ServiceClock::Std(c) => c.now(),
+            ServiceClock::Sim(c) => c.now(),
         }
     }
 }
@@ -134,14 +152,43 @@ impl RadioSection {
                 None,
             ),
         };
+        let duty_cycle = match self.duty_cycle {
+            None => duty_cycle,
+            Some(_) if self.sim.is_none() => {
+                return Err(RadioOpenError::DutyCycle(
+                    "only for the simulated air: on a board, the region's band sets the duty cycle".into(),
+                ))
+            }
+            Some(percent) => DutyCycle::from_percent(percent).ok_or_else(|| {
+                RadioOpenError::DutyCycle(format!("{percent}: must be above 0 and at most 100"))
+            })?,
+        };
         let address = self
             .address
             .or(board_address)
             .ok_or(RadioOpenError::NoAddress)?;
         let (radio, clock, description) = match (&self.sim, &preset) {
             (Some(spec), _) => {
-                let _ = (spec, name);
-                return Err(RadioOpenError::Sim("not built yet".into()));
+                let spec: AirSpec = spec
+                    .parse()
+                    .map_err(|e: air::AirSpecError| RadioOpenError::Sim(e.to_string()))?;
+                let joined =
+                    air::join(&spec, name).map_err(|e| RadioOpenError::Sim(e.to_string()))?;
+                let chip = joined.chip;
+                let clock = chip.clock.clone();
+                let radio =
+                    tmc_radio::Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config)?;
+                let description = format!(
+                    "simulated air {} as {name} (loss {}, corruption {})",
+                    spec.dir.display(),
+                    spec.loss,
+                    spec.corruption
+                );
+                (
+                    ServiceRadio::Sim(Box::new(radio), joined.link),
+                    ServiceClock::Sim(clock),
+                    description,
+                )
             }
             (None, Some(p)) => {
                 let radio = tmc_radio::linux::open(&p.linux_pins(), config)?;
@@ -163,5 +210,44 @@ impl RadioSection {
             duty_cycle,
             description,
         })
+    }
+}
+
+/// `sim:DIR,...` with a relative DIR taken from `config_file`'s directory (other text unchanged).
+pub fn resolve_sim_dir(config_file: &Path, spec: &str) -> String {
+    let (prefix, rest) = match spec.strip_prefix("sim:") {
+        Some(rest) => ("sim:", rest),
+        None => ("", spec),
+    };
+    let (dir, options) = match rest.split_once(',') {
+        Some((dir, options)) => (dir, Some(options)),
+        None => (rest, None),
+    };
+    if dir.is_empty() || Path::new(dir).is_absolute() {
+        return spec.to_owned();
+    }
+    let dir = match config_file.parent() {
+        Some(parent) => parent.join(dir),
+        None => PathBuf::from(dir),
+    };
+    match options {
+        Some(options) => format!("{prefix}{},{options}", dir.display()),
+        None => format!("{prefix}{}", dir.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_dirs_follow_the_config_file() {
+        let config = Path::new("/site/relay.toml");
+        assert_eq!(resolve_sim_dir(config, "sim:air"), "sim:/site/air");
+        assert_eq!(
+            resolve_sim_dir(config, "sim:air,loss=0.2"),
+            "sim:/site/air,loss=0.2"
+        );
+        assert_eq!(resolve_sim_dir(config, "sim:/run/air"), "sim:/run/air");
     }
 }

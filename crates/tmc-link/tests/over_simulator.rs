@@ -206,3 +206,31 @@ fn a_token_is_acknowledged_only_when_confirmed_so_an_unstored_token_comes_again(
         "{delivered:?}"
     );
 }
+
+#[test]
+fn a_stop_request_ends_a_send_that_waits_for_a_silent_gateway() {
+    let channel = SimChannel::new(ChannelConfig::default());
+    let me = channel.participant();
+    let chip = channel.add_chip_for(&me);
+    let link = reliable(chip, channel.clock(), RELAY, 5);
+    let policy = SendPolicy {
+        rounds: 1000,
+        ..SendPolicy::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sleeper, flag) = (me.clone(), stop.clone());
+    // The stop is requested during the first back-off: the send ends there instead of after 1000 rounds.
+    let mut tx = LinkSender::new(
+        link,
+        GATEWAY,
+        policy,
+        move |d| {
+            sleeper.sleep(d);
+            flag.store(true, Ordering::SeqCst);
+        },
+        3,
+    )
+    .with_stop(move || stop.load(Ordering::SeqCst));
+    assert!(matches!(tx.send(&token(1)), Err(SendError::Stopped)));
+    assert_eq!(tx.stats().silent_rounds, 1);
+}

@@ -40,7 +40,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 pub use inbox::{Committed, Cursor, Inbox, Record};
-pub use relay::{Entry, EntryId, FullPolicy, NewEntry, QueueStatus, RelayQueue, Staged};
+pub use relay::{
+    delivery_mark, DeliveryMark, Entry, EntryId, FullPolicy, NewEntry, QueueStatus, RelayQueue,
+    Staged, REMEMBERED_DELIVERIES,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

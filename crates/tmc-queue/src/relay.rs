@@ -47,11 +47,38 @@ CREATE TABLE IF NOT EXISTS entries (
     token       INTEGER REFERENCES tokens(tid)
 );
 CREATE INDEX IF NOT EXISTS entries_by_token ON entries(token) WHERE token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+    mark INTEGER PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries(seq);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 ";
+
+/// Identifies one broker delivery so that a redelivery can be recognised: the MQTT packet id and a digest of
+/// topic and payload ([`delivery_mark`]). A broker resends (DUP flag) the QoS 1 messages it has no PUBACK for
+/// when the session resumes; a relay killed between storing a message and acknowledging it gets that message
+/// again, and must not queue it twice.
+pub type DeliveryMark = u64;
+
+/// How many delivery marks the queue keeps: far more than any receive maximum the broker may have in flight.
+pub const REMEMBERED_DELIVERIES: i64 = 65_536;
+
+/// The mark of a delivery: packet id in the top 16 bits, 48 bits of SHA-256 over topic and payload below.
+pub fn delivery_mark(packet_id: u16, topic: &str, payload: &[u8]) -> DeliveryMark {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update((topic.len() as u64).to_be_bytes());
+    hash.update(topic.as_bytes());
+    hash.update(payload);
+    let digest = hash.finalize();
+    let mut low = [0u8; 8];
+    low[2..].copy_from_slice(&digest[..6]);
+    (u64::from(packet_id) << 48) | u64::from_be_bytes(low)
+}
 
 /// What to do with a push when the queue holds `capacity` entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,6 +212,17 @@ impl RelayQueue {
     /// queue is full (acknowledge only that many to the broker); under [`FullPolicy::DropOldest`] it is shorter
     /// only when every stored entry is staged.
     pub fn push_batch(&self, entries: &[NewEntry<'_>]) -> Result<Vec<EntryId>, QueueError> {
+        self.push_batch_marked(entries, &[])
+    }
+
+    /// [`push_batch`](Self::push_batch) that also remembers a [`DeliveryMark`] per stored entry (`marks[i]`
+    /// for `entries[i]`; missing marks are not remembered), in the same transaction. The last
+    /// [`REMEMBERED_DELIVERIES`] marks are kept, whether or not their entries are still queued.
+    pub fn push_batch_marked(
+        &self,
+        entries: &[NewEntry<'_>],
+        marks: &[DeliveryMark],
+    ) -> Result<Vec<EntryId>, QueueError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let now = to_sql(now_ms());
@@ -224,9 +262,25 @@ impl RelayQueue {
                 insert
                     .execute(params![e.topic, to_sql(e.time), e.payload, now])
                     .map_err(inner.db.err())?;
-                ids.push(tx.last_insert_rowid());
+                let id = tx.last_insert_rowid();
+                if let Some(mark) = marks.get(ids.len()) {
+                    tx.execute(
+                        "INSERT INTO deliveries (mark, seq) VALUES (?1, ?2)
+                         ON CONFLICT(mark) DO UPDATE SET seq = excluded.seq",
+                        params![to_sql(*mark), id],
+                    )
+                    .map_err(inner.db.err())?;
+                }
+                ids.push(id);
                 len += 1;
             }
+        }
+        if !marks.is_empty() {
+            tx.execute(
+                "DELETE FROM deliveries WHERE seq <= (SELECT MAX(seq) FROM deliveries) - ?1",
+                [REMEMBERED_DELIVERIES],
+            )
+            .map_err(inner.db.err())?;
         }
         if dropped > 0 {
             tx.execute(
@@ -240,6 +294,22 @@ impl RelayQueue {
         inner.len = len;
         inner.refused += (entries.len() - ids.len()) as u64;
         Ok(ids)
+    }
+
+    /// Whether a message with this mark was stored (among the last [`REMEMBERED_DELIVERIES`]).
+    pub fn remembers(&self, mark: DeliveryMark) -> Result<bool, QueueError> {
+        let guard = self.lock();
+        guard
+            .db
+            .conn
+            .query_row(
+                "SELECT 1 FROM deliveries WHERE mark = ?1",
+                [to_sql(mark)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(guard.db.err())
     }
 
     /// Up to `max` of the oldest entries that no staged token carries, oldest first. Changes nothing.

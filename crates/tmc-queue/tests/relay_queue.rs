@@ -292,3 +292,62 @@ fn concurrent_push_and_peek_ack_from_two_threads() {
     assert_eq!(seen, (0..N).collect::<Vec<_>>());
     assert!(q.is_empty());
 }
+
+#[test]
+fn delivery_marks_survive_a_restart_and_tell_redeliveries() {
+    use tmc_queue::delivery_mark;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let a = delivery_mark(7, "sensors/s1/reading", b"{\"seq\":1}");
+    let b = delivery_mark(8, "sensors/s1/reading", b"{\"seq\":2}");
+    // Same packet id, other content: another message (packet ids are reused once acknowledged).
+    let a2 = delivery_mark(7, "sensors/s1/reading", b"{\"seq\":3}");
+    assert_ne!(a, a2);
+    assert_ne!(a >> 48, b >> 48);
+    {
+        let q = open(&path, 10, FullPolicy::Refuse);
+        let entries = [
+            NewEntry {
+                topic: "sensors/s1/reading",
+                time: 1,
+                payload: b"{\"seq\":1}",
+            },
+            NewEntry {
+                topic: "sensors/s1/reading",
+                time: 2,
+                payload: b"{\"seq\":2}",
+            },
+        ];
+        // Only the first entry gets a mark.
+        assert_eq!(q.push_batch_marked(&entries, &[a]).unwrap().len(), 2);
+        assert!(q.remembers(a).unwrap());
+        assert!(!q.remembers(b).unwrap());
+    }
+    // After a crash and restart the mark is still known, even once the entry itself is gone.
+    let q = open(&path, 10, FullPolicy::Refuse);
+    let ids: Vec<_> = q.peek_batch(10).unwrap().iter().map(|e| e.id).collect();
+    q.ack(&ids).unwrap();
+    assert!(q.remembers(a).unwrap());
+    assert!(!q.remembers(a2).unwrap());
+}
+
+#[test]
+fn a_full_queue_remembers_only_the_marks_of_what_it_stored() {
+    use tmc_queue::delivery_mark;
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(&dir.path().join("queue.db"), 1, FullPolicy::Refuse);
+    let entry = NewEntry {
+        topic: "t",
+        time: 1,
+        payload: b"x",
+    };
+    let (m1, m2) = (delivery_mark(1, "t", b"x"), delivery_mark(2, "t", b"x"));
+    assert_eq!(
+        q.push_batch_marked(&[entry, entry], &[m1, m2])
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(q.remembers(m1).unwrap());
+    assert!(!q.remembers(m2).unwrap());
+}

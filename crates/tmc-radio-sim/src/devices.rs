@@ -45,7 +45,11 @@ impl SpiErrorType for SimSpi {
 impl SpiDevice for SimSpi {
     fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), SimSpiError> {
         let mut world = self.shared.lock();
-        if world.spi_transaction(self.chip, operations) {
+        let ok = world.spi_transaction(self.chip, operations);
+        drop(world);
+        // A write may have started or cut a transmission, or changed a DIO0 level.
+        self.shared.touched();
+        if ok {
             Ok(())
         } else {
             Err(SimSpiError { chip: self.chip })
@@ -68,6 +72,8 @@ impl OutputPin for SimResetPin {
         let mut world = self.shared.lock();
         world.abort_transmission(self.chip);
         world.chips[self.chip].in_reset = true;
+        drop(world);
+        self.shared.touched();
         Ok(())
     }
 
@@ -82,7 +88,8 @@ impl OutputPin for SimResetPin {
     }
 }
 
-/// DIO0 of one simulated chip; waiting on it lets virtual time run.
+/// DIO0 of one simulated chip; waiting on it lets virtual time run (in real time: sleeps until DIO0 is high or
+/// the timeout has passed on the wall clock).
 pub struct SimDio0 {
     pub(crate) shared: Arc<Shared>,
     pub(crate) chip: usize,

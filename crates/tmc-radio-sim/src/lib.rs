@@ -17,7 +17,24 @@
 //! nothing holds time still: drop it, or wrap work outside the simulator (sockets, queues) in
 //! [`Participant::idle`]. Create every participant before any thread starts waiting: one created later
 //! joins a clock that may already have run ahead without it.
+//!
+//! # Real time and the air directory
+//! [`SimChannel::realtime`] makes a channel whose time is the wall time since it was created: delays, DIO0
+//! waits and [`SimClock`] take as long as they say, participants never hold time back (so [`Participant::idle`]
+//! is not needed, though harmless), and packets still go on air, lock and end at their datasheet times. That is
+//! what a simulated node in a long-running process needs, e.g. a relay and a gateway that a test starts, kills
+//! and restarts.
+//!
+//! [`air::join`] (Unix only) links such processes: every process that names the same directory (an [`air::AirSpec`],
+//! written `sim:DIR,loss=0.2,corrupt=0.01,seed=7`) gets a real-time channel with one local chip, bound to the
+//! Unix datagram socket `DIR/<name>.sock`. When the local chip starts transmitting, the packet and its radio
+//! settings go to every other socket in the directory, and each receiver puts it on its own air at once from a
+//! remote sender: it locks after the preamble and raises RxDone at the end of the time on air, as in one
+//! process. Loss, corruption and collisions are decided by each receiver with its own configuration. Sockets
+//! left by killed processes are skipped by senders and replaced when a process of that name joins again.
 
+#[cfg(unix)]
+pub mod air;
 mod chip;
 mod devices;
 mod world;
@@ -125,7 +142,7 @@ impl Participant {
         }
     }
 
-    /// Sleeps in virtual time.
+    /// Sleeps in virtual time (in real time: for `duration` of wall time).
     pub fn sleep(&self, duration: Duration) {
         let shared = &self.token.shared;
         let deadline = shared
@@ -160,6 +177,19 @@ impl SimChannel {
         Self {
             shared: Arc::new(Shared::new(config)),
         }
+    }
+
+    /// An empty channel whose time follows the wall clock: zero now, then the time elapsed since (see the
+    /// crate documentation). Waits take real time and no participant holds time back.
+    pub fn realtime(config: ChannelConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared::realtime(config)),
+        }
+    }
+
+    /// Whether time follows the wall clock ([`SimChannel::realtime`]).
+    pub fn is_realtime(&self) -> bool {
+        self.shared.is_realtime()
     }
 
     /// A new participant (one per thread that drives chips).
@@ -221,12 +251,13 @@ impl SimChannel {
         }
     }
 
-    /// Current virtual time.
+    /// Current virtual time (in real time: the wall time since the channel was created).
     pub fn now(&self) -> Duration {
         Duration::from_nanos(self.shared.lock().now)
     }
 
-    /// Counters.
+    /// Counters. On a channel joined to an air directory they count what this process saw:
+    /// `transmissions` are those of local chips, receptions include packets from other processes.
     pub fn stats(&self) -> ChannelStats {
         self.shared.lock().stats
     }

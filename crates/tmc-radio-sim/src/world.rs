@@ -5,11 +5,18 @@
 //! jumps to the next thing that can happen — a transmission's preamble lock, its end, or a waiter's deadline —
 //! and wakes exactly the participants whose wait is over. SPI transfers take no virtual time. With one seed
 //! and the same sequence of operations, runs are identical.
+//!
+//! In real time ([`Shared::realtime`]) `now` is the wall time since the channel was made instead. Nobody holds
+//! time back: every lock of the world first runs the on-air events that are due by the wall clock, and a waiter
+//! sleeps on the condition variable until the earlier of its deadline and the next on-air event, so it wakes
+//! in time to run that event itself even when no other thread touches the world.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use embedded_hal::spi::Operation;
 use tmc_radio::airtime::{preamble_time, time_on_air};
+use tmc_radio::modem::ModemConfig;
 use tmc_radio::regs::irq;
 
 use crate::chip::{AirParams, Chip, Locked};
@@ -28,11 +35,25 @@ pub(crate) enum Participant {
     Detached,
 }
 
+/// What a transmitter puts on air: enough for any receiver, here or in another process, to time the packet
+/// and decide whether it hears it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Emission {
+    pub modem: ModemConfig,
+    pub air: AirParams,
+    pub payload: Vec<u8>,
+}
+
+/// Called when a local chip starts a transmission (the inter-process air forwards it). It runs with the world
+/// locked, so it must be quick and must not touch the channel.
+pub(crate) type TransmitHook = Box<dyn FnMut(&Emission) + Send>;
+
 /// A packet on air.
 #[derive(Clone, Debug)]
 struct Transmission {
     id: u64,
-    from: usize,
+    /// The local chip sending it, or `None` for a sender in another process: no local chip is its sender.
+    from: Option<usize>,
     start: u64,
     lock_at: u64,
     end: u64,
@@ -62,15 +83,28 @@ pub(crate) struct World {
     rng: fastrand::Rng,
     on_air: Vec<Transmission>,
     next_tx_id: u64,
+    on_transmit: Option<TransmitHook>,
 }
 
 pub(crate) struct Shared {
     world: Mutex<World>,
     wake: Condvar,
+    /// Real-time mode: virtual time zero is this instant and `now` follows the wall clock.
+    epoch: Option<Instant>,
 }
 
 impl Shared {
+    /// A channel in virtual time.
     pub fn new(config: ChannelConfig) -> Self {
+        Self::with_epoch(config, None)
+    }
+
+    /// A channel whose time is the wall time since now.
+    pub fn realtime(config: ChannelConfig) -> Self {
+        Self::with_epoch(config, Some(Instant::now()))
+    }
+
+    fn with_epoch(config: ChannelConfig, epoch: Option<Instant>) -> Self {
         let world = World {
             now: 0,
             rng: fastrand::Rng::with_seed(config.seed),
@@ -80,16 +114,57 @@ impl Shared {
             participants: Vec::new(),
             on_air: Vec::new(),
             next_tx_id: 0,
+            on_transmit: None,
         };
         Self {
             world: Mutex::new(world),
             wake: Condvar::new(),
+            epoch,
         }
     }
 
-    /// The world, recovering from a panicked participant (the state stays consistent between operations).
+    /// Whether `now` follows the wall clock.
+    pub fn is_realtime(&self) -> bool {
+        self.epoch.is_some()
+    }
+
+    /// The world, recovering from a panicked participant (the state stays consistent between operations). In
+    /// real time, the on-air events due by now have run.
     pub fn lock(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut world = self.world.lock().unwrap_or_else(PoisonError::into_inner);
+        self.catch_up(&mut world);
+        world
+    }
+
+    /// Real time: runs the events due by the wall clock, and wakes the waiters if any ran (a DIO0 may be high).
+    fn catch_up(&self, world: &mut World) {
+        let Some(epoch) = self.epoch else { return };
+        let wall = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if wall > world.now && world.run_events_until(wall) {
+            self.wake.notify_all();
+        }
+    }
+
+    /// Real time: something changed that waiters must re-evaluate (a DIO0 level, or a new event on air that
+    /// may come before the deadline they sleep towards). In virtual time waiters are woken only by `step`, as
+    /// before, so runs stay identical.
+    pub fn touched(&self) {
+        if self.is_realtime() {
+            self.wake.notify_all();
+        }
+    }
+
+    /// Installs (or removes) the hook told about every local transmission.
+    pub fn set_transmit_hook(&self, hook: Option<TransmitHook>) {
+        self.lock().on_transmit = hook;
+    }
+
+    /// A packet from a sender in another process starts now.
+    pub fn inject(&self, emission: Emission) {
+        let mut world = self.lock();
+        world.put_on_air(None, emission);
+        drop(world);
+        self.wake.notify_all();
     }
 
     /// Changes a participant's state and lets waiters re-evaluate.
@@ -103,6 +178,9 @@ impl Shared {
     /// Blocks participant `pid` until virtual time reaches `deadline` or the DIO0 of chip `dio0` is high.
     /// Returns whether DIO0 is high.
     pub fn wait(&self, pid: usize, deadline: u64, dio0: Option<usize>) -> bool {
+        if self.is_realtime() {
+            return self.wait_realtime(pid, deadline, dio0);
+        }
         let mut world = self.lock();
         loop {
             let high = dio0.is_some_and(|c| world.chips[c].dio0());
@@ -122,6 +200,32 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
+
+    /// [`wait`](Self::wait) in real time: sleeps until the deadline or the next on-air event, whichever comes
+    /// first, runs what is due and looks again. Other participants never hold time back.
+    fn wait_realtime(&self, pid: usize, deadline: u64, dio0: Option<usize>) -> bool {
+        let mut world = self.lock();
+        loop {
+            let high = dio0.is_some_and(|c| world.chips[c].dio0());
+            if high || world.now >= deadline {
+                world.participants[pid] = Participant::Running;
+                return high;
+            }
+            world.participants[pid] = Participant::Waiting { deadline, dio0 };
+            let until = world.next_event().map_or(deadline, |e| e.min(deadline));
+            let timeout = Duration::from_nanos(until.saturating_sub(world.now));
+            world = self
+                .wake
+                .wait_timeout(world, timeout)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
+            self.catch_up(&mut world);
+        }
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Byte-level SPI protocol: the first byte is the address (bit 7 = write), then data with auto-increment
@@ -136,6 +240,11 @@ impl World {
         !self.participants.contains(&Participant::Running)
     }
 
+    /// When the next on-air event (a preamble lock or a packet end) is due.
+    fn next_event(&self) -> Option<u64> {
+        self.on_air.iter().map(|t| t.next_event().0).min()
+    }
+
     /// Advances to the next instant something happens and wakes whoever's wait is over.
     fn step(&mut self) {
         let deadline = self
@@ -146,7 +255,7 @@ impl World {
                 _ => None,
             })
             .min();
-        let event = self.on_air.iter().map(|t| t.next_event().0).min();
+        let event = self.next_event();
         let Some(target) = deadline.into_iter().chain(event).min() else {
             return;
         };
@@ -160,7 +269,9 @@ impl World {
         }
     }
 
-    fn run_events_until(&mut self, target: u64) {
+    /// Runs every event due by `target` and moves `now` there. Returns whether any event ran.
+    fn run_events_until(&mut self, target: u64) -> bool {
+        let mut ran = false;
         loop {
             let next = self
                 .on_air
@@ -172,6 +283,7 @@ impl World {
             let Some(((time, kind), _, index)) = next else {
                 break;
             };
+            ran = true;
             self.now = time;
             if kind == 1 {
                 self.lock_receivers(index);
@@ -181,6 +293,7 @@ impl World {
             }
         }
         self.now = target;
+        ran
     }
 
     /// Preamble detected: every listening chip that hears the transmission locks on it (or loses it).
@@ -189,7 +302,7 @@ impl World {
         let tx = self.on_air[index].clone();
         for c in 0..self.chips.len() {
             let chip = &self.chips[c];
-            if c == tx.from || !chip.is_listening() {
+            if tx.from == Some(c) || !chip.is_listening() {
                 continue;
             }
             let Ok(air) = chip.air_params() else { continue };
@@ -205,7 +318,7 @@ impl World {
             if self
                 .on_air
                 .iter()
-                .any(|o| o.id != tx.id && o.from != c && air.hears(&o.air))
+                .any(|o| o.id != tx.id && o.from != Some(c) && air.hears(&o.air))
             {
                 corrupted = true;
                 self.stats.collisions += 1;
@@ -219,8 +332,10 @@ impl World {
     }
 
     fn end_transmission(&mut self, tx: Transmission) {
-        if self.chips[tx.from].transmitting == Some(tx.id) {
-            self.chips[tx.from].finish_tx();
+        if let Some(sender) = tx.from {
+            if self.chips[sender].transmitting == Some(tx.id) {
+                self.chips[sender].finish_tx();
+            }
         }
         for c in 0..self.chips.len() {
             let Some(locked) = self.chips[c].receiving.filter(|l| l.tx == tx.id) else {
@@ -256,16 +371,35 @@ impl World {
             self.stats.invalid_configs += 1;
             return;
         };
-        let payload = chip.tx_payload();
+        let emission = Emission {
+            modem,
+            air,
+            payload: chip.tx_payload(),
+        };
+        if let Some(hook) = &mut self.on_transmit {
+            hook(&emission);
+        }
+        let id = self.put_on_air(Some(c), emission);
+        self.stats.transmissions += 1;
+        self.chips[c].transmitting = Some(id);
+    }
+
+    /// A packet from local chip `from` (or from another process) starts now. Returns its ID.
+    fn put_on_air(&mut self, from: Option<usize>, emission: Emission) -> u64 {
+        let Emission {
+            modem,
+            air,
+            payload,
+        } = emission;
         let id = self.next_tx_id;
         self.next_tx_id += 1;
         let start = self.now;
         let tx = Transmission {
             id,
-            from: c,
+            from,
             start,
-            lock_at: start + preamble_time(&modem).as_nanos() as u64,
-            end: start + time_on_air(&modem, payload.len()).as_nanos() as u64,
+            lock_at: start.saturating_add(ns(preamble_time(&modem))),
+            end: start.saturating_add(ns(time_on_air(&modem, payload.len()))),
             locked: false,
             payload,
             air,
@@ -273,7 +407,7 @@ impl World {
         };
         // A packet starting while others are being received on the same channel garbles them.
         for r in 0..self.chips.len() {
-            if r == c {
+            if from == Some(r) {
                 continue;
             }
             let Some(locked) = self.chips[r].receiving else {
@@ -289,9 +423,8 @@ impl World {
             }
         }
         debug_assert!(tx.start < tx.lock_at && tx.lock_at < tx.end);
-        self.stats.transmissions += 1;
-        self.chips[c].transmitting = Some(id);
         self.on_air.push(tx);
+        id
     }
 
     /// Chip `c` left TX early, or was reset: its packet is cut off and nobody receives it.

@@ -1,14 +1,26 @@
 //! The `tmc-relay` command line. Each subcommand is a thin layer over a library crate.
 
 mod airtime_cmd;
+pub mod config;
 mod keys_cmd;
 mod seal_cmd;
+pub mod service;
+mod status_cmd;
 
 use clap::{Parser, Subcommand};
 
 pub use airtime_cmd::AirtimeArgs;
 pub use keys_cmd::KeysCommand;
 pub use seal_cmd::SealArgs;
+pub use status_cmd::StatusArgs;
+
+/// `tmc-relay run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The relay's configuration (see `tmc_relay::config`).
+    #[arg(long, default_value = "/etc/tmc/relay.toml")]
+    config: std::path::PathBuf,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +44,10 @@ pub enum Command {
     Keys(KeysCommand),
     /// Time on air and frames per hour under the duty cycle, for frame or token sizes.
     Airtime(AirtimeArgs),
+    /// Run the relay service: MQTT (mTLS) → durable queue → sealed tokens → LoRa, until SIGTERM.
+    Run(RunArgs),
+    /// Queue depth and age, MQTT and radio counters, airtime used against the budget.
+    Status(StatusArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,5 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => seal_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Airtime(args) => airtime_cmd::run(args),
+        Command::Run(args) => service::run(&args.config),
+        Command::Status(args) => status_cmd::run(args),
     }
 }

@@ -10,8 +10,10 @@ pub mod config;
 pub mod notify;
 pub mod shutdown;
 pub mod status;
+pub mod wakeup;
 
 pub use config::{load_toml, ConfigError};
 pub use notify::{Notifier, Watchdog};
 pub use shutdown::Shutdown;
 pub use status::{read_status, StatusFile};
+pub use wakeup::Wakeup;

@@ -1,0 +1,309 @@
+//! `relay.toml`: what `tmc-relay run` and `tmc-relay status` read.
+//!
+//! ```toml
+//! state_dir = "/var/lib/tmc"      # queue (relay.db), message counter, status snapshot
+//!
+//! [mqtt]                          # the site broker, mutual TLS with the relay's certificate
+//! host = "mqtt.com"
+//! port = 8883
+//! ca = "/etc/tmc/ecc.ca.cert.pem"
+//! cert = "/etc/tmc/ecc.relay.cert.pem"
+//! key = "/etc/tmc/ecc.relay.key.pem"
+//!
+//! [ingest]
+//! topics = ["/esp8266", "sensors/+/reading"]
+//! max_payload = 200               # bytes; larger payloads are refused (and must fit one frame anyway)
+//! receive_maximum = 256           # unacknowledged messages the broker may have in flight to us
+//!
+//! [radio]                         # tmc_link::radio::RadioSection: board preset and/or sim
+//! board = "/etc/tmc/board.toml"
+//!
+//! [link]
+//! gateway = 1                     # the receiver's node address
+//! rounds = 5                      # silent rounds before a token is put back and retried later
+//!
+//! [envelope]
+//! keys = "/etc/tmc/keys.toml"
+//! sender = 10                     # default: the radio address; unique per relay sharing a key ring
+//! encoding = "packed"             # or "text" (what JWT libraries read)
+//! max_batch = 8                   # readings per token, at most (and what fits one frame)
+//!
+//! [queue]
+//! capacity = 100000
+//! when_full = "refuse"            # back-pressure to the broker; or "drop-oldest"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tmc_envelope::Encoding;
+use tmc_link::radio::RadioSection;
+use tmc_mqtt::BrokerConfig;
+use tmc_queue::FullPolicy;
+use tmc_service::config::relative_to;
+use tmc_service::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    pub mqtt: BrokerConfig,
+    #[serde(default)]
+    pub ingest: IngestSection,
+    pub radio: RadioSection,
+    #[serde(default)]
+    pub link: LinkSection,
+    pub envelope: EnvelopeSection,
+    #[serde(default)]
+    pub queue: QueueSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    #[serde(default = "default_max_payload")]
+    pub max_payload: usize,
+    #[serde(default = "default_receive_maximum")]
+    pub receive_maximum: u16,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            topics: default_topics(),
+            max_payload: default_max_payload(),
+            receive_maximum: default_receive_maximum(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSection {
+    #[serde(default = "default_gateway")]
+    pub gateway: u8,
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    /// Back-off after the first silent round, seconds (doubles up to `max_backoff`).
+    #[serde(default = "default_backoff")]
+    pub backoff: f64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: f64,
+}
+
+impl Default for LinkSection {
+    fn default() -> Self {
+        LinkSection {
+            gateway: default_gateway(),
+            rounds: default_rounds(),
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSection {
+    pub keys: PathBuf,
+    #[serde(default)]
+    pub sender: Option<u32>,
+    #[serde(default = "default_encoding", deserialize_with = "encoding")]
+    pub encoding: Encoding,
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSection {
+    #[serde(default = "default_capacity")]
+    pub capacity: u64,
+    #[serde(default, deserialize_with = "full_policy")]
+    pub when_full: FullPolicy,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection {
+            capacity: default_capacity(),
+            when_full: FullPolicy::Refuse,
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tmc")
+}
+fn default_topics() -> Vec<String> {
+    vec!["/esp8266".into(), "sensors/+/reading".into()]
+}
+fn default_max_payload() -> usize {
+    200
+}
+fn default_receive_maximum() -> u16 {
+    256
+}
+fn default_gateway() -> u8 {
+    1
+}
+fn default_rounds() -> u32 {
+    5
+}
+fn default_backoff() -> f64 {
+    2.0
+}
+fn default_max_backoff() -> f64 {
+    60.0
+}
+fn default_encoding() -> Encoding {
+    Encoding::Packed
+}
+fn default_max_batch() -> usize {
+    8
+}
+fn default_capacity() -> u64 {
+    100_000
+}
+
+fn encoding<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Encoding, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+fn full_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FullPolicy, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "refuse" => Ok(FullPolicy::Refuse),
+        "drop-oldest" => Ok(FullPolicy::DropOldest),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown policy {other:?} (expected \"refuse\" or \"drop-oldest\")"
+        ))),
+    }
+}
+
+impl RelayConfig {
+    /// Reads and checks `path`; relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut config: RelayConfig = tmc_service::load_toml(path)?;
+        config.resolve(path);
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, path: &Path) {
+        self.state_dir = relative_to(path, &self.state_dir);
+        self.envelope.keys = relative_to(path, &self.envelope.keys);
+        for file in [&mut self.mqtt.ca, &mut self.mqtt.cert, &mut self.mqtt.key]
+            .into_iter()
+            .flatten()
+        {
+            *file = relative_to(path, file);
+        }
+        if let Some(sim) = &self.radio.sim {
+            self.radio.sim = Some(tmc_link::radio::resolve_sim_dir(path, sim));
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::invalid(path, m));
+        if self.ingest.topics.is_empty() {
+            return bad("[ingest] topics: at least one topic filter is needed".into());
+        }
+        for t in &self.ingest.topics {
+            if let Err(e) = crate::service::topics::check_filter(t) {
+                return bad(format!("[ingest] topics: {t:?}: {e}"));
+            }
+        }
+        if self.ingest.max_payload == 0 || self.ingest.max_payload > tmc_envelope::MAX_TOKEN_LEN {
+            return bad(format!(
+                "[ingest] max_payload {}: must be 1–{} bytes (a reading must fit one LoRa frame)",
+                self.ingest.max_payload,
+                tmc_envelope::MAX_TOKEN_LEN
+            ));
+        }
+        if self.ingest.receive_maximum == 0 {
+            return bad("[ingest] receive_maximum must be at least 1".into());
+        }
+        if self.envelope.max_batch == 0 {
+            return bad("[envelope] max_batch must be at least 1".into());
+        }
+        if self.queue.capacity == 0 {
+            return bad("[queue] capacity must be at least 1".into());
+        }
+        if self.link.rounds == 0 {
+            return bad("[link] rounds must be at least 1".into());
+        }
+        for (name, v) in [
+            ("backoff", self.link.backoff),
+            ("max_backoff", self.link.max_backoff),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return bad(format!("[link] {name} {v}: must be 0–86400 seconds"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn queue_path(&self) -> PathBuf {
+        self.state_dir.join("relay.db")
+    }
+
+    pub fn status_path(&self) -> PathBuf {
+        self.state_dir.join("relay.status.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[mqtt]
+host = "mqtt.com"
+[radio]
+sim = "sim:air"
+address = 10
+[envelope]
+keys = "keys.toml"
+"#;
+
+    fn load(text: &str) -> Result<RelayConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, text).unwrap();
+        RelayConfig::load(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.ingest.topics, ["/esp8266", "sensors/+/reading"]);
+        assert_eq!(c.envelope.encoding, Encoding::Packed);
+        assert_eq!((c.link.gateway, c.envelope.max_batch), (1, 8));
+        assert_eq!(c.queue.when_full, FullPolicy::Refuse);
+        assert!(c.envelope.keys.is_absolute());
+        assert!(c.radio.sim.unwrap().contains("/air"));
+    }
+
+    #[test]
+    fn one_line_errors() {
+        for (extra, want) in [
+            ("[queue]\nwhen_full = \"drop\"", "unknown policy \"drop\""),
+            ("[ingest]\ntopics = [\"a/#/b\"]", "a/#/b"),
+            ("[ingest]\nmax_payload = 300", "max_payload 300"),
+            ("[link]\nbackoff = -1.0", "[link] backoff -1"),
+            ("[envelope2]\n", "unknown field `envelope2`"),
+        ] {
+            let err = load(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert!(err.contains(want), "{extra}: {err}");
+            assert!(err.contains("relay.toml") && !err.contains('\n'), "{err}");
+        }
+        let err = load("[mqtt]\nhost = \"x\"\n").unwrap_err();
+        assert!(err.contains("missing field `radio`"), "{err}");
+    }
+}

@@ -1,0 +1,259 @@
+//! Durable queue → radio.
+//!
+//! 1. After a start, every token staged before (sealed and possibly sent, never acknowledged) goes out again
+//!    byte for byte: the gateway either stores it now or recognises it by its (sender, counter).
+//! 2. Then, while entries wait: take the oldest (up to `max_batch`), keep the longest prefix whose token fits
+//!    one frame, seal it, **stage** it (token and entries in one transaction) and send it as a reliable datagram.
+//! 3. Only the gateway's ACK deletes the entries. A silent gateway leaves the token staged; it is sent again
+//!    after the link's back-off, indefinitely, and the queue keeps filling behind it.
+//!
+//! The duty-cycle budget is never exceeded: the link waits for it. Waits are cut into short slices that beat the
+//! watchdog and notice a stop request.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tmc_envelope::{CounterFile, Encoding, Reading, Sealer, MAX_TOKEN_LEN};
+use tmc_link::{LinkSender, SendError};
+use tmc_queue::{Entry, EntryId, RelayQueue};
+use tmc_radio::{Clock, PacketRadio};
+use tmc_service::notify::Heartbeat;
+use tmc_service::{Shutdown, Wakeup};
+
+/// Counters of the sender (shared with the status writer).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SenderSnapshot {
+    /// Tokens the gateway acknowledged.
+    pub tokens_delivered: u64,
+    /// Readings those tokens carried.
+    pub readings_delivered: u64,
+    /// Tokens resent after a restart (staged before it).
+    pub tokens_resent_after_restart: u64,
+    /// Frames put on air (data and retries, not ACKs).
+    pub frames_sent: u64,
+    /// Retransmissions by the reliable layer.
+    pub retries: u64,
+    /// Rounds without any ACK.
+    pub silent_rounds: u64,
+    /// Times the sender waited for the duty-cycle budget, and for how long in total.
+    pub duty_cycle_waits: u64,
+    pub duty_cycle_wait_s: f64,
+    /// Readings too large for any frame, dropped (only after a configuration change).
+    pub dropped_oversized: u64,
+    /// Radio errors (SPI, chip not answering).
+    pub radio_errors: u64,
+    /// Airtime used in the duty-cycle window (the last hour) and the budget.
+    pub airtime_used_s: f64,
+    pub airtime_budget_s: f64,
+    /// Readings per token of the last token sent.
+    pub last_batch: u64,
+    /// Whether the gateway answered the last round.
+    pub gateway_answering: bool,
+}
+
+/// What the sender needs besides the link.
+pub struct SenderSettings {
+    pub encoding: Encoding,
+    pub max_batch: usize,
+}
+
+pub struct Sender<R, C, W> {
+    link: LinkSender<R, C, W>,
+    queue: Arc<RelayQueue>,
+    sealer: Sealer<CounterFile>,
+    settings: SenderSettings,
+    stats: Arc<Mutex<SenderSnapshot>>,
+    stored: Arc<Wakeup>,
+    drained: Arc<Wakeup>,
+    shutdown: Shutdown,
+    heartbeat: Heartbeat,
+}
+
+impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        link: LinkSender<R, C, W>,
+        queue: Arc<RelayQueue>,
+        sealer: Sealer<CounterFile>,
+        settings: SenderSettings,
+        stats: Arc<Mutex<SenderSnapshot>>,
+        stored: Arc<Wakeup>,
+        drained: Arc<Wakeup>,
+        shutdown: Shutdown,
+        heartbeat: Heartbeat,
+    ) -> Self {
+        Sender {
+            link,
+            queue,
+            sealer,
+            settings,
+            stats,
+            stored,
+            drained,
+            shutdown,
+            heartbeat,
+        }
+    }
+
+    /// Runs until a stop is requested. A token on air when the stop comes stays staged for the next start.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        for staged in self.queue.staged()? {
+            self.lock_stats().tokens_resent_after_restart += 1;
+            tracing::info!(
+                "resending a token staged before the restart ({} readings)",
+                staged.ids.len()
+            );
+            if !self.deliver(&staged.token, &staged.ids)? {
+                return Ok(());
+            }
+        }
+        while !self.shutdown.requested() {
+            self.heartbeat.beat();
+            self.publish_link_stats();
+            let entries = self.queue.peek_batch(self.settings.max_batch)?;
+            if entries.is_empty() {
+                self.stored.wait(Duration::from_millis(500));
+                continue;
+            }
+            let Some((readings, ids)) = self.fitting_prefix(&entries)? else {
+                continue;
+            };
+            let sealed = self
+                .sealer
+                .seal(&readings, super::unix_now(), self.settings.encoding)?;
+            self.queue.stage(&ids, &sealed.bytes)?;
+            if !self.deliver(&sealed.bytes, &ids)? {
+                break;
+            }
+        }
+        self.publish_link_stats();
+        Ok(())
+    }
+
+    /// The longest prefix of `entries` that seals into one frame. A single entry that cannot fit any frame is
+    /// deleted and counted (ingest refuses those; only a changed configuration can leave one behind).
+    fn fitting_prefix(
+        &mut self,
+        entries: &[Entry],
+    ) -> anyhow::Result<Option<(Vec<Reading>, Vec<EntryId>)>> {
+        let now = super::unix_now();
+        let mut readings: Vec<Reading> = entries
+            .iter()
+            .map(|e| Reading::new(e.topic.clone(), e.time, e.payload.clone()))
+            .collect();
+        while readings.len() > 1
+            && self
+                .sealer
+                .on_air_size(&readings, now, self.settings.encoding)
+                > MAX_TOKEN_LEN
+        {
+            readings.pop();
+        }
+        if self
+            .sealer
+            .on_air_size(&readings, now, self.settings.encoding)
+            > MAX_TOKEN_LEN
+        {
+            tracing::error!(
+                "a queued reading on {} ({} bytes) cannot fit any frame: dropped",
+                entries[0].topic,
+                entries[0].payload.len()
+            );
+            self.queue.ack(&[entries[0].id])?;
+            self.lock_stats().dropped_oversized += 1;
+            return Ok(None);
+        }
+        let ids = entries[..readings.len()].iter().map(|e| e.id).collect();
+        Ok(Some((readings, ids)))
+    }
+
+    /// Sends a staged token until the gateway acknowledges it (true) or a stop is requested (false).
+    fn deliver(&mut self, token: &[u8], ids: &[EntryId]) -> anyhow::Result<bool> {
+        let mut silent_logged = false;
+        loop {
+            self.heartbeat.beat();
+            let before = self.link.link().stats();
+            let result = self.link.send(token);
+            let after = self.link.link().stats();
+            {
+                let mut stats = self.lock_stats();
+                stats.retries += after.retransmissions - before.retransmissions;
+            }
+            match result {
+                Ok(delivered) => {
+                    self.queue.ack(ids)?;
+                    self.drained.ring();
+                    let mut stats = self.lock_stats();
+                    stats.tokens_delivered += 1;
+                    stats.readings_delivered += ids.len() as u64;
+                    stats.last_batch = ids.len() as u64;
+                    stats.gateway_answering = true;
+                    if silent_logged {
+                        tracing::info!("gateway answering again");
+                    }
+                    tracing::debug!(
+                        "token of {} readings delivered after {} round(s)",
+                        ids.len(),
+                        delivered.rounds
+                    );
+                    return Ok(true);
+                }
+                Err(SendError::Stopped) => return Ok(false),
+                Err(SendError::Silent { to, rounds }) => {
+                    self.lock_stats().gateway_answering = false;
+                    if !silent_logged {
+                        tracing::warn!("gateway {to} silent for {rounds} rounds; the token stays queued and is retried");
+                        silent_logged = true;
+                    }
+                    self.publish_link_stats();
+                }
+                Err(SendError::Link(e)) => {
+                    self.lock_stats().radio_errors += 1;
+                    tracing::error!("radio: {e}");
+                    if self.shutdown.wait(Duration::from_secs(1)) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock_stats(&self) -> std::sync::MutexGuard<'_, SenderSnapshot> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish_link_stats(&self) {
+        let link = self.link.stats();
+        let datagram = self.link.link().datagram();
+        let now = datagram.clock().now();
+        let (used, budget) = datagram
+            .limiter()
+            .map_or((Duration::ZERO, Duration::ZERO), |l| {
+                (l.used(now), l.budget())
+            });
+        let frames = datagram.stats().sent;
+        let mut stats = self.lock_stats();
+        stats.frames_sent = frames;
+        stats.silent_rounds = link.silent_rounds;
+        stats.duty_cycle_waits = link.duty_cycle_waits;
+        stats.duty_cycle_wait_s = link.duty_cycle_wait.as_secs_f64();
+        stats.airtime_used_s = used.as_secs_f64();
+        stats.airtime_budget_s = budget.as_secs_f64();
+    }
+}
+
+/// A wait in slices of at most a second that beats the watchdog and ends early on a stop request.
+pub fn service_wait(shutdown: Shutdown, heartbeat: Heartbeat) -> impl FnMut(Duration) {
+    move |duration| {
+        let mut left = duration;
+        while !left.is_zero() {
+            heartbeat.beat();
+            let slice = left.min(Duration::from_secs(1));
+            if shutdown.wait(slice) {
+                return;
+            }
+            left -= slice;
+        }
+    }
+}
