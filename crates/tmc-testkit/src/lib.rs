@@ -100,7 +100,16 @@ impl Mosquitto {
         state_dir: &std::path::Path,
         port: u16,
     ) -> Mosquitto {
-        let binary = Self::binary().expect("mosquitto is not installed: run `make deps`");
+        Self::try_start(include_dir, state_dir, port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`start`](Self::start) that reports failure instead of panicking (for programs such as the demo).
+    pub fn try_start(
+        include_dir: &std::path::Path,
+        state_dir: &std::path::Path,
+        port: u16,
+    ) -> Result<Mosquitto, String> {
+        let binary = Self::binary().ok_or("mosquitto is not installed: run `make deps`")?;
         let main = state_dir.join("mosquitto-main.conf");
         let log = state_dir.join("mosquitto.log");
         // `user root`: the test runs as root and the broker key is 0600 root; on a Pi the first-boot
@@ -114,31 +123,33 @@ impl Mosquitto {
                 dir = include_dir.display()
             ),
         )
-        .expect("write mosquitto main config");
-        let child = Command::new(binary)
+        .map_err(|e| format!("writing {}: {e}", main.display()))?;
+        let child = Command::new(&binary)
             .arg("-c")
             .arg(&main)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start mosquitto");
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
         let mut broker = Mosquitto { child, port, log };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "mosquitto exited ({status}) before listening:\n{}",
                     broker.log_text()
-                );
+                ));
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mosquitto did not listen on {port}:\n{}",
-                broker.log_text()
-            );
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "mosquitto did not listen on {port}:\n{}",
+                    broker.log_text()
+                ));
+            }
+            // Polling a port another process opens: there is nothing to wait on instead.
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        broker
+        Ok(broker)
     }
 
     pub fn log_text(&self) -> String {
@@ -147,6 +158,16 @@ impl Mosquitto {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the broker as systemd would (SIGTERM): it saves its persistence database (sessions and queued
+    /// messages) before exiting, so a new broker on the same state directory resumes them.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,269 @@
+//! A whole TMC site on one machine, for `make demo` and for the end-to-end and fault tests.
+//!
+//! [`SiteFiles::create`] makes a throwaway site under a directory: the PKI (CA, broker certificate that also
+//! names 127.0.0.1, relay and sensor certificates), the envelope key ring (0600), the mosquitto mTLS drop-in
+//! (on 127.0.0.1 only), and `relay.toml` / `receiver.toml` joined by a simulated air directory.
+//! [`Service`] runs one of the real binaries (`tmc-relay run`, `tmc-receiver run`, `tmc-sensor-sim`) and
+//! stops it by pid: SIGTERM for an orderly stop, SIGKILL for a crash.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use tmc_envelope::{KeyRing, Overwrite};
+use tmc_pki::{broker, Role, Site, SiteInit, Validity};
+
+/// Relay and gateway node addresses (as at the existing sites: node 10 → gateway 1).
+pub const RELAY_NODE: u8 = 10;
+pub const GATEWAY_NODE: u8 = 1;
+
+/// How the site is made.
+#[derive(Debug, Clone)]
+pub struct SiteOptions {
+    pub sensors: usize,
+    /// Broker TLS port on 127.0.0.1.
+    pub broker_port: u16,
+    /// Loss and corruption probabilities on the simulated air (each receiver draws its own).
+    pub loss: f64,
+    pub corruption: f64,
+    /// Duty cycle of the simulated air in percent (1 % is the law at 868.0 MHz; tests that cannot wait an
+    /// hour for the budget raise it).
+    pub duty_cycle: f64,
+    /// Board preset whose frequency and modem the air simulates (default: RadioHead's, 868.0 MHz, SF7).
+    pub board: Option<PathBuf>,
+    /// Extra `[upstream]` table for receiver.toml.
+    pub upstream: Option<String>,
+    /// Receiver's `[output]` table.
+    pub output: String,
+    /// Relay `[link]` back-off in seconds (short in tests).
+    pub backoff: f64,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            sensors: 3,
+            broker_port: 8883,
+            loss: 0.05,
+            corruption: 0.0,
+            duty_cycle: 1.0,
+            board: None,
+            upstream: None,
+            output: "stdout = true\nfile = \"readings.jsonl\"\n".into(),
+            backoff: 2.0,
+        }
+    }
+}
+
+/// The files of a throwaway site.
+pub struct SiteFiles {
+    pub dir: PathBuf,
+    pub site: Site,
+    pub sensors: Vec<String>,
+    pub broker_port: u16,
+}
+
+impl SiteFiles {
+    pub fn create(dir: &Path, options: &SiteOptions) -> anyhow::Result<SiteFiles> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let site = Site::init(
+            &dir.join("site"),
+            &SiteInit {
+                extra_names: vec!["127.0.0.1".into()],
+                ..SiteInit::default()
+            },
+        )?;
+        site.issue("relay", Role::Relay, &[], Validity::days(30))?;
+        let sensors: Vec<String> = (1..=options.sensors)
+            .map(|i| format!("sensor{i}"))
+            .collect();
+        for name in &sensors {
+            site.issue(name, Role::Sensor, &[], Validity::days(30))?;
+        }
+        KeyRing::generate(1)?.save(&dir.join("keys.toml"), Overwrite::Refuse)?;
+        broker::write(
+            &site,
+            &broker::BrokerOptions {
+                port: options.broker_port,
+                bind: Some("127.0.0.1".into()),
+                install_dir: None,
+                plain_loopback_port: None,
+            },
+            &dir.join("broker"),
+        )?;
+        for sub in ["broker-state", "relay-state", "receiver-state", "air"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let files = SiteFiles {
+            dir: dir.to_owned(),
+            site,
+            sensors,
+            broker_port: options.broker_port,
+        };
+        std::fs::write(files.relay_config(), files.render_relay(options))?;
+        std::fs::write(files.receiver_config(), files.render_receiver(options))?;
+        Ok(files)
+    }
+
+    fn radio(&self, options: &SiteOptions, node: u8) -> String {
+        let board = options
+            .board
+            .as_ref()
+            .map(|b| format!("board = {:?}\n", b.display().to_string()))
+            .unwrap_or_default();
+        format!(
+            "[radio]\n{board}sim = \"sim:air,loss={},corrupt={}\"\naddress = {node}\nduty_cycle = {}\n",
+            options.loss, options.corruption, options.duty_cycle
+        )
+    }
+
+    fn render_relay(&self, options: &SiteOptions) -> String {
+        let site = self.site.dir().display();
+        format!(
+            "# Throwaway demo relay: the site broker on 127.0.0.1, the simulated air.\n\
+             state_dir = \"relay-state\"\n\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n\
+             ca = \"{site}/ecc.ca.cert.pem\"\ncert = \"{site}/ecc.relay.cert.pem\"\nkey = \"{site}/ecc.relay.key.pem\"\n\n\
+             {radio}\n\
+             [link]\ngateway = {GATEWAY_NODE}\nbackoff = {backoff}\nmax_backoff = {max_backoff}\n\n\
+             [envelope]\nkeys = \"keys.toml\"\nencoding = \"packed\"\n",
+            port = self.broker_port,
+            radio = self.radio(options, RELAY_NODE),
+            backoff = options.backoff,
+            max_backoff = options.backoff * 8.0,
+        )
+    }
+
+    fn render_receiver(&self, options: &SiteOptions) -> String {
+        format!(
+            "# Throwaway demo receiver on the simulated air.\n\
+             state_dir = \"receiver-state\"\n\n\
+             {radio}\n\
+             [link]\npeers = [{RELAY_NODE}]\n\n\
+             [envelope]\nkeys = \"keys.toml\"\n\n\
+             [output]\n{output}\n{upstream}",
+            radio = self.radio(options, GATEWAY_NODE),
+            output = options.output,
+            upstream = options.upstream.clone().unwrap_or_default(),
+        )
+    }
+
+    pub fn relay_config(&self) -> PathBuf {
+        self.dir.join("relay.toml")
+    }
+
+    pub fn receiver_config(&self) -> PathBuf {
+        self.dir.join("receiver.toml")
+    }
+
+    pub fn readings_file(&self) -> PathBuf {
+        self.dir.join("readings.jsonl")
+    }
+
+    pub fn broker_dir(&self) -> PathBuf {
+        self.dir.join("broker")
+    }
+
+    pub fn broker_state(&self) -> PathBuf {
+        self.dir.join("broker-state")
+    }
+}
+
+/// Where the TMC binaries are: next to this program (target/<profile>/), or in `TMC_BIN_DIR`.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TMC_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().context("locating this program")?;
+    let mut dir = exe.parent().context("program has no directory")?.to_owned();
+    // Test executables live in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+/// One running TMC program, stopped by pid when dropped (SIGKILL if still running).
+pub struct Service {
+    pub name: String,
+    child: Child,
+}
+
+impl Service {
+    /// Starts `program` (a TMC binary in [`bin_dir`]) with `args` in `dir`, through `TMC_TEST_RUNNER` (qemu for
+    /// cross builds) like every test-started binary. Its stdout is piped when `capture` is set.
+    pub fn start(
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        capture: bool,
+    ) -> anyhow::Result<Service> {
+        let path = bin_dir()?.join(program);
+        anyhow::ensure!(
+            path.is_file(),
+            "{} is not built (cargo build --workspace)",
+            path.display()
+        );
+        let mut cmd = tmc_testkit::bin_command(&path.display().to_string());
+        cmd.args(args).current_dir(dir).stdin(Stdio::null());
+        if capture {
+            cmd.stdout(Stdio::piped());
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", path.display()))?;
+        Ok(Service {
+            name: program.into(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Whether it has exited (and how).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM and wait: the orderly stop systemd does.
+    pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        signal(self.child.id(), "TERM")?;
+        Ok(self.child.wait()?)
+    }
+
+    /// SIGKILL and wait: a crash or power cut.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    pub fn wait(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `make demo`: a whole site on this machine. See the crate docs and the README.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use tmc_demo::{Service, SiteFiles, SiteOptions};
+use tmc_relay::service::{status_line, RelayStatus};
+use tmc_service::Shutdown;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tmc-demo",
+    version,
+    about = "A throwaway TMC site: real mosquitto (mTLS) on 127.0.0.1, relay and receiver on the simulated air, simulated sensors"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: tmc_cli::GlobalArgs,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Simulated sensors.
+    #[arg(long, default_value_t = 3)]
+    sensors: usize,
+    /// Seconds between readings of one sensor.
+    #[arg(long, default_value = "2")]
+    interval: String,
+    /// Frame loss on the simulated air (0–1).
+    #[arg(long, default_value_t = 0.05)]
+    loss: f64,
+    /// Board preset whose frequency and modem are simulated.
+    #[arg(long, default_value = "board-config/dragino-lora-hat.toml")]
+    board: PathBuf,
+    /// Keep the site here instead of a temporary directory (it must not exist).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tmc_cli::init_logging(cli.global.verbose);
+    tmc_cli::exit_status("tmc-demo", run(cli))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals()?;
+    let temp = tempfile::Builder::new().prefix("tmc-demo-").tempdir()?;
+    let dir = cli.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let board = std::fs::canonicalize(&cli.board)
+        .with_context(|| format!("board preset {}", cli.board.display()))?;
+    let options = SiteOptions {
+        sensors: cli.sensors,
+        broker_port: tmc_testkit::free_port(),
+        loss: cli.loss,
+        board: Some(board),
+        ..SiteOptions::default()
+    };
+    let files = SiteFiles::create(&dir, &options)?;
+    eprintln!(
+        "demo site in {} (PKI, keys, broker on 127.0.0.1:{}, air {}/air)",
+        dir.display(),
+        files.broker_port,
+        dir.display()
+    );
+    let broker = tmc_testkit::Mosquitto::try_start(
+        &files.broker_dir(),
+        &files.broker_state(),
+        files.broker_port,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let receiver_config = files.receiver_config().display().to_string();
+    let relay_config = files.relay_config().display().to_string();
+    let mut receiver = Service::start(
+        "tmc-receiver",
+        &["run", "--config", &receiver_config],
+        &dir,
+        true,
+    )?;
+    let relay = Service::start(
+        "tmc-relay",
+        &["run", "--config", &relay_config],
+        &dir,
+        false,
+    )?;
+    let site_dir = files.site.dir().display().to_string();
+    let port = files.broker_port.to_string();
+    let sensors = files.sensors.join(",");
+    let sensor_sim = Service::start(
+        "tmc-sensor-sim",
+        &[
+            "--site",
+            &site_dir,
+            "--sensors",
+            &sensors,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--interval",
+            &cli.interval,
+        ],
+        &dir,
+        false,
+    )?;
+    let stdout = receiver.stdout().context("receiver output")?;
+    let printer = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            print_reading(&line);
+        }
+    });
+    let started = Instant::now();
+    let status_path = dir.join("relay-state/relay.status.json");
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        if shutdown.wait(Duration::from_secs(2)) {
+            break;
+        }
+        if cli
+            .duration
+            .is_some_and(|d| started.elapsed() >= Duration::from_secs(d))
+        {
+            break;
+        }
+        if let Ok(status) = tmc_service::read_status::<RelayStatus>(&status_path) {
+            let line = status_line(&status, None);
+            if tty {
+                eprint!("\r\x1b[2K[relay] {line}\r");
+            } else {
+                eprintln!("[relay] {line}");
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!("\nstopping: sensors, relay, receiver, broker");
+    sensor_sim.terminate()?;
+    relay.terminate()?;
+    receiver.terminate()?;
+    let _ = printer.join();
+    broker.stop();
+    let count = std::fs::read_to_string(files.readings_file())
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    eprintln!(
+        "{count} readings arrived (see {})",
+        files.readings_file().display()
+    );
+    if cli.dir.is_none() {
+        eprintln!("the site was throwaway: {} is removed", dir.display());
+    }
+    Ok(())
+}
+
+/// One reading from the receiver, short: `sensors/sensor1/reading {"id":"sensor1","seq":3,"adc":517}`.
+fn print_reading(line: &str) {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(v) => println!(
+            "{} {}",
+            v["topic"].as_str().unwrap_or("?"),
+            v["data"].as_str().unwrap_or("(binary)")
+        ),
+        Err(_) => println!("{line}"),
+    }
+}
