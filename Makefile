@@ -26,7 +26,7 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	/usr/bin/cargo
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
-.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs clean
+.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -36,6 +36,7 @@ help:
 	@echo "make bench         criterion benchmarks"
 	@echo "make fuzz          fuzz the token and frame parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
+	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
 	@echo "make fmt           format the code"
 
 deps:
@@ -99,6 +100,12 @@ certs: deps
 	@if [ -f "$(SITE)/ecc.ca.cert.pem" ]; then echo "site $(SITE) exists (tmc-pki --site $(SITE) issue ... to add certificates)"; \
 	else target/debug/tmc-pki --site "$(SITE)" init $(INIT_ARGS); fi
 	@target/debug/tmc-pki --site "$(SITE)" list
+
+# Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end.
+DURATION ?=
+demo: deps
+	$(CARGO) build --release --locked -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-demo
+	target/release/tmc-demo $(if $(DURATION),--duration $(DURATION))
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,184 @@
+//! The site harness shared by the end-to-end and fault tests: real mosquitto (mTLS) on 127.0.0.1, the real
+//! `tmc-relay run` and `tmc-receiver run` on the simulated air, `tmc-sensor-sim` as the sensors.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tmc_demo::{Service, SiteFiles, SiteOptions};
+use tmc_testkit::Mosquitto;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub files: SiteFiles,
+}
+
+impl Harness {
+    pub fn new(options: SiteOptions) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let board =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fast-sim-board.toml");
+        let options = SiteOptions {
+            broker_port: tmc_testkit::free_port(),
+            board: Some(board),
+            ..options
+        };
+        let files = SiteFiles::create(dir.path(), &options).unwrap();
+        Harness { dir, files }
+    }
+
+    pub fn broker(&self) -> Mosquitto {
+        Mosquitto::start(
+            &self.files.broker_dir(),
+            &self.files.broker_state(),
+            self.files.broker_port,
+        )
+    }
+
+    pub fn relay(&self) -> Service {
+        let config = self.files.relay_config().display().to_string();
+        Service::start(
+            "tmc-relay",
+            &["run", "--config", &config],
+            self.dir.path(),
+            false,
+        )
+        .unwrap()
+    }
+
+    pub fn receiver(&self) -> Service {
+        let config = self.files.receiver_config().display().to_string();
+        Service::start(
+            "tmc-receiver",
+            &["run", "--config", &config],
+            self.dir.path(),
+            false,
+        )
+        .unwrap()
+    }
+
+    /// The sensors, each publishing `readings` readings `interval` apart; acknowledged ones go to the ledger.
+    pub fn sensors(&self, readings: u64, interval: &str) -> Service {
+        let site = self.files.site.dir().display().to_string();
+        let port = self.files.broker_port.to_string();
+        let sensors = self.files.sensors.join(",");
+        let ledger = self.ledger_path().display().to_string();
+        let readings = readings.to_string();
+        Service::start(
+            "tmc-sensor-sim",
+            &[
+                "--site",
+                &site,
+                "--sensors",
+                &sensors,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--interval",
+                interval,
+                "--readings",
+                &readings,
+                "--ledger",
+                &ledger,
+            ],
+            self.dir.path(),
+            false,
+        )
+        .unwrap()
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.dir.path().join("ledger.jsonl")
+    }
+
+    /// Readings the broker acknowledged to the sensors: payload by (sensor, seq).
+    pub fn acknowledged(&self) -> BTreeMap<(String, u64), String> {
+        let text = std::fs::read_to_string(self.ledger_path()).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = (
+                v["sensor"].as_str().unwrap().to_owned(),
+                v["seq"].as_u64().unwrap(),
+            );
+            let payload = v["payload"].as_str().unwrap().to_owned();
+            assert!(
+                out.insert(key.clone(), payload).is_none(),
+                "ledger repeats {key:?}"
+            );
+        }
+        out
+    }
+
+    /// Readings in the receiver's JSON-lines file, in file order: (sensor, seq, payload).
+    pub fn output(&self) -> Vec<(String, u64, String)> {
+        let text = std::fs::read_to_string(self.files.readings_file()).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("output line {line:?}: {e}"));
+                let payload = v["data"].as_str().unwrap().to_owned();
+                let p: serde_json::Value = serde_json::from_str(&payload).unwrap();
+                (
+                    p["id"].as_str().unwrap().to_owned(),
+                    p["seq"].as_u64().unwrap(),
+                    payload,
+                )
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until the output holds at least `n` readings.
+    pub fn wait_for_output(&self, n: usize, limit: Duration) -> Vec<(String, u64, String)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = self.output();
+            if out.len() >= n || Instant::now() >= deadline {
+                return out;
+            }
+            // Another process writes the file: poll it.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Checks exactly-once, per-sensor order and content; returns (acknowledged, output, extra) counts where extra
+/// are readings output that the broker never acknowledged to the sensor (sent, connection lost before PUBACK).
+pub fn verify(
+    acknowledged: &BTreeMap<(String, u64), String>,
+    output: &[(String, u64, String)],
+) -> (usize, usize, usize) {
+    let mut seen: HashMap<(String, u64), usize> = HashMap::new();
+    let mut last_seq: HashMap<String, u64> = HashMap::new();
+    for (sensor, seq, payload) in output {
+        *seen.entry((sensor.clone(), *seq)).or_default() += 1;
+        if let Some(expected) = acknowledged.get(&(sensor.clone(), *seq)) {
+            assert_eq!(payload, expected, "{sensor} #{seq}: content changed");
+        }
+        let last = last_seq.entry(sensor.clone()).or_default();
+        assert!(*seq > *last, "{sensor}: #{seq} after #{last}: out of order");
+        *last = *seq;
+    }
+    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "output more than once: {duplicates:?}"
+    );
+    let missing: Vec<_> = acknowledged
+        .keys()
+        .filter(|k| !seen.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never output: {} e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let extra = seen
+        .keys()
+        .filter(|k| !acknowledged.contains_key(*k))
+        .count();
+    (acknowledged.len(), output.len(), extra)
+}
