@@ -121,6 +121,8 @@ pub fn render_conf(options: &BrokerOptions, dir: &Path) -> String {
          # The relay's persistent session holds the readings that arrive while it restarts; mosquitto's\n\
          # default of 1000 queued messages would drop (silently, after PUBACKing the sensor) beyond that.\n\
          max_queued_messages 1000000\n\
+         # QoS 1 messages in flight to one client: the relay stores all it holds in one fsync'd transaction.\n\
+         max_inflight_messages 256\n\
          \n\
          {listener}\n\
          allow_anonymous false\n\

@@ -58,26 +58,26 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 ";
 
-/// Identifies one broker delivery so that a redelivery can be recognised: the MQTT packet id and a digest of
-/// topic and payload ([`delivery_mark`]). A broker resends (DUP flag) the QoS 1 messages it has no PUBACK for
-/// when the session resumes; a relay killed between storing a message and acknowledging it gets that message
-/// again, and must not queue it twice.
+/// Identifies a stored message so that a copy can be recognised: a digest of topic and payload
+/// ([`delivery_mark`]). A broker resends (DUP flag) the QoS 1 messages it has no PUBACK for when the session
+/// resumes, so a relay killed between storing a message and acknowledging it gets that message again; a sensor
+/// re-publishes a reading whose PUBACK a broker restart swallowed. Neither copy may be queued twice.
 pub type DeliveryMark = u64;
 
 /// How many delivery marks the queue keeps: far more than any receive maximum the broker may have in flight.
 pub const REMEMBERED_DELIVERIES: i64 = 65_536;
 
-/// The mark of a delivery: packet id in the top 16 bits, 48 bits of SHA-256 over topic and payload below.
-pub fn delivery_mark(packet_id: u16, topic: &str, payload: &[u8]) -> DeliveryMark {
+/// The mark of a message: 64 bits of SHA-256 over topic and payload.
+pub fn delivery_mark(topic: &str, payload: &[u8]) -> DeliveryMark {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     hash.update((topic.len() as u64).to_be_bytes());
     hash.update(topic.as_bytes());
     hash.update(payload);
     let digest = hash.finalize();
-    let mut low = [0u8; 8];
-    low[2..].copy_from_slice(&digest[..6]);
-    (u64::from(packet_id) << 48) | u64::from_be_bytes(low)
+    let mut mark = [0u8; 8];
+    mark.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(mark)
 }
 
 /// What to do with a push when the queue holds `capacity` entries.

@@ -14,6 +14,7 @@
 //! topics = ["/esp8266", "sensors/+/reading"]
 //! max_payload = 200               # bytes; larger payloads are refused (and must fit one frame anyway)
 //! receive_maximum = 256           # unacknowledged messages the broker may have in flight to us
+//! dedupe = true                   # a message equal (topic + payload) to a recently queued one is a copy
 //!
 //! [radio]                         # tmc_link::radio::RadioSection: board preset and/or sim
 //! board = "/etc/tmc/board.toml"
@@ -68,6 +69,9 @@ pub struct IngestSection {
     pub max_payload: usize,
     #[serde(default = "default_receive_maximum")]
     pub receive_maximum: u16,
+    /// Recognise copies by topic and payload (sensors put a sequence number in each reading).
+    #[serde(default = "default_true")]
+    pub dedupe: bool,
 }
 
 impl Default for IngestSection {
@@ -76,6 +80,7 @@ impl Default for IngestSection {
             topics: default_topics(),
             max_payload: default_max_payload(),
             receive_maximum: default_receive_maximum(),
+            dedupe: true,
         }
     }
 }
@@ -146,6 +151,9 @@ fn default_max_payload() -> usize {
 }
 fn default_receive_maximum() -> u16 {
     256
+}
+fn default_true() -> bool {
+    true
 }
 fn default_gateway() -> u8 {
     1

@@ -65,9 +65,10 @@ impl Shutdown {
         self.inner.requested.load(Ordering::SeqCst)
     }
 
-    /// Waits `duration` or until a stop is requested. Returns true when stopping.
+    /// Waits `duration` (`Duration::MAX`: for ever) or until a stop is requested. Returns true when stopping.
     pub fn wait(&self, duration: Duration) -> bool {
-        let deadline = Instant::now() + duration;
+        // `Duration::MAX` (or anything past the clock's range) waits for ever.
+        let deadline = Instant::now().checked_add(duration);
         let mut guard = self
             .inner
             .lock
@@ -77,16 +78,24 @@ impl Shutdown {
             if self.requested() {
                 return true;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = self
-                .inner
-                .wake
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            guard = match deadline {
+                None => self
+                    .inner
+                    .wake
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    self.inner
+                        .wake
+                        .wait_timeout(guard, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
     }
 }
@@ -100,7 +109,7 @@ mod tests {
         let shutdown = Shutdown::new();
         assert!(!shutdown.wait(Duration::from_millis(1)));
         let other = shutdown.clone();
-        let waiter = std::thread::spawn(move || other.wait(Duration::from_secs(3600)));
+        let waiter = std::thread::spawn(move || other.wait(Duration::MAX));
         shutdown.request();
         assert!(waiter.join().unwrap_or(false));
         assert!(shutdown.requested());

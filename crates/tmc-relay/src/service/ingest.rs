@@ -9,9 +9,14 @@
 //!   stored: keeping it unacknowledged would make the broker resend it forever.
 //! - A full queue under the `refuse` policy stores a prefix; the rest stays unacknowledged (the broker stops
 //!   sending once `receive_maximum` messages are in flight) and is retried as the radio drains the queue.
-//! - A relay killed between commit and PUBACK gets the message again when its session resumes (DUP flag): the
-//!   queue remembers each stored delivery's [`tmc_queue::delivery_mark`], so the copy is acknowledged and not
-//!   stored twice.
+//! - A message is stored once even when it comes twice. It comes twice when the relay is killed between commit
+//!   and PUBACK (the broker resends it with DUP set when the session resumes), and when a sensor re-publishes a
+//!   reading whose PUBACK it lost in a broker restart (the broker had already forwarded it; the copy is a new
+//!   message to the broker). The queue remembers the [`tmc_queue::delivery_mark`] of the last 65 536 stored
+//!   messages, a digest of topic and payload, and a message that matches one is acknowledged and not stored
+//!   again. This relies on what every TMC sensor sends: a per-sensor sequence number in the payload, so two
+//!   distinct readings never have the same bytes. `[ingest] dedupe = false` turns it off for sensors that
+//!   send bare values (then only DUP-flagged redeliveries are checked).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,6 +97,8 @@ pub struct IngestSettings {
     pub topics: Vec<String>,
     pub max_payload: usize,
     pub receive_maximum: u16,
+    /// Treat a message with the topic and payload of a recently stored one as a copy (see the module docs).
+    pub dedupe: bool,
     pub fits_frame: FitsFrame,
 }
 
@@ -254,7 +261,7 @@ async fn store(
         if held.is_empty() {
             tokio::select! {
                 p = rx.recv() => match p { Some(p) => group.push(p), None => return Ok(()) },
-                _ = stop.changed() => {}
+                changed = stop.changed() => if changed.is_err() { return Ok(()) },
             }
         }
         while group.len() < MAX_GROUP {
@@ -348,7 +355,7 @@ async fn store(
             let room = tokio::task::spawn_blocking(move || drained.wait(Duration::from_secs(1)));
             tokio::select! {
                 _ = room => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => if changed.is_err() { return Ok(()) },
             }
         }
     }

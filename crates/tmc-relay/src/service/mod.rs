@@ -152,6 +152,7 @@ pub fn run_with(config_path: &Path, config: RelayConfig, shutdown: Shutdown) -> 
         topics: config.ingest.topics.clone(),
         max_payload: config.ingest.max_payload,
         receive_maximum: config.ingest.receive_maximum,
+        dedupe: config.ingest.dedupe,
         fits_frame: Box::new(fits_frame),
     };
     let ingest_beat = watchdog.heartbeat("ingest");
