@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tmc_board::BoardPreset;
-use tmc_radio_sim::air::{self, AirLink, AirSpec};
-use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 use tmc_radio::{
     Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, RadioConfig, RadioError, Reception,
     ReliableConfig, ReliableDatagram, StdClock,
 };
+use tmc_radio_sim::air::{self, AirLink, AirSpec};
+use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 
 /// The `[radio]` table of a service's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -152,17 +152,17 @@ impl RadioSection {
                 None,
             ),
         };
-        let duty_cycle = match self.duty_cycle {
-            None => duty_cycle,
-            Some(_) if self.sim.is_none() => {
-                return Err(RadioOpenError::DutyCycle(
-                    "only for the simulated air: on a board, the region's band sets the duty cycle".into(),
-                ))
-            }
-            Some(percent) => DutyCycle::from_percent(percent).ok_or_else(|| {
-                RadioOpenError::DutyCycle(format!("{percent}: must be above 0 and at most 100"))
-            })?,
-        };
+        let duty_cycle =
+            match self.duty_cycle {
+                None => duty_cycle,
+                Some(_) if self.sim.is_none() => return Err(RadioOpenError::DutyCycle(
+                    "only for the simulated air: on a board, the region's band sets the duty cycle"
+                        .into(),
+                )),
+                Some(percent) => DutyCycle::from_percent(percent).ok_or_else(|| {
+                    RadioOpenError::DutyCycle(format!("{percent}: must be above 0 and at most 100"))
+                })?,
+            };
         let address = self
             .address
             .or(board_address)

@@ -24,11 +24,19 @@
 //!   cursor's mark and continue from the cursor: lines written after the last cursor commit are rewritten once,
 //!   so the file holds each reading exactly once even across crashes.
 //! - stdout: at-least-once across a crash between the write and the cursor commit (a pipe cannot be rewound).
+//!
+//! # Legacy frames
+//! The existing deployment's frames ([`Inbox::commit_legacy`]) carry no sender id and no counter, so nothing can
+//! tell a copy from a new reading: they are journalled as they come, without replay protection. They get a sender
+//! id of their own, [`legacy_sender`]`(node)` = `0x8000_0000 | node`, so that they never collide with a secure
+//! sender's (sender, counter, index) (secure sender ids are expected below `0x8000_0000`), and a counter that the
+//! inbox keeps per legacy sender (it survives the pruning of the journal, so upstream consumers that de-duplicate
+//! on (sender, counter, index) never see a number twice).
 
 use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use tmc_envelope::{Encoding, Opened, ReplayError, ReplayGuard};
+use tmc_envelope::{Encoding, Opened, Reading, ReplayError, ReplayGuard};
 
 use crate::{from_sql, now_ms, to_sql, Db, QueueError};
 
@@ -56,7 +64,22 @@ CREATE TABLE IF NOT EXISTS cursors (
     seq    INTEGER NOT NULL,
     mark   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS legacy (
+    sender INTEGER PRIMARY KEY,
+    next   INTEGER NOT NULL
+);
 ";
+
+/// The `encoding` column of a legacy record.
+const LEGACY_ENCODING: &str = "legacy";
+
+/// Sender ids from here up belong to legacy frames ([`legacy_sender`]).
+pub const LEGACY_SENDER_BASE: u32 = 0x8000_0000;
+
+/// The journal's sender id for legacy frames from radio node `node`.
+pub fn legacy_sender(node: u8) -> u32 {
+    LEGACY_SENDER_BASE | u32::from(node)
+}
 
 /// One reading in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +90,12 @@ pub struct Record {
     pub counter: u32,
     /// Position of the reading in its token.
     pub index: u32,
+    /// Key id (0 for a legacy record).
     pub kid: u8,
+    /// How the token was on air (a legacy frame is an ASCII JWT: [`Encoding::Text`]).
     pub encoding: Encoding,
+    /// A legacy frame ([`Inbox::commit_legacy`]): no authenticated sender, no replay protection.
+    pub legacy: bool,
     pub topic: String,
     pub time: u64,
     pub data: Vec<u8>,
@@ -196,6 +223,67 @@ impl Inbox {
         })
     }
 
+    /// Journals the readings of a legacy frame from radio node `node`, under sender [`legacy_sender`]`(node)` and
+    /// the next counter of that sender. There is no replay check: a legacy frame has no counter (see the module
+    /// docs). Durable when this returns.
+    pub fn commit_legacy(
+        &mut self,
+        node: u8,
+        readings: &[Reading],
+    ) -> Result<Committed, QueueError> {
+        let sender = legacy_sender(node);
+        let now = to_sql(now_ms());
+        let err = self.db.err();
+        let tx = self.db.conn.unchecked_transaction().map_err(&err)?;
+        let counter: u32 = tx
+            .query_row("SELECT next FROM legacy WHERE sender = ?1", [sender], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&err)?
+            .unwrap_or(0);
+        let mut first = None;
+        let mut last = 0;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO journal (sender, counter, idx, kid, encoding, topic, time, data, received_ms)
+                     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(&err)?;
+            for (index, r) in readings.iter().enumerate() {
+                insert
+                    .execute(params![
+                        sender,
+                        counter,
+                        to_sql(index as u64),
+                        LEGACY_ENCODING,
+                        r.topic,
+                        to_sql(r.time),
+                        r.data,
+                        now
+                    ])
+                    .map_err(&err)?;
+                let seq = from_sql(tx.last_insert_rowid());
+                first.get_or_insert(seq);
+                last = seq;
+            }
+        }
+        // u32 like every counter; after 2³² legacy frames from one node the numbers wrap (the journal is pruned
+        // long before, and legacy senders are meant to be migrated away).
+        tx.execute(
+            "INSERT INTO legacy (sender, next) VALUES (?1, ?2)
+             ON CONFLICT(sender) DO UPDATE SET next = excluded.next",
+            params![sender, counter.wrapping_add(1)],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(Committed::Stored {
+            first: first.unwrap_or(last + 1),
+            last,
+        })
+    }
+
     /// Registers an output; a new one starts at the beginning of what the journal still holds. Idempotent.
     pub fn add_output(&mut self, output: &str) -> Result<(), QueueError> {
         self.db
@@ -283,12 +371,17 @@ impl Inbox {
         for row in rows {
             let (seq, sender, counter, index, kid, encoding, topic, time, data, received_ms) =
                 row.map_err(self.db.err())?;
-            let encoding = encoding
-                .parse::<Encoding>()
-                .map_err(|_| QueueError::Corrupt {
-                    path: self.db.path.clone(),
-                    message: format!("journal record {seq}: unknown encoding {encoding:?}"),
-                })?;
+            let legacy = encoding == LEGACY_ENCODING;
+            let encoding = if legacy {
+                Encoding::Text
+            } else {
+                encoding
+                    .parse::<Encoding>()
+                    .map_err(|_| QueueError::Corrupt {
+                        path: self.db.path.clone(),
+                        message: format!("journal record {seq}: unknown encoding {encoding:?}"),
+                    })?
+            };
             out.push(Record {
                 seq,
                 sender,
@@ -296,6 +389,7 @@ impl Inbox {
                 index,
                 kid,
                 encoding,
+                legacy,
                 topic,
                 time,
                 data,

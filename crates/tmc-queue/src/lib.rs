@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-pub use inbox::{Committed, Cursor, Inbox, Record};
+pub use inbox::{legacy_sender, Committed, Cursor, Inbox, Record, LEGACY_SENDER_BASE};
 pub use relay::{
     delivery_mark, DeliveryMark, Entry, EntryId, FullPolicy, NewEntry, QueueStatus, RelayQueue,
     Staged, REMEMBERED_DELIVERIES,

@@ -272,3 +272,70 @@ fn journal_and_replay_state_agree_after_sigkill() {
         Committed::Stored { .. }
     ));
 }
+
+#[test]
+fn legacy_frames_have_their_own_senders_and_counters_that_survive_pruning() {
+    use tmc_queue::{legacy_sender, LEGACY_SENDER_BASE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let mut inbox = Inbox::open(&path, 32).unwrap();
+    inbox.add_output("out").unwrap();
+    // A secure token from sender 7 and legacy frames from radio node 7 do not collide.
+    let mut s = sealer(0);
+    let mut op = opener(&inbox);
+    inbox
+        .commit(&op.open(&token(&mut s, 0, 1)).unwrap())
+        .unwrap();
+    let reading = |text: &str| Reading::new("/esp8266", 1_700_000_100, text.as_bytes().to_vec());
+    assert_eq!(
+        inbox.commit_legacy(7, &[reading("a")]).unwrap(),
+        Committed::Stored { first: 2, last: 2 }
+    );
+    // The same reading again is stored again: a legacy frame has no counter to tell a copy.
+    assert_eq!(
+        inbox
+            .commit_legacy(7, &[reading("a"), reading("b")])
+            .unwrap(),
+        Committed::Stored { first: 3, last: 4 }
+    );
+    let records = inbox.pending("out", 10).unwrap();
+    assert_eq!(records.len(), 4);
+    assert!(!records[0].legacy);
+    assert_eq!(records[0].sender, SENDER);
+    let legacy: Vec<_> = records[1..]
+        .iter()
+        .map(|r| (r.sender, r.counter, r.index, r.kid, r.legacy, r.encoding))
+        .collect();
+    let sender = LEGACY_SENDER_BASE | 7;
+    assert_eq!(legacy_sender(7), sender);
+    assert_eq!(
+        legacy,
+        [
+            (sender, 0, 0, 0, true, Encoding::Text),
+            (sender, 1, 0, 0, true, Encoding::Text),
+            (sender, 1, 1, 0, true, Encoding::Text),
+        ]
+    );
+    assert_eq!(records[3].data, b"b");
+    assert_eq!(records[3].topic, "/esp8266");
+    // Legacy frames leave the replay state alone.
+    assert_eq!(inbox.replay_guard().highest(SENDER), Some(0));
+    assert_eq!(inbox.replay_guard().highest(sender), None);
+
+    // Delivered everywhere, pruned, reopened: the counter goes on where it was.
+    inbox.delivered("out", 4, 0).unwrap();
+    assert!(inbox.is_empty().unwrap());
+    drop(op);
+    drop(inbox);
+    let mut inbox = Inbox::open(&path, 32).unwrap();
+    inbox.commit_legacy(7, &[reading("c")]).unwrap();
+    inbox.commit_legacy(8, &[reading("d")]).unwrap();
+    let records = inbox.pending("out", 10).unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.sender, r.counter))
+            .collect::<Vec<_>>(),
+        [(sender, 2), (legacy_sender(8), 0)]
+    );
+}

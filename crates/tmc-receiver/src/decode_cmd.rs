@@ -1,12 +1,12 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use base64::Engine;
 use clap::{Args, ValueEnum};
-use serde_json::json;
 use tmc_envelope::legacy::{self, LegacyKeys, LEGACY_TOPIC};
 use tmc_envelope::replay::DEFAULT_WINDOW;
 use tmc_envelope::{KeyRing, Opened, Opener, ReplayGuard};
+
+use crate::line::{Origin, ReadingLine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
@@ -33,39 +33,32 @@ pub struct DecodeArgs {
     token: Option<String>,
 }
 
-/// A reading's bytes in JSON: as a string when they are UTF-8, else base64.
-fn data_field(data: &[u8]) -> (&'static str, serde_json::Value) {
-    match std::str::from_utf8(data) {
-        Ok(text) => ("data", json!(text)),
-        Err(_) => (
-            "data_base64",
-            json!(base64::engine::general_purpose::STANDARD.encode(data)),
-        ),
-    }
-}
-
 fn print_opened(opened: &Opened) {
-    for r in &opened.readings {
-        let (key, value) = data_field(&r.data);
-        let mut line = json!({
-            "topic": r.topic,
-            "time": r.time,
-            "sender": opened.sender,
-            "counter": opened.counter,
-            "kid": opened.kid,
-            "issued_at": opened.issued_at,
-            "encoding": opened.encoding.to_string(),
-        });
-        line[key] = value;
-        println!("{line}");
+    for (index, r) in opened.readings.iter().enumerate() {
+        let line = ReadingLine {
+            topic: &r.topic,
+            time: Some(r.time),
+            data: &r.data,
+            origin: Origin::Secure {
+                sender: opened.sender,
+                counter: opened.counter,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                kid: opened.kid,
+                encoding: opened.encoding,
+            },
+        };
+        println!("{}", line.to_json());
     }
 }
 
 fn print_legacy(plaintext: &[u8]) {
-    let (key, value) = data_field(plaintext);
-    let mut line = json!({ "topic": LEGACY_TOPIC, "profile": "legacy" });
-    line[key] = value;
-    println!("{line}");
+    let line = ReadingLine {
+        topic: LEGACY_TOPIC,
+        time: None,
+        data: plaintext,
+        origin: Origin::Legacy { node: None },
+    };
+    println!("{}", line.to_json());
 }
 
 fn inputs(token: Option<String>) -> anyhow::Result<Vec<String>> {

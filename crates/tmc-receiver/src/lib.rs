@@ -1,10 +1,32 @@
-//! The `tmc-receiver` command line. Each subcommand is a thin layer over a library crate.
+//! The TMC receiver: the gateway end of the LoRa link.
+//!
+//! Tokens from the relays are opened ([`tmc_envelope`]), committed exactly once to the inbox ([`tmc_queue::Inbox`],
+//! readings and replay state in one transaction), acknowledged on the radio only then ([`tmc_link`]), and delivered
+//! by independent outputs, each through its own cursor: stdout, a JSON-lines file, an upstream MQTT broker.
+//!
+//! - [`config`] — the configuration file, `/etc/tmc/receiver.toml`.
+//! - [`gateway`] — the radio loop, generic over the radio.
+//! - [`outputs`] — stdout, file, upstream.
+//! - [`service`] — the threads, the status snapshot, systemd readiness and watchdog.
+//! - [`line`] — the JSON line of a reading (`decode`, the outputs and the upstream payload share it).
+//!
+//! Commands: `decode` (tokens given by hand), `run` (the service), `status` (its snapshot).
 
+pub mod config;
 mod decode_cmd;
+pub mod gateway;
+pub mod line;
+pub mod outputs;
+mod run_cmd;
+pub mod service;
+pub mod shared;
+mod status_cmd;
 
 use clap::{Parser, Subcommand};
 
 pub use decode_cmd::DecodeArgs;
+pub use run_cmd::RunArgs;
+pub use status_cmd::StatusArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,10 +46,17 @@ pub enum Command {
     /// Verify and decrypt tokens (argument, or one per line on stdin; text or hex) and print each
     /// reading as a JSON line. Exits 1 with a one-line reason for each token refused.
     Decode(DecodeArgs),
+    /// Run the gateway service: receive tokens over LoRa, store each once, deliver the readings to the
+    /// configured outputs (stdout, a JSON-lines file, an upstream MQTT broker). Stops on SIGTERM/SIGINT.
+    Run(RunArgs),
+    /// Show what the service reported last (its status snapshot); says so when it never ran.
+    Status(StatusArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Decode(args) => decode_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Status(args) => status_cmd::run(args),
     }
 }

@@ -274,12 +274,12 @@ async fn store(
         for publish in group {
             match check(settings, &publish) {
                 Ok(topic) => {
-                    let mark = delivery_mark(publish.pkid, &topic, &publish.payload);
-                    if publish.dup && queue.remembers(mark)? {
+                    let mark = delivery_mark(&topic, &publish.payload);
+                    let copy = (settings.dedupe || publish.dup)
+                        && (batch.iter().any(|(_, _, m)| *m == mark) || queue.remembers(mark)?);
+                    if copy {
                         stats.redelivered.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            "{topic}: redelivery of a message already queued, acknowledged"
-                        );
+                        tracing::info!("{topic}: a copy of a message already queued, acknowledged");
                         ack(client, &publish);
                         continue;
                     }

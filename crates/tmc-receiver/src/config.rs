@@ -1,0 +1,315 @@
+//! The receiver's configuration file (`/etc/tmc/receiver.toml`).
+//!
+//! ```toml
+//! state_dir = "/var/lib/tmc"          # inbox at <state_dir>/receiver.db, status at <state_dir>/receiver.status.json
+//!
+//! [radio]                             # the board's SX1276, or simulated air (see tmc_link::radio)
+//! board = "/etc/tmc/board.toml"
+//! # sim = "sim:/run/tmc/air"
+//! # address = 1                       # default: the board's node_address; 1 (the gateway) without a board
+//!
+//! [link]
+//! peers = [10]                        # relay node addresses accepted
+//!
+//! [envelope]
+//! keys = "/etc/tmc/keys.toml"         # the site key ring (mode 0600)
+//! window = 32                         # replay window (0–63)
+//! legacy = false                      # also accept the existing RadioHead relays' insecure frames
+//!
+//! [output]
+//! stdout = true                       # JSON lines on stdout
+//! file = "/var/lib/tmc/readings.jsonl"   # append-only JSON-lines file, each reading exactly once
+//!
+//! [upstream]                          # republish to an MQTT broker (QoS 1)
+//! host = "broker.example.org"
+//! port = 8883
+//! ca = "/etc/tmc/upstream-ca.pem"     # TLS; without it plain TCP (only for a broker on this machine)
+//! cert = "/etc/tmc/upstream.cert.pem" # mutual TLS (with key)
+//! key = "/etc/tmc/upstream.key.pem"
+//! client_id = "tmc-receiver"
+//! keep_alive = 30
+//! topic = "tmc/{sender}/{topic}"      # placeholders {topic}, {sensor}, {sender}
+//! ```
+//!
+//! Unknown keys are refused, every error is one line naming the file (and for syntax errors the line and key),
+//! and relative paths are taken from the configuration file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tmc_envelope::replay::{DEFAULT_WINDOW, MAX_WINDOW};
+use tmc_link::radio::RadioSection;
+use tmc_mqtt::{BrokerConfig, TopicTemplate};
+use tmc_service::config::relative_to;
+use tmc_service::ConfigError;
+
+/// The gateway's node address when no board preset names one.
+pub const DEFAULT_ADDRESS: u8 = 1;
+/// MQTT over TLS, as `tmc_mqtt::BrokerConfig` defaults it.
+const DEFAULT_UPSTREAM_PORT: u16 = 8883;
+/// The upstream client id unless the configuration names one.
+pub const DEFAULT_CLIENT_ID: &str = "tmc-receiver";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    radio: RadioSection,
+    link: LinkSection,
+    envelope: EnvelopeSection,
+    #[serde(default)]
+    output: OutputSection,
+    #[serde(default)]
+    upstream: Option<UpstreamSection>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tmc")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkSection {
+    peers: Vec<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeSection {
+    keys: PathBuf,
+    #[serde(default = "default_window")]
+    window: u32,
+    #[serde(default)]
+    legacy: bool,
+}
+
+fn default_window() -> u32 {
+    DEFAULT_WINDOW
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputSection {
+    #[serde(default)]
+    stdout: bool,
+    #[serde(default)]
+    file: Option<PathBuf>,
+}
+
+/// `tmc_mqtt::BrokerConfig`'s fields, flattened by hand next to `topic` (serde's `flatten` ignores
+/// `deny_unknown_fields`, so a typo would go unnoticed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamSection {
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    ca: Option<PathBuf>,
+    #[serde(default)]
+    cert: Option<PathBuf>,
+    #[serde(default)]
+    key: Option<PathBuf>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    keep_alive: Option<u16>,
+    #[serde(default)]
+    topic: TopicTemplate,
+}
+
+/// Where readings are republished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub broker: BrokerConfig,
+    pub topic: TopicTemplate,
+}
+
+/// A checked configuration, paths resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (absolute).
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub radio: RadioSection,
+    pub peers: Vec<u8>,
+    pub keys: PathBuf,
+    pub window: u32,
+    pub legacy: bool,
+    pub stdout: bool,
+    pub file: Option<PathBuf>,
+    pub upstream: Option<UpstreamConfig>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // Absolute, so that relative paths inside resolve the same whatever the working directory later is (the
+        // file output's cursor is named after its path).
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let file: File = tmc_service::load_toml(&path)?;
+        Self::check(file, &path)
+    }
+
+    /// Parses `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: File = tmc_service::config::parse_toml(text, path)?;
+        Self::check(file, path)
+    }
+
+    fn check(file: File, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::invalid(path, message);
+        let mut radio = file.radio;
+        if radio.board.is_none() && radio.sim.is_none() {
+            return Err(invalid(
+                "[radio]: set `board` (a board preset) or `sim` (simulated air)".into(),
+            ));
+        }
+        if radio.board.is_none() && radio.address.is_none() {
+            radio.address = Some(DEFAULT_ADDRESS);
+        }
+        if file.link.peers.is_empty() {
+            return Err(invalid(
+                "[link] peers is empty: list the node addresses of the site's relays".into(),
+            ));
+        }
+        if let Some(bad) = file.link.peers.iter().find(|&&p| p == tmc_radio::BROADCAST) {
+            return Err(invalid(format!(
+                "[link] peers: {bad} is the broadcast address, not a node"
+            )));
+        }
+        if file.envelope.window > MAX_WINDOW {
+            return Err(invalid(format!(
+                "[envelope] window = {}: at most {MAX_WINDOW}",
+                file.envelope.window
+            )));
+        }
+        let upstream = file.upstream.map(|u| {
+            let mut broker = BrokerConfig::plain(u.host, u.port.unwrap_or(DEFAULT_UPSTREAM_PORT));
+            broker.ca = u.ca.map(|p| relative_to(path, &p));
+            broker.cert = u.cert.map(|p| relative_to(path, &p));
+            broker.key = u.key.map(|p| relative_to(path, &p));
+            broker.client_id = u.client_id;
+            if let Some(keep_alive) = u.keep_alive {
+                broker.keep_alive = keep_alive;
+            }
+            UpstreamConfig {
+                broker,
+                topic: u.topic,
+            }
+        });
+        if let Some(u) = &upstream {
+            if u.broker.host.is_empty() {
+                return Err(invalid("[upstream] host is empty".into()));
+            }
+        }
+        let output = file.output;
+        if !output.stdout && output.file.is_none() && upstream.is_none() {
+            return Err(invalid(
+                "no output: set [output] stdout = true, [output] file = \"...\", or an [upstream] broker"
+                    .into(),
+            ));
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            state_dir: relative_to(path, &file.state_dir),
+            radio,
+            peers: file.link.peers,
+            keys: relative_to(path, &file.envelope.keys),
+            window: file.envelope.window,
+            legacy: file.envelope.legacy,
+            stdout: output.stdout,
+            file: output.file.map(|p| relative_to(path, &p)),
+            upstream,
+        })
+    }
+
+    /// The inbox (journal, replay state, output cursors).
+    pub fn inbox_path(&self) -> PathBuf {
+        self.state_dir.join("receiver.db")
+    }
+
+    /// The status snapshot `tmc-receiver status` reads.
+    pub fn status_path(&self) -> PathBuf {
+        self.state_dir.join("receiver.status.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = "
+[radio]
+sim = \"sim:/tmp/air\"
+[link]
+peers = [10]
+[envelope]
+keys = \"keys.toml\"
+[output]
+stdout = true
+";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/site/receiver.toml"))
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.state_dir, Path::new("/var/lib/tmc"));
+        assert_eq!(c.keys, Path::new("/site/keys.toml"));
+        assert_eq!((c.window, c.legacy), (32, false));
+        assert_eq!(c.radio.address, Some(DEFAULT_ADDRESS));
+        assert!(c.upstream.is_none() && c.file.is_none());
+        assert_eq!(c.inbox_path(), Path::new("/var/lib/tmc/receiver.db"));
+
+        let c = parse(&format!(
+            "state_dir = \"state\"\n{MINIMAL}file = \"out/r.jsonl\"\n[upstream]\nhost = \"b\"\nca = \"ca.pem\"\ntopic = \"x/{{sensor}}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.state_dir, Path::new("/site/state"));
+        assert_eq!(c.file.as_deref(), Some(Path::new("/site/out/r.jsonl")));
+        let u = c.upstream.unwrap();
+        assert_eq!((u.broker.port, u.broker.keep_alive), (8883, 30));
+        assert_eq!(u.broker.ca.as_deref(), Some(Path::new("/site/ca.pem")));
+        assert_eq!(u.topic.render("sensors/s1/t", 10), "x/s1");
+    }
+
+    #[test]
+    fn errors_are_one_line_naming_the_file_and_key() {
+        let cases = [
+            (
+                MINIMAL.replace("peers", "peer"),
+                "line 5, column 1: unknown field `peer`",
+            ),
+            (
+                MINIMAL.replace("sim = \"sim:/tmp/air\"", ""),
+                "[radio]: set `board`",
+            ),
+            (MINIMAL.replace("[10]", "[]"), "[link] peers is empty"),
+            (
+                MINIMAL.replace("stdout = true", "stdout = false"),
+                "no output",
+            ),
+            (
+                format!("{MINIMAL}[upstream]\nhost = \"b\"\ntopic = \"a/{{who}}\"\n"),
+                "unknown placeholder {who}",
+            ),
+            (
+                MINIMAL.replace("keys.toml\"", "keys.toml\"\nwindow = 64"),
+                "[envelope] window = 64: at most 63",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.starts_with("/site/receiver.toml: ") && err.contains(want),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The radio loop: tokens from the relays → opened → committed to the inbox → acknowledged on the radio.
+//!
+//! Generic over the radio and its clock, so that the board's SX1276, the simulated air of a service, and the
+//! in-process simulator of the tests all run the same loop.
+//!
+//! What happens to each token the link hands over (not yet acknowledged, see `tmc_link`):
+//!
+//! | token                                   | inbox          | radio ACK | counted as            |
+//! |-----------------------------------------|----------------|-----------|-----------------------|
+//! | new, opens                              | committed      | yes       | `tokens_stored`       |
+//! | already committed (replay, relay resend)| —              | yes       | `duplicates`          |
+//! | too far behind its sender's counter     | —              | yes       | `stale`               |
+//! | forged, garbled, unknown key            | —              | **no**    | `refused[reason]`     |
+//! | authentic but undecodable payload       | —              | yes       | `refused[invalid_payload]` |
+//! | opens, but the inbox fails (disk)       | —              | **no**    | `commit_failures`     |
+//! | legacy frame (`legacy = true`)          | committed      | yes       | `legacy_frames`       |
+//!
+//! Duplicates are acknowledged so that a relay that missed our ACK stops resending. A refused token is not: the
+//! relay (or the forger) hears nothing. An authentic token whose payload cannot be decoded is a sender bug that
+//! no resend will fix; acknowledging it keeps it from blocking the relay's queue forever (it is logged as an
+//! error). After a failed commit the opener is rebuilt from the inbox, because its in-memory replay state already
+//! accepted the token that was not stored, and would refuse the relay's resend as a replay.
+//!
+//! Logs name the node, the sender and the reason, never token bytes, keys or plaintext.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tmc_envelope::legacy::{self, LegacyKeys, LEGACY_TOPIC};
+use tmc_envelope::{KeyRing, OpenError, Opener, Reading, ReplayError};
+use tmc_link::{LinkReceiver, Received, ReceiverStats};
+use tmc_queue::Committed;
+use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
+use tmc_service::notify::Heartbeat;
+use tmc_service::Shutdown;
+
+use crate::shared::{unix_now, Shared};
+
+/// How long one receive waits before the loop checks for a stop and beats its heartbeat.
+const RECEIVE_SLICE: Duration = Duration::from_secs(1);
+/// Pause after a radio error before trying again.
+const RADIO_RETRY: Duration = Duration::from_secs(1);
+
+/// What happened to one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed and acknowledged.
+    Stored { readings: usize, legacy: bool },
+    /// Already committed (or too old to tell: `stale`): acknowledged, nothing stored.
+    Duplicate { stale: bool },
+    /// Refused for `reason`; acknowledged only for an authentic but undecodable payload.
+    Refused {
+        reason: &'static str,
+        acknowledged: bool,
+    },
+    /// It opened, but the inbox failed: not acknowledged, so the relay sends it again.
+    NotStored,
+}
+
+/// The gateway's end of the link, with the inbox behind it.
+pub struct Gateway<R, C> {
+    rx: LinkReceiver<R, C>,
+    /// The link's counters as last copied to the status.
+    link_stats: ReceiverStats,
+    shared: Arc<Shared>,
+    ring: KeyRing,
+    opener: Opener,
+    legacy: Option<LegacyKeys>,
+}
+
+impl<R: PacketRadio, C: Clock> Gateway<R, C> {
+    /// Accepts tokens from `peers` over `link`, opened with `ring` and the inbox's replay state. With `legacy`, the
+    /// existing deployment's frames are accepted too (insecure: see `tmc_envelope::legacy`).
+    pub fn new(
+        link: ReliableDatagram<R, C>,
+        peers: &[u8],
+        ring: KeyRing,
+        legacy: bool,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let opener = Opener::new(ring.clone(), shared.inbox().replay_guard().clone());
+        Gateway {
+            rx: LinkReceiver::new(link).with_peers(peers),
+            link_stats: ReceiverStats::default(),
+            shared,
+            ring,
+            opener,
+            legacy: legacy.then(LegacyKeys::default),
+        }
+    }
+
+    /// Receives and handles at most one token, waiting up to `timeout`.
+    pub fn step(&mut self, timeout: Duration) -> Result<Option<Outcome>, LinkError> {
+        let received = self.rx.receive(timeout);
+        let stats = self.rx.stats();
+        if (stats.unknown_node, stats.resent_copies)
+            != (self.link_stats.unknown_node, self.link_stats.resent_copies)
+        {
+            let strangers = stats
+                .unknown_node
+                .saturating_sub(self.link_stats.unknown_node);
+            if strangers > 0 {
+                tracing::warn!(
+                    "{strangers} frame(s) from nodes outside [link] peers: dropped, not acknowledged"
+                );
+            }
+            self.shared.update_link(|l| {
+                l.unknown_node = stats.unknown_node;
+                l.resent_copies = stats.resent_copies;
+            });
+            self.link_stats = stats;
+        }
+        let Some(received) = received? else {
+            return Ok(None);
+        };
+        self.shared.update_link(|l| {
+            l.frames_received += 1;
+            l.last_frame_unix = Some(unix_now());
+            l.last_rssi_dbm = Some(received.rssi_dbm);
+            l.last_snr_db = Some(f32::from(received.snr_quarter_db) / 4.0);
+        });
+        let outcome = match &self.legacy {
+            Some(keys) if looks_legacy(&received.token) => {
+                let keys = keys.clone();
+                self.handle_legacy(&received, &keys)
+            }
+            _ => self.handle(&received),
+        };
+        Ok(Some(outcome))
+    }
+
+    /// Runs until `shutdown`: the token in hand is always finished (committed and acknowledged) first.
+    pub fn run(mut self, shutdown: &Shutdown, heartbeat: &Heartbeat) {
+        let mut failing = false;
+        while !shutdown.requested() {
+            match self.step(RECEIVE_SLICE) {
+                Ok(_) => {
+                    // Only a working radio beats: one that keeps failing stops the watchdog pings, and systemd
+                    // restarts the service (which resets the radio).
+                    heartbeat.beat();
+                    if failing {
+                        tracing::info!("radio: receiving again");
+                        failing = false;
+                    }
+                }
+                Err(e) => {
+                    self.shared.update_link(|l| l.radio_errors += 1);
+                    if !failing {
+                        tracing::error!("radio: {e}; retrying every {RADIO_RETRY:?}");
+                        failing = true;
+                    }
+                    shutdown.wait(RADIO_RETRY);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, received: &Received) -> Outcome {
+        let from = received.from;
+        let opened = match self.opener.open(&received.token) {
+            Ok(opened) => opened,
+            Err(OpenError::Replay(e)) => return self.duplicate(received, &e),
+            Err(e @ OpenError::Payload(_)) => {
+                tracing::error!(
+                    "node {from}: authentic token with an undecodable payload, acknowledged and dropped: {e}"
+                );
+                self.refused("invalid_payload");
+                self.confirm(received);
+                return Outcome::Refused {
+                    reason: "invalid_payload",
+                    acknowledged: true,
+                };
+            }
+            Err(e) => {
+                let reason = if looks_legacy(&received.token) {
+                    tracing::warn!(
+                        "node {from}: legacy frame refused: the legacy profile is off ([envelope] legacy = true accepts it, insecurely)"
+                    );
+                    "legacy_disabled"
+                } else {
+                    tracing::warn!("node {from}: token refused, not acknowledged: {e}");
+                    reason_of(&e)
+                };
+                self.refused(reason);
+                return Outcome::Refused {
+                    reason,
+                    acknowledged: false,
+                };
+            }
+        };
+        let committed = self.shared.inbox().commit(&opened);
+        match committed {
+            Ok(Committed::Stored { .. }) => {
+                let readings = opened.readings.len();
+                tracing::info!(
+                    "node {from}: sender {} counter {}: {readings} reading(s) stored",
+                    opened.sender,
+                    opened.counter
+                );
+                self.stored(received, readings);
+                Outcome::Stored {
+                    readings,
+                    legacy: false,
+                }
+            }
+            Ok(Committed::Duplicate(e)) => self.duplicate(received, &e),
+            Err(e) => {
+                tracing::error!(
+                    "node {from}: sender {} counter {} not stored, not acknowledged (the relay sends it again): {e}",
+                    opened.sender,
+                    opened.counter
+                );
+                self.shared.update_link(|l| l.commit_failures += 1);
+                // The opener accepted the counter in memory; the inbox did not. Take the inbox's word again.
+                self.opener = Opener::new(
+                    self.ring.clone(),
+                    self.shared.inbox().replay_guard().clone(),
+                );
+                Outcome::NotStored
+            }
+        }
+    }
+
+    fn handle_legacy(&mut self, received: &Received, keys: &LegacyKeys) -> Outcome {
+        let from = received.from;
+        let plaintext = match legacy::open(keys, &received.token) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("node {from}: legacy frame refused, not acknowledged: {e}");
+                let reason = match e {
+                    OpenError::BadSignature => "legacy_bad_signature",
+                    _ => "legacy_invalid",
+                };
+                self.refused(reason);
+                return Outcome::Refused {
+                    reason,
+                    acknowledged: false,
+                };
+            }
+        };
+        let reading = Reading::new(LEGACY_TOPIC, unix_now(), plaintext);
+        let committed = self.shared.inbox().commit_legacy(from, &[reading]);
+        match committed {
+            Ok(_) => {
+                tracing::warn!(
+                    "node {from}: insecure legacy profile: frame stored without sender authentication or replay protection (migrate the relay to the secure profile)"
+                );
+                self.shared.update_link(|l| l.legacy_frames += 1);
+                self.stored(received, 1);
+                Outcome::Stored {
+                    readings: 1,
+                    legacy: true,
+                }
+            }
+            Err(e) => {
+                tracing::error!("node {from}: legacy frame not stored, not acknowledged: {e}");
+                self.shared.update_link(|l| l.commit_failures += 1);
+                Outcome::NotStored
+            }
+        }
+    }
+
+    fn stored(&mut self, received: &Received, readings: usize) {
+        self.shared.update_link(|l| {
+            l.tokens_stored += 1;
+            l.readings_stored += readings as u64;
+            l.last_reading_unix = Some(unix_now());
+        });
+        self.confirm(received);
+        self.shared.journal_grew();
+    }
+
+    fn duplicate(&mut self, received: &Received, e: &ReplayError) -> Outcome {
+        let stale = matches!(e, ReplayError::Stale { .. });
+        tracing::warn!(
+            "node {}: {e}; acknowledged, not stored again",
+            received.from
+        );
+        self.shared.update_link(|l| {
+            if stale {
+                l.stale += 1;
+            } else {
+                l.duplicates += 1;
+            }
+        });
+        self.confirm(received);
+        Outcome::Duplicate { stale }
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.shared
+            .update_link(|l| *l.refused.entry(reason.to_owned()).or_default() += 1);
+    }
+
+    fn confirm(&mut self, received: &Received) {
+        // A lost ACK costs only a resend, which the inbox recognises as a duplicate.
+        if let Err(e) = self.rx.confirm(received) {
+            tracing::warn!(
+                "node {}: ACK not sent ({e}); the relay will resend, and the copy is recognised",
+                received.from
+            );
+        }
+    }
+}
+
+/// The reason key of a refused token, for the counters.
+fn reason_of(e: &OpenError) -> &'static str {
+    match e {
+        OpenError::Empty => "empty",
+        OpenError::Malformed { .. } => "malformed",
+        OpenError::UnsupportedAlg(_) => "unsupported_alg",
+        OpenError::UnknownKid { .. } => "unknown_kid",
+        OpenError::BadSignature => "bad_signature",
+        OpenError::Replay(_) => "replay",
+        OpenError::Payload(_) => "invalid_payload",
+        OpenError::Legacy(_) => "legacy_invalid",
+    }
+}
+
+/// Whether a frame is the existing deployment's: an ASCII JWT whose header has no `kid` (every secure text token
+/// names its key; packed tokens are binary).
+pub fn looks_legacy(frame: &[u8]) -> bool {
+    let bytes = frame.strip_suffix(&[0]).unwrap_or(frame);
+    if !bytes.starts_with(b"eyJ") {
+        return false;
+    }
+    let header = bytes.split(|&b| b == b'.').next().unwrap_or_default();
+    let header = header.strip_suffix(b"==").unwrap_or(header);
+    let header = header.strip_suffix(b"=").unwrap_or(header);
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(header))
+    else {
+        return false;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&json) {
+        Ok(serde_json::Value::Object(map)) => !map.contains_key("kid"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tmc_envelope::{Encoding, MemoryCounter, Sealer};
+
+    #[test]
+    fn legacy_frames_are_told_from_secure_tokens() {
+        let frame = legacy::seal(&LegacyKeys::default(), b"21.5").unwrap();
+        assert!(looks_legacy(&frame));
+        assert!(looks_legacy(&frame[..frame.len() - 1]));
+        let ring = KeyRing::generate(1).unwrap();
+        let mut sealer = Sealer::new(&ring, 10, MemoryCounter::starting_at(10, 0));
+        let reading = Reading::new("/esp8266", 1, b"x".to_vec());
+        for encoding in [Encoding::Text, Encoding::Packed] {
+            let token = sealer
+                .seal(std::slice::from_ref(&reading), 1, encoding)
+                .unwrap();
+            assert!(!looks_legacy(&token.bytes), "{encoding}");
+        }
+        assert!(!looks_legacy(b""));
+        assert!(!looks_legacy(b"eyJ!!!"));
+    }
+}

@@ -1,0 +1,306 @@
+//! The running receiver: the radio loop, one loop per output, and a supervisor that writes the status snapshot,
+//! tells systemd how things are, and pings its watchdog while every loop is alive.
+//!
+//! [`Service::start`] takes an opened radio link of any kind (the board, simulated air, the tests' in-process
+//! simulator), the key ring and the inbox; the `run` command opens those from the configuration.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tmc_envelope::KeyRing;
+use tmc_queue::{Inbox, QueueError};
+use tmc_radio::{Clock, PacketRadio, ReliableDatagram};
+use tmc_service::{Notifier, Shutdown, StatusFile, Watchdog};
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::outputs::file::FileOutput;
+use crate::outputs::stdout::StreamOutput;
+use crate::outputs::upstream::{Upstream, UpstreamError};
+use crate::outputs::{
+    file_output_name, run_sync_output, OutputError, SyncOutput, STDOUT, UPSTREAM,
+};
+use crate::shared::{Meta, Shared, Snapshot};
+
+/// How often the status snapshot is written.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("[output] file: {0}")]
+    File(#[from] OutputError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A thread that panicked; the service stopped anyway.
+#[derive(Debug, thiserror::Error)]
+#[error("the {0} thread failed (see the log above)")]
+pub struct ThreadFailed(pub String);
+
+/// The radio a service runs on, for the status.
+#[derive(Debug, Clone, Default)]
+pub struct RadioInfo {
+    pub description: String,
+    pub address: u8,
+}
+
+/// A running receiver.
+pub struct Service {
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    threads: Vec<(String, JoinHandle<()>)>,
+    status: StatusFile,
+}
+
+impl Service {
+    /// Registers the configured outputs (and forgets the ones no longer configured, so they stop holding the
+    /// journal back), then starts every loop. A stop is requested through `shutdown`.
+    pub fn start<R, C>(
+        config: &Config,
+        link: ReliableDatagram<R, C>,
+        radio: RadioInfo,
+        ring: KeyRing,
+        inbox: Inbox,
+        shutdown: Shutdown,
+    ) -> Result<Service, StartError>
+    where
+        R: PacketRadio + Send + 'static,
+        C: Clock + Send + 'static,
+    {
+        let shared = Arc::new(Shared::new(
+            inbox,
+            Meta {
+                radio: radio.description,
+                address: radio.address,
+                peers: config.peers.clone(),
+                legacy_enabled: config.legacy,
+            },
+        ));
+        let mut wanted = Vec::new();
+        if config.stdout {
+            wanted.push(STDOUT.to_owned());
+        }
+        if let Some(path) = &config.file {
+            wanted.push(file_output_name(path));
+        }
+        if config.upstream.is_some() {
+            wanted.push(UPSTREAM.to_owned());
+        }
+        {
+            let mut inbox = shared.inbox();
+            for old in inbox.outputs()? {
+                if !wanted.contains(&old) {
+                    tracing::info!(
+                        "output {old} is no longer configured: forgetting its cursor ({} reading(s) it had not delivered)",
+                        inbox.backlog(&old).unwrap_or(0)
+                    );
+                    inbox.remove_output(&old)?;
+                }
+            }
+            for name in &wanted {
+                // The file output registers itself: a new one adopts the file's current length.
+                if !name.starts_with("file:") {
+                    inbox.add_output(name)?;
+                }
+            }
+        }
+        let file = match &config.file {
+            Some(path) => Some(FileOutput::open(path, &shared)?),
+            None => None,
+        };
+        let upstream = match &config.upstream {
+            Some(u) => Some(Upstream::new(u.clone())?),
+            None => None,
+        };
+
+        let mut service = Service {
+            shared: shared.clone(),
+            shutdown: shutdown.clone(),
+            threads: Vec::new(),
+            status: StatusFile::new(config.status_path()),
+        };
+        let mut watchdog = Watchdog::new();
+
+        let gateway = Gateway::new(link, &config.peers, ring, config.legacy, shared.clone());
+        let heartbeat = watchdog.heartbeat("radio");
+        let stop = shutdown.clone();
+        service.spawn("radio", move || gateway.run(&stop, &heartbeat))?;
+
+        if config.stdout {
+            service.spawn_sync(StreamOutput::stdout(), &mut watchdog)?;
+        }
+        if let Some(file) = file {
+            service.spawn_sync(file, &mut watchdog)?;
+        }
+        if let Some(upstream) = upstream {
+            shared.register_output(UPSTREAM, Some(false));
+            let heartbeat = watchdog.heartbeat(UPSTREAM);
+            let (stop, shared) = (shutdown.clone(), shared.clone());
+            service.spawn("output upstream", move || {
+                upstream.run(&shared, &stop, &heartbeat)
+            })?;
+        }
+
+        let (stop, shared, status) = (shutdown, shared, service.status.clone());
+        service.spawn("supervisor", move || {
+            supervise(&shared, &stop, &watchdog, &status)
+        })?;
+        Ok(service)
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StartError> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(body)
+            .map_err(|source| {
+                // Whatever already runs must not outlive a failed start.
+                self.shutdown.request();
+                self.shared.stop();
+                StartError::Thread {
+                    name: name.to_owned(),
+                    source,
+                }
+            })?;
+        self.threads.push((name.to_owned(), handle));
+        Ok(())
+    }
+
+    fn spawn_sync(
+        &mut self,
+        output: impl SyncOutput + 'static,
+        watchdog: &mut Watchdog,
+    ) -> Result<(), StartError> {
+        let name = output.name().to_owned();
+        self.shared.register_output(&name, None);
+        let heartbeat = watchdog.heartbeat(&name);
+        let (stop, shared) = (self.shutdown.clone(), self.shared.clone());
+        self.spawn(&format!("output {name}"), move || {
+            run_sync_output(output, &shared, &stop, &heartbeat)
+        })
+    }
+
+    /// The counters, backlogs and waits on them.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+
+    /// Waits up to `timeout` for `done` to hold; see [`Shared::wait_until`].
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl FnMut(&Snapshot) -> bool,
+    ) -> Option<Snapshot> {
+        self.shared.wait_until(timeout, done)
+    }
+
+    /// Blocks until a stop is requested (a signal, or [`Shutdown::request`]).
+    pub fn wait_for_stop(&self) {
+        while !self.shutdown.wait(Duration::from_secs(3600)) {}
+    }
+
+    /// Stops every loop after the work in hand, and writes the final snapshot. Errs if a thread panicked.
+    pub fn stop(self) -> Result<Snapshot, ThreadFailed> {
+        self.shutdown.request();
+        self.shared.stop();
+        let mut failed = None;
+        for (name, handle) in self.threads {
+            if handle.join().is_err() {
+                tracing::error!("the {name} thread panicked");
+                failed.get_or_insert(name);
+            }
+        }
+        let snapshot = self.shared.snapshot();
+        if let Err(e) = self.status.write(&snapshot) {
+            tracing::warn!("status snapshot not written: {e}");
+        }
+        match failed {
+            Some(name) => Err(ThreadFailed(name)),
+            None => Ok(snapshot),
+        }
+    }
+}
+
+/// Writes the snapshot every [`STATUS_INTERVAL`], updates systemd's status line, and pings the watchdog while
+/// every loop beats. Ends when a stop is requested, after waking every loop.
+fn supervise(shared: &Shared, shutdown: &Shutdown, watchdog: &Watchdog, status: &StatusFile) {
+    let notifier = Notifier;
+    let interval = notifier.watchdog_interval();
+    // Ping at twice the rate systemd expects; write the snapshot on its own schedule.
+    let tick = interval.map_or(STATUS_INTERVAL, |i| (i / 2).min(STATUS_INTERVAL));
+    let mut last_status: Option<std::time::Instant> = None;
+    let mut reported_stall = false;
+    let mut write_failed = false;
+    loop {
+        if last_status.is_none_or(|t| t.elapsed() >= STATUS_INTERVAL) {
+            let snapshot = shared.snapshot();
+            match status.write(&snapshot) {
+                Ok(()) => write_failed = false,
+                Err(e) if !write_failed => {
+                    tracing::warn!("status snapshot not written: {e}");
+                    write_failed = true;
+                }
+                Err(_) => {}
+            }
+            notifier.status(&status_line(&snapshot));
+            last_status = Some(std::time::Instant::now());
+        }
+        if let Some(interval) = interval {
+            let stalled = watchdog.stalled(interval);
+            if stalled.is_empty() {
+                notifier.watchdog_ping();
+                reported_stall = false;
+            } else if !reported_stall {
+                tracing::error!(
+                    "stalled: {} (no progress for {interval:?}); withholding the watchdog ping",
+                    stalled.join(", ")
+                );
+                reported_stall = true;
+            }
+        }
+        if shutdown.wait(tick) {
+            shared.stop();
+            return;
+        }
+    }
+}
+
+/// The one-line status systemd shows.
+pub fn status_line(s: &Snapshot) -> String {
+    let mut line = format!(
+        "{} reading(s) stored from {} token(s)",
+        s.link.readings_stored, s.link.tokens_stored
+    );
+    let refused: u64 = s.link.refused.values().sum();
+    if refused > 0 {
+        line.push_str(&format!(", {refused} refused"));
+    }
+    for (name, o) in &s.outputs {
+        line.push_str(&format!("; {name}: backlog {}", o.backlog));
+        if o.connected == Some(false) {
+            line.push_str(" (disconnected)");
+        }
+        if o.error.is_some() && o.connected.is_none() {
+            line.push_str(" (failing)");
+        }
+    }
+    line
+}

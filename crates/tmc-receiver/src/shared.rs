@@ -1,0 +1,268 @@
+//! What the receiver's threads share: the inbox (one SQLite connection), the counters of the status snapshot, and
+//! the wake-ups (a new journal record for the outputs, any change for whoever waits on the counters).
+//!
+//! Lock order: the inbox before the counters, never the other way round. Both are held only for one short step
+//! (one commit, one query, one counter update), never across radio or network I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tmc_queue::Inbox;
+use tokio::sync::watch;
+
+/// The status snapshot: written to `<state_dir>/receiver.status.json` every few seconds and at exit, read by
+/// `tmc-receiver status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub pid: u32,
+    /// False in the snapshot written at a clean exit.
+    pub running: bool,
+    pub started_unix: u64,
+    pub written_unix: u64,
+    /// Which radio (board or simulated air).
+    pub radio: String,
+    pub address: u8,
+    pub peers: Vec<u8>,
+    pub legacy_enabled: bool,
+    pub link: LinkCounters,
+    /// Records in the journal (not yet delivered by every output).
+    pub journal: u64,
+    pub outputs: BTreeMap<String, OutputStatus>,
+}
+
+/// What came over the radio since the start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkCounters {
+    /// Tokens the link handed over (new datagrams from peers).
+    pub frames_received: u64,
+    /// Tokens committed to the inbox (legacy frames included).
+    pub tokens_stored: u64,
+    pub readings_stored: u64,
+    /// Legacy frames stored (also counted in `tokens_stored`).
+    pub legacy_frames: u64,
+    /// Tokens already stored (a relay resent them): acknowledged, not stored again.
+    pub duplicates: u64,
+    /// Tokens too far behind their sender's newest counter to tell: acknowledged, not stored.
+    pub stale: u64,
+    /// Tokens refused, by reason (`bad_signature`, `unknown_kid`, `malformed`, ...).
+    pub refused: BTreeMap<String, u64>,
+    /// Frames from nodes that are not peers (dropped, not acknowledged).
+    pub unknown_node: u64,
+    /// Copies of the token acknowledged last, swallowed by the link layer.
+    pub resent_copies: u64,
+    /// Tokens not stored because the inbox failed (not acknowledged: the relay sends them again).
+    pub commit_failures: u64,
+    pub radio_errors: u64,
+    pub last_frame_unix: Option<u64>,
+    pub last_reading_unix: Option<u64>,
+    pub last_rssi_dbm: Option<i16>,
+    pub last_snr_db: Option<f32>,
+}
+
+/// One output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputStatus {
+    /// Readings delivered since the start.
+    pub delivered: u64,
+    /// Journal records it has not delivered yet.
+    pub backlog: u64,
+    /// For the upstream output: whether the broker connection is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    /// The current failure, if the output is failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Facts fixed at start.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub radio: String,
+    pub address: u8,
+    pub peers: Vec<u8>,
+    pub legacy_enabled: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped on every change, so a waiter never misses one.
+    version: u64,
+    /// Bumped on every journal commit.
+    journal: u64,
+    stopping: bool,
+    link: LinkCounters,
+    outputs: BTreeMap<String, OutputStatus>,
+}
+
+/// Shared by the radio loop, the outputs and the supervisor.
+pub struct Shared {
+    inbox: Mutex<Inbox>,
+    state: Mutex<State>,
+    changed: Condvar,
+    journal_tx: watch::Sender<u64>,
+    meta: Meta,
+    started_unix: u64,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub fn new(inbox: Inbox, meta: Meta) -> Self {
+        Shared {
+            inbox: Mutex::new(inbox),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            journal_tx: watch::Sender::new(0),
+            meta,
+            started_unix: unix_now(),
+        }
+    }
+
+    /// The inbox, locked. A thread that panicked while holding it left SQLite consistent (every change is one
+    /// transaction), so a poisoned lock is taken over.
+    pub fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn change(&self, f: impl FnOnce(&mut State)) {
+        let mut state = self.state();
+        f(&mut state);
+        state.version += 1;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn update_link(&self, f: impl FnOnce(&mut LinkCounters)) {
+        self.change(|s| f(&mut s.link));
+    }
+
+    /// Adds an output to the status (the service does it for every configured output). `connected` is
+    /// `Some(false)` for an output with a connection (upstream), `None` otherwise.
+    pub fn register_output(&self, name: &str, connected: Option<bool>) {
+        self.change(|s| {
+            s.outputs.insert(
+                name.to_owned(),
+                OutputStatus {
+                    connected,
+                    ..OutputStatus::default()
+                },
+            );
+        });
+    }
+
+    pub(crate) fn update_output(&self, name: &str, f: impl FnOnce(&mut OutputStatus)) {
+        self.change(|s| {
+            if let Some(o) = s.outputs.get_mut(name) {
+                f(o);
+            }
+        });
+    }
+
+    /// New records are in the journal: wake the outputs.
+    pub(crate) fn journal_grew(&self) {
+        self.change(|s| s.journal += 1);
+        self.journal_tx.send_modify(|n| *n += 1);
+    }
+
+    /// Asks every loop to finish what it holds and stop (and wakes the ones that wait for records).
+    pub fn stop(&self) {
+        self.change(|s| s.stopping = true);
+        self.journal_tx.send_modify(|n| *n += 1);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.state().stopping
+    }
+
+    pub(crate) fn journal_generation(&self) -> u64 {
+        self.state().journal
+    }
+
+    /// Waits until the journal generation is no longer `seen`, a stop is requested or `timeout` passed.
+    pub(crate) fn wait_journal(&self, seen: u64, timeout: Duration) {
+        let state = self.state();
+        let _ = self
+            .changed
+            .wait_timeout_while(state, timeout, |s| s.journal == seen && !s.stopping)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// For async outputs: changes whenever the journal grows or a stop is requested.
+    pub(crate) fn journal_watch(&self) -> watch::Receiver<u64> {
+        self.journal_tx.subscribe()
+    }
+
+    /// The current counters and backlogs.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_and_version().0
+    }
+
+    fn snapshot_and_version(&self) -> (Snapshot, u64) {
+        // Inbox first (lock order), then the counters.
+        let names: Vec<String> = self.state().outputs.keys().cloned().collect();
+        let (journal, backlogs) = {
+            let inbox = self.inbox();
+            let backlogs: BTreeMap<String, u64> = names
+                .iter()
+                .map(|n| (n.clone(), inbox.backlog(n).unwrap_or(0)))
+                .collect();
+            (inbox.len().unwrap_or(0), backlogs)
+        };
+        let state = self.state();
+        let mut outputs = state.outputs.clone();
+        for (name, output) in &mut outputs {
+            output.backlog = backlogs.get(name).copied().unwrap_or(0);
+        }
+        let snapshot = Snapshot {
+            pid: std::process::id(),
+            running: !state.stopping,
+            started_unix: self.started_unix,
+            written_unix: unix_now(),
+            radio: self.meta.radio.clone(),
+            address: self.meta.address,
+            peers: self.meta.peers.clone(),
+            legacy_enabled: self.meta.legacy_enabled,
+            link: state.link.clone(),
+            journal,
+            outputs,
+        };
+        (snapshot, state.version)
+    }
+
+    /// Waits (at most `timeout`) until `done` holds for a snapshot; returns that snapshot, or `None` on timeout.
+    /// Every change to the counters wakes it, so no change is missed.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Snapshot) -> bool,
+    ) -> Option<Snapshot> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (snapshot, version) = self.snapshot_and_version();
+            if done(&snapshot) {
+                return Some(snapshot);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let state = self.state();
+            // Backlogs change with the counters: outputs count what they delivered, the radio loop what it stored.
+            let _ = self
+                .changed
+                .wait_timeout_while(state, deadline - now, |s| s.version == version)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `tmc-receiver status`: what the running (or last) receiver reported in its status snapshot.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::run_cmd::flat;
+use crate::shared::{unix_now, Snapshot};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Configuration file (its state_dir holds the snapshot).
+    #[arg(long, default_value = "/etc/tmc/receiver.toml")]
+    pub config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the snapshot says about the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// No snapshot: the receiver never ran with this state directory.
+    NeverRun,
+    Running,
+    /// Stopped cleanly (its last snapshot says so).
+    Stopped,
+    /// The snapshot says running, but its process is gone (killed, crashed, or the machine restarted).
+    Dead,
+}
+
+#[derive(Serialize)]
+struct JsonStatus<'a> {
+    state: State,
+    status_file: String,
+    age_seconds: Option<u64>,
+    snapshot: Option<&'a Snapshot>,
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config).map_err(|e| flat(&e))?;
+    let path = config.status_path();
+    let snapshot: Option<Snapshot> = if path.exists() {
+        Some(tmc_service::read_status(&path).map_err(|e| flat(&e))?)
+    } else {
+        None
+    };
+    let state = match &snapshot {
+        None => State::NeverRun,
+        Some(s) if !s.running => State::Stopped,
+        Some(s) if std::path::Path::new(&format!("/proc/{}", s.pid)).exists() => State::Running,
+        Some(_) => State::Dead,
+    };
+    let age = snapshot
+        .as_ref()
+        .map(|s| unix_now().saturating_sub(s.written_unix));
+    if args.json {
+        let out = JsonStatus {
+            state,
+            status_file: path.display().to_string(),
+            age_seconds: age,
+            snapshot: snapshot.as_ref(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("status as JSON")?
+        );
+        return Ok(());
+    }
+    match (&snapshot, age) {
+        (Some(s), Some(age)) => print!("{}", human(s, state, age)),
+        _ => println!(
+            "tmc-receiver has never run with this configuration: no status snapshot at {}",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+fn ago(now: u64, then: Option<u64>) -> String {
+    match then {
+        Some(t) => format!("{} s ago", now.saturating_sub(t)),
+        None => "never".into(),
+    }
+}
+
+/// The snapshot for people.
+pub fn human(s: &Snapshot, state: State, age: u64) -> String {
+    let now = unix_now();
+    let mut out = String::new();
+    let _ = match state {
+        State::Running => writeln!(out, "tmc-receiver: running (pid {}), snapshot {age} s old", s.pid),
+        State::Stopped => writeln!(out, "tmc-receiver: stopped {age} s ago"),
+        State::Dead => writeln!(
+            out,
+            "tmc-receiver: NOT running: pid {} is gone without a clean stop (crash, kill or reboot); last snapshot {age} s old",
+            s.pid
+        ),
+        State::NeverRun => writeln!(out, "tmc-receiver: never run"),
+    };
+    let l = &s.link;
+    let peers: Vec<String> = s.peers.iter().map(u8::to_string).collect();
+    let _ = writeln!(
+        out,
+        "radio:    {} as node {}, peers {}{}",
+        s.radio,
+        s.address,
+        peers.join(", "),
+        if s.legacy_enabled {
+            ", legacy profile ON (insecure)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "received: {} token(s); stored {} ({} reading(s), {} legacy); duplicates {}, stale {}",
+        l.frames_received,
+        l.tokens_stored,
+        l.readings_stored,
+        l.legacy_frames,
+        l.duplicates,
+        l.stale
+    );
+    let refused: Vec<String> = l.refused.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "refused:  {}; unknown node {}; commit failures {}; radio errors {}",
+        if refused.is_empty() {
+            "none".to_owned()
+        } else {
+            refused.join(", ")
+        },
+        l.unknown_node,
+        l.commit_failures,
+        l.radio_errors
+    );
+    let signal = match (l.last_rssi_dbm, l.last_snr_db) {
+        (Some(rssi), Some(snr)) => format!(" (RSSI {rssi} dBm, SNR {snr:.2} dB)"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "last:     frame {}{signal}, reading {}",
+        ago(now, l.last_frame_unix),
+        ago(now, l.last_reading_unix)
+    );
+    let _ = writeln!(out, "journal:  {} record(s)", s.journal);
+    for (name, o) in &s.outputs {
+        let mut line = format!(
+            "output:   {name}: delivered {}, backlog {}",
+            o.delivered, o.backlog
+        );
+        match o.connected {
+            Some(true) => line.push_str(", connected"),
+            Some(false) => line.push_str(", DISCONNECTED"),
+            None => {}
+        }
+        if let Some(e) = &o.error {
+            line.push_str(&format!(" ({e})"));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}

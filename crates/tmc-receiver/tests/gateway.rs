@@ -1,0 +1,318 @@
+//! The receiver service on the in-process LoRa simulator (the real SX1276 driver, RadioHead framing, virtual
+//! time), fed by a relay-side `LinkSender` with tokens sealed by the real envelope.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tmc_envelope::legacy::{self, LegacyKeys};
+use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
+use tmc_link::{LinkSender, SendError, SendPolicy};
+use tmc_queue::Inbox;
+use tmc_radio::{LinkError, RadioConfig, ReliableConfig, ReliableDatagram, Sx1276};
+use tmc_radio_sim::{
+    ChannelConfig, Participant, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin,
+    SimSpi,
+};
+use tmc_receiver::config::Config;
+use tmc_receiver::outputs::file_output_name;
+use tmc_receiver::service::{RadioInfo, Service};
+use tmc_receiver::shared::Snapshot;
+use tmc_service::Shutdown;
+
+const GATEWAY: u8 = 1;
+const RELAY: u8 = 10;
+const STRANGER: u8 = 66;
+/// The relay's envelope sender id.
+const SENDER: u32 = 10;
+const IAT: u64 = 1_763_766_000;
+/// Every wait in these tests is bounded by this.
+const WAIT: Duration = Duration::from_secs(30);
+
+type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+
+fn reliable(
+    chip: SimChip,
+    clock: SimClock,
+    address: u8,
+    seed: u64,
+) -> ReliableDatagram<Radio, SimClock> {
+    let radio = Sx1276::new(
+        chip.spi,
+        chip.reset,
+        chip.dio0,
+        chip.delay,
+        RadioConfig::radiohead_default(868_000_000),
+    )
+    .unwrap();
+    ReliableDatagram::new(
+        tmc_radio::Datagram::new(radio, clock, address),
+        ReliableConfig::default(),
+        seed,
+    )
+}
+
+/// A site directory: key ring, receiver configuration, state.
+struct Site {
+    dir: tempfile::TempDir,
+    ring: KeyRing,
+}
+
+impl Site {
+    fn new(legacy: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::generate(1).unwrap();
+        ring.save(&dir.path().join("keys.toml"), Overwrite::Refuse)
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let site = Site { dir, ring };
+        site.write_config(legacy);
+        site
+    }
+
+    fn write_config(&self, legacy: bool) {
+        std::fs::write(
+            self.config_path(),
+            format!(
+                "state_dir = \"state\"\n\
+                 [radio]\nsim = \"sim:unused (the tests hand the service its link)\"\n\
+                 [link]\npeers = [{RELAY}]\n\
+                 [envelope]\nkeys = \"keys.toml\"\nlegacy = {legacy}\n\
+                 [output]\nfile = \"readings.jsonl\"\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("receiver.toml")
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("readings.jsonl")
+    }
+
+    fn output(&self) -> String {
+        file_output_name(&self.file())
+    }
+
+    /// Starts the service as `run` does, on a gateway chip of the simulated channel. `me` (the relay's
+    /// participant) is idle meanwhile: setting the radio up takes virtual time.
+    fn start(&self, me: &Participant, chip: SimChip, clock: SimClock) -> Service {
+        me.idle(|| self.start_now(chip, clock))
+    }
+
+    fn start_now(&self, chip: SimChip, clock: SimClock) -> Service {
+        let config = Config::load(&self.config_path()).unwrap();
+        let inbox = Inbox::open(&config.inbox_path(), config.window).unwrap();
+        Service::start(
+            &config,
+            reliable(chip, clock, GATEWAY, 1),
+            RadioInfo {
+                description: "simulated air (test)".into(),
+                address: GATEWAY,
+            },
+            self.ring.clone(),
+            inbox,
+            Shutdown::new(),
+        )
+        .unwrap()
+    }
+
+    /// The file output's lines, as (sender, counter, index, data).
+    fn lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.file())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Token `i`, carrying `n` readings `"<i>.<j>"`.
+fn seal(sealer: &mut Sealer<MemoryCounter>, i: u32, n: u32) -> Vec<u8> {
+    let readings: Vec<_> = (0..n)
+        .map(|j| Reading::new("sensors/s1/reading", IAT + u64::from(j), format!("{i}.{j}")))
+        .collect();
+    sealer.seal(&readings, IAT, Encoding::Packed).unwrap().bytes
+}
+
+fn relay(
+    chip: SimChip,
+    clock: SimClock,
+    me: &Participant,
+) -> LinkSender<Radio, SimClock, impl FnMut(Duration)> {
+    let sleeper = me.clone();
+    LinkSender::new(
+        reliable(chip, clock, RELAY, 2),
+        GATEWAY,
+        SendPolicy {
+            rounds: 2,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(2),
+        },
+        move |d| sleeper.sleep(d),
+        3,
+    )
+}
+
+/// Waits for `done` with virtual time free to run (the gateway's receive slices end, its counters move).
+fn wait(me: &Participant, service: &Service, done: impl FnMut(&Snapshot) -> bool) -> Snapshot {
+    me.idle(|| service.wait_until(WAIT, done))
+        .unwrap_or_else(|| panic!("not reached within {WAIT:?}: {:#?}", service.snapshot()))
+}
+
+fn data(lines: &[serde_json::Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["data"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_are_not() {
+    let site = Site::new(false);
+    let channel = SimChannel::new(ChannelConfig {
+        seed: 11,
+        ..ChannelConfig::default()
+    });
+    // Every participant exists before any thread waits.
+    let gateway_chip = channel.add_chip();
+    let me = channel.participant();
+    let relay_chip = channel.add_chip_for(&me);
+    let stranger_chip = channel.add_chip_for(&me);
+    let service = site.start(&me, gateway_chip, channel.clock());
+    // The relay's radio is set up once the gateway runs (its setup takes virtual time, which a participant that
+    // has not started yet would hold still).
+    let mut tx = relay(relay_chip, channel.clock(), &me);
+    let mut sealer = Sealer::new(&site.ring, SENDER, MemoryCounter::starting_at(SENDER, 0));
+    let tokens: Vec<Vec<u8>> = (0..4).map(|i| seal(&mut sealer, i, 2)).collect();
+
+    for t in &tokens[..3] {
+        tx.send(t).unwrap();
+    }
+    // A replay: token 0 again, byte for byte, under a new datagram id (the link layer's last token from this
+    // node is token 2, so it reaches the inbox). Acknowledged, so a relay that missed our ACK stops resending.
+    tx.send(&tokens[0]).unwrap();
+    // A forgery: token 3 with one bit of its signature flipped. Refused and not acknowledged.
+    let mut forged = tokens[3].clone();
+    *forged.last_mut().unwrap() ^= 0x01;
+    assert!(
+        matches!(tx.send(&forged), Err(SendError::Silent { to: GATEWAY, .. })),
+        "a forged token must not be acknowledged"
+    );
+    tx.send(&tokens[3]).unwrap();
+    // A node that is not a peer, even with a genuine token: not acknowledged, not stored.
+    let mut stranger = reliable(stranger_chip, channel.clock(), STRANGER, 4);
+    assert!(matches!(
+        stranger.send_to_wait(GATEWAY, &tokens[3]),
+        Err(LinkError::NoAck { .. })
+    ));
+
+    let output = site.output();
+    let s = wait(&me, &service, |s| {
+        s.outputs[&output].delivered == 8
+            && s.outputs[&output].backlog == 0
+            && s.link.unknown_node > 0
+    });
+    assert_eq!((s.link.tokens_stored, s.link.readings_stored), (4, 8));
+    assert_eq!(s.link.duplicates, 1);
+    assert!(s.link.refused["bad_signature"] >= 1, "{:?}", s.link.refused);
+    assert_eq!(s.link.refused.len(), 1, "{:?}", s.link.refused);
+    assert!(s.link.last_rssi_dbm.is_some() && s.link.last_frame_unix.is_some());
+    assert_eq!(
+        s.journal, 0,
+        "every output delivered: the journal is pruned"
+    );
+    let lines = site.lines();
+    assert_eq!(
+        data(&lines),
+        ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1", "3.0", "3.1"]
+    );
+    assert_eq!(lines[7]["sender"], SENDER);
+    assert_eq!(
+        (lines[7]["counter"].as_u64(), lines[7]["index"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(lines[7]["topic"], "sensors/s1/reading");
+    me.idle(|| service.stop()).unwrap();
+
+    // Restart: everything dropped, the inbox reopened from disk, a new link receiver (it has no memory of the
+    // last token). The relay, unsure of its last token, sends it again: acknowledged, nothing output.
+    let gateway_chip = channel.add_chip();
+    let service = site.start(&me, gateway_chip, channel.clock());
+    tx.send(&tokens[3]).unwrap();
+    let s = wait(&me, &service, |s| s.link.duplicates == 1);
+    assert_eq!(s.link.tokens_stored, 0);
+    let snapshot = me.idle(|| service.stop()).unwrap();
+    assert!(!snapshot.running);
+    assert_eq!(site.lines().len(), 8, "nothing new after the restart");
+
+    // The final snapshot is what `status` shows.
+    let o = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-receiver"))
+        .args(["status", "--config"])
+        .arg(site.config_path())
+        .output()
+        .unwrap();
+    let text = tmc_testkit::success_stdout(&o);
+    assert!(text.starts_with("tmc-receiver: stopped"), "{text}");
+    assert!(text.contains("duplicates 1"), "{text}");
+    assert!(
+        text.contains(&format!("output:   {output}: delivered 0, backlog 0")),
+        "{text}"
+    );
+    let o = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-receiver"))
+        .args(["status", "--json", "--config"])
+        .arg(site.config_path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&tmc_testkit::success_stdout(&o)).unwrap();
+    assert_eq!(json["state"], "stopped");
+    assert_eq!(json["snapshot"]["link"]["duplicates"], 1);
+    assert_eq!(json["snapshot"]["outputs"][&output]["backlog"], 0);
+}
+
+#[test]
+fn legacy_frames_are_stored_only_when_enabled_and_always_with_a_warning() {
+    let site = Site::new(false);
+    let channel = SimChannel::new(ChannelConfig {
+        seed: 12,
+        ..ChannelConfig::default()
+    });
+    let gateway_chip = channel.add_chip();
+    let me = channel.participant();
+    let relay_chip = channel.add_chip_for(&me);
+    let frame = legacy::seal(&LegacyKeys::default(), b"Temperature: 21.50 C").unwrap();
+
+    // Off (the default): refused, not acknowledged.
+    let service = site.start(&me, gateway_chip, channel.clock());
+    // The relay's radio is set up once the gateway runs (its setup takes virtual time, which a participant that
+    // has not started yet would hold still).
+    let mut tx = relay(relay_chip, channel.clock(), &me);
+    assert!(matches!(tx.send(&frame), Err(SendError::Silent { .. })));
+    let s = wait(&me, &service, |s| {
+        s.link.refused.contains_key("legacy_disabled")
+    });
+    assert_eq!(s.link.tokens_stored, 0);
+    me.idle(|| service.stop()).unwrap();
+
+    // On: stored without replay protection, output with the node it came from.
+    site.write_config(true);
+    let service = site.start(&me, channel.add_chip(), channel.clock());
+    tx.send(&frame).unwrap();
+    // A forged legacy frame (its signature no longer matches) is still refused.
+    let mut forged = frame.clone();
+    let sig_end = forged.len() - 3; // the NUL, then the last signature character (partly padding bits)
+    forged[sig_end] = if forged[sig_end] == b'A' { b'B' } else { b'A' };
+    assert!(matches!(tx.send(&forged), Err(SendError::Silent { .. })));
+    let output = site.output();
+    let s = wait(&me, &service, |s| {
+        s.outputs[&output].delivered == 1 && s.link.refused.contains_key("legacy_bad_signature")
+    });
+    assert_eq!((s.link.legacy_frames, s.link.tokens_stored), (1, 1));
+    me.idle(|| service.stop()).unwrap();
+    let lines = site.lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["data"], "Temperature: 21.50 C");
+    assert_eq!(lines[0]["profile"], "legacy");
+    assert_eq!(lines[0]["node"], RELAY);
+    assert_eq!(lines[0]["topic"], "/esp8266");
+    assert!(lines[0].get("sender").is_none());
+}

@@ -1,0 +1,311 @@
+//! The upstream output against the real mosquitto (Debian's), on 127.0.0.1 with plain TCP: QoS 1 on the templated
+//! topics, and an outage that only makes the journal grow.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Opener, Reading, Sealer};
+use tmc_mqtt::rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use tmc_mqtt::{BrokerConfig, Session};
+use tmc_queue::Inbox;
+use tmc_receiver::config::UpstreamConfig;
+use tmc_receiver::outputs::upstream::Upstream;
+use tmc_receiver::outputs::UPSTREAM;
+use tmc_receiver::shared::{Meta, Shared, Snapshot};
+use tmc_service::{Shutdown, Watchdog};
+use tmc_testkit::Mosquitto;
+
+/// Every wait in these tests is bounded by this.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ring() -> KeyRing {
+    KeyRing::from_secrets(&[(1, [0x42; 32])]).unwrap()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+    shared: Arc<Shared>,
+    sealer: Sealer<MemoryCounter>,
+    tag: u32,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = tmc_testkit::free_port();
+        // A plain listener on loopback; persistence so that a subscriber's session survives a broker restart.
+        let conf = dir.path().join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("tmc.conf"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let mut inbox = Inbox::open(&dir.path().join("inbox.db"), 32).unwrap();
+        inbox.add_output(UPSTREAM).unwrap();
+        let shared = Arc::new(Shared::new(inbox, Meta::default()));
+        shared.register_output(UPSTREAM, Some(false));
+        Setup {
+            dir,
+            port,
+            shared,
+            sealer: Sealer::new(&ring(), 10, MemoryCounter::starting_at(10, 0)),
+            tag: 0,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn start_broker(&self) -> Mosquitto {
+        Mosquitto::start(&self.dir.path().join("conf"), &self.state(), self.port)
+    }
+
+    /// A token of two readings (one per topic) from sender 10, committed to the inbox.
+    fn commit(&mut self) {
+        let tag = self.tag;
+        self.tag += 1;
+        let readings = [
+            Reading::new("sensors/kitchen/reading", 1_700_000_000, format!("{tag}.0")),
+            Reading::new("/esp8266", 1_700_000_000, format!("{tag}.1")),
+        ];
+        let token = self
+            .sealer
+            .seal(&readings, 1_700_000_000, Encoding::Packed)
+            .unwrap();
+        let mut inbox = self.shared.inbox();
+        let opened = Opener::new(ring(), inbox.replay_guard().clone())
+            .open(&token.bytes)
+            .unwrap();
+        // No radio loop here to wake the output: it looks for new records every second on its own.
+        inbox.commit(&opened).unwrap();
+    }
+
+    /// Starts the upstream output on its own thread, as the service does.
+    fn start_output(&self) -> (Shutdown, JoinHandle<()>) {
+        let upstream = Upstream::new(UpstreamConfig {
+            broker: BrokerConfig::plain("127.0.0.1", self.port),
+            topic: "site/{sensor}/{sender}/{topic}".parse().unwrap(),
+        })
+        .unwrap();
+        let shutdown = Shutdown::new();
+        let heartbeat = Watchdog::new().heartbeat(UPSTREAM);
+        let (stop, shared) = (shutdown.clone(), self.shared.clone());
+        let thread = std::thread::spawn(move || upstream.run(&shared, &stop, &heartbeat));
+        (shutdown, thread)
+    }
+
+    fn wait(&self, what: &str, done: impl FnMut(&Snapshot) -> bool) -> Snapshot {
+        self.shared.wait_until(WAIT, done).unwrap_or_else(|| {
+            panic!(
+                "{what}: not reached within {WAIT:?}: {:#?}",
+                self.shared.snapshot()
+            )
+        })
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Connects a watcher and waits for its CONNACK.
+async fn connect(port: u16, id: &str, session: Session) -> (AsyncClient, EventLoop) {
+    let options = BrokerConfig::plain("127.0.0.1", port)
+        .options(id, session)
+        .unwrap();
+    let (client, mut eventloop) = AsyncClient::builder(options).capacity(16).build();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("CONNACK within the bounded wait");
+    (client, eventloop)
+}
+
+async fn subscribe(client: &AsyncClient, eventloop: &mut EventLoop, filter: &str) {
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("SUBACK within the bounded wait");
+}
+
+/// The next `n` publishes: (topic, QoS, payload as JSON).
+async fn collect(eventloop: &mut EventLoop, n: usize) -> Vec<(String, QoS, serde_json::Value)> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while got.len() < n {
+            if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await.unwrap() {
+                got.push((
+                    String::from_utf8(p.topic.to_vec()).unwrap(),
+                    p.qos,
+                    serde_json::from_slice(&p.payload).unwrap(),
+                ));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} publishes expected, got {}: {got:?}", got.len()));
+    got
+}
+
+/// Stops mosquitto with SIGTERM, as systemd does, so that it writes its persistence file, and waits until it
+/// has exited.
+fn stop_cleanly(broker: Mosquitto, state: &Path) {
+    let pid = broker.pid();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Exited and not yet reaped (the Mosquitto handle reaps it on drop): state Z.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    };
+    let deadline = Instant::now() + WAIT;
+    while !(exited() && state.join("mosquitto.db").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not stop on SIGTERM:\n{}",
+            broker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(broker);
+}
+
+fn data(publishes: &[(String, QoS, serde_json::Value)]) -> Vec<&str> {
+    publishes
+        .iter()
+        .map(|(_, _, p)| p["data"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn readings_are_republished_with_qos_1_on_their_templated_topics() {
+    let mut s = Setup::new();
+    let _broker = s.start_broker();
+    let rt = runtime();
+    let (watcher, mut events) = rt.block_on(connect(s.port, "watcher", Session::Clean));
+    rt.block_on(subscribe(&watcher, &mut events, "site/#"));
+
+    s.commit();
+    s.commit();
+    s.shared
+        .inbox()
+        .commit_legacy(
+            12,
+            &[Reading::new("/esp8266", 1_700_000_100, b"legacy".to_vec())],
+        )
+        .unwrap();
+    let (shutdown, thread) = s.start_output();
+    s.wait("all delivered", |snap| {
+        let o = &snap.outputs[UPSTREAM];
+        o.delivered == 5 && o.backlog == 0 && o.connected == Some(true)
+    });
+    let got = rt.block_on(collect(&mut events, 5));
+    assert_eq!(data(&got), ["0.0", "0.1", "1.0", "1.1", "legacy"]);
+    assert!(
+        got.iter().all(|(_, qos, _)| *qos == QoS::AtLeastOnce),
+        "{got:?}"
+    );
+    assert_eq!(got[0].0, "site/kitchen/10/sensors/kitchen/reading");
+    assert_eq!(got[1].0, "site/esp8266/10/esp8266");
+    // A legacy frame's {sender} is the radio node it came from.
+    assert_eq!(got[4].0, "site/esp8266/12/esp8266");
+    // The payload is the reading's JSON line.
+    assert_eq!(got[3].2["sender"], 10);
+    assert_eq!(got[3].2["counter"], 1);
+    assert_eq!(got[3].2["index"], 1);
+    assert_eq!(got[4].2["profile"], "legacy");
+    assert!(
+        s.shared.inbox().is_empty().unwrap(),
+        "delivered records are pruned"
+    );
+
+    shutdown.request();
+    thread.join().unwrap();
+}
+
+#[test]
+fn with_the_broker_down_readings_wait_in_the_journal_and_all_arrive_once_it_is_back() {
+    let mut s = Setup::new();
+    let rt = runtime();
+    // The watcher holds a persistent subscription on the broker, which then stops cleanly (keeping it on disk).
+    let broker = s.start_broker();
+    rt.block_on(async {
+        let (watcher, mut events) = connect(s.port, "watcher", Session::Persistent).await;
+        subscribe(&watcher, &mut events, "site/#").await;
+        watcher.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(WAIT, async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    });
+    stop_cleanly(broker, &s.state());
+
+    // The broker is down: the output fails, the journal grows, nothing is lost.
+    let (shutdown, thread) = s.start_output();
+    s.commit();
+    s.commit();
+    s.wait("an outage reported with the backlog held", |snap| {
+        let o = &snap.outputs[UPSTREAM];
+        o.connected == Some(false) && o.error.is_some() && o.backlog == 4
+    });
+    s.commit();
+    let snap = s.wait("the backlog grows", |snap| {
+        snap.outputs[UPSTREAM].backlog == 6
+    });
+    assert_eq!(snap.outputs[UPSTREAM].delivered, 0);
+    assert_eq!(s.shared.inbox().len().unwrap(), 6);
+
+    // The broker is back: the output reconnects on its own and delivers the whole backlog.
+    let broker = s.start_broker();
+    s.wait("the backlog delivered", |snap| {
+        let o = &snap.outputs[UPSTREAM];
+        o.backlog == 0 && o.delivered == 6 && o.connected == Some(true) && o.error.is_none()
+    });
+    assert!(s.shared.inbox().is_empty().unwrap());
+    let got = rt.block_on(async {
+        let (_watcher, mut events) = connect(s.port, "watcher", Session::Persistent).await;
+        collect(&mut events, 6).await
+    });
+    assert_eq!(
+        data(&got),
+        ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1"],
+        "broker log:\n{}",
+        broker.log_text()
+    );
+    assert!(got.iter().all(|(_, qos, _)| *qos == QoS::AtLeastOnce));
+
+    shutdown.request();
+    thread.join().unwrap();
+}
