@@ -92,8 +92,16 @@ fn main() {
         }
     });
     let published = start.elapsed();
+    eprintln!("publishers done after {:.2} s", published.as_secs_f64());
     let total = (n / PUBLISHERS * PUBLISHERS) as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
     while queue.len() < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} messages queued after 120 s: {:?}",
+            queue.len(),
+            stats.snapshot()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = start.elapsed();

@@ -182,3 +182,74 @@ pub fn verify(
         .count();
     (acknowledged.len(), output.len(), extra)
 }
+
+/// A second, plain-TCP mosquitto on 127.0.0.1 standing in for the upstream broker cluster.
+pub struct Upstream {
+    pub port: u16,
+    pub conf: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Upstream {
+    pub fn new(dir: &Path) -> Upstream {
+        let port = tmc_testkit::free_port();
+        let conf = dir.join("upstream-conf");
+        let state = dir.join("upstream-state");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            conf.join("upstream.conf"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"),
+        )
+        .unwrap();
+        Upstream { port, conf, state }
+    }
+
+    pub fn receiver_table(&self) -> String {
+        format!(
+            "[upstream]\nhost = \"127.0.0.1\"\nport = {}\ntopic = \"tmc/{{sender}}/{{topic}}\"\n",
+            self.port
+        )
+    }
+
+    pub fn start(&self) -> Mosquitto {
+        Mosquitto::start(&self.conf, &self.state, self.port)
+    }
+}
+
+impl Harness {
+    /// `tmc-receiver status --json`.
+    pub fn receiver_status(&self) -> serde_json::Value {
+        self.status_json("tmc-receiver", &self.files.receiver_config())
+    }
+
+    /// `tmc-relay status --json`.
+    pub fn relay_status(&self) -> serde_json::Value {
+        self.status_json("tmc-relay", &self.files.relay_config())
+    }
+
+    fn status_json(&self, program: &str, config: &Path) -> serde_json::Value {
+        let config = config.display().to_string();
+        let bin = tmc_demo::bin_dir().unwrap().join(program);
+        let mut cmd = tmc_testkit::bin_command(&bin.display().to_string());
+        cmd.args(["status", "--json", "--config", &config]);
+        let out = cmd.output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits (bounded) until `check` holds for the receiver's status.
+    pub fn wait_for_receiver(
+        &self,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status = self.receiver_status();
+            if check(&status) || Instant::now() >= deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}

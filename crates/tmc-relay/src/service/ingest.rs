@@ -280,7 +280,7 @@ async fn store(
                     if copy {
                         stats.redelivered.fetch_add(1, Ordering::Relaxed);
                         tracing::info!("{topic}: a copy of a message already queued, acknowledged");
-                        ack(client, &publish);
+                        ack(client, &publish).await;
                         continue;
                     }
                     batch.push((publish, topic, mark));
@@ -303,7 +303,7 @@ async fn store(
                         "dropped a message on {topic:?} ({} bytes): {reason}",
                         publish.payload.len()
                     );
-                    ack(client, &publish);
+                    ack(client, &publish).await;
                 }
             }
         }
@@ -330,7 +330,7 @@ async fn store(
                 .fetch_add(stored_count as u64, Ordering::Relaxed);
             let rest = batch.split_off(stored_count);
             for (publish, _, _) in &batch {
-                ack(client, publish);
+                ack(client, publish).await;
             }
             if stored_count > 0 {
                 stored.ring();
@@ -361,8 +361,10 @@ async fn store(
     }
 }
 
-fn ack(client: &AsyncClient, publish: &Publish) {
-    if let Err(e) = client.try_ack(publish) {
+/// Acknowledges a message, waiting for room in the client's request channel: a lost PUBACK would hold one of
+/// the broker's in-flight slots for ever (a burst of acknowledgements can exceed the channel's capacity).
+async fn ack(client: &AsyncClient, publish: &Publish) {
+    if let Err(e) = client.ack(publish).await {
         tracing::warn!("cannot acknowledge message {}: {e}", publish.pkid);
     }
 }

@@ -1,0 +1,130 @@
+//! Memory and size of the services: relay and receiver RSS while idle and under load (1000 readings from 5
+//! sensors through real mosquitto and the simulated air), and the stripped aarch64 binary sizes.
+//!
+//!     cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim
+//!     make cross                      # for the aarch64 sizes (target/debian/aarch64-unknown-linux-gnu/release)
+//!     cargo bench -p tmc-demo --bench footprint
+//!
+//! RSS is VmRSS from /proc (peak of samples every 50 ms under load); the binaries are the release build on this
+//! machine (x86_64), which is close to aarch64 for resident memory.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tmc_demo::{Service, SiteFiles, SiteOptions};
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let bins = tmc_demo::bin_dir().unwrap();
+    for b in ["tmc-relay", "tmc-receiver", "tmc-sensor-sim"] {
+        if !bins.join(b).is_file() {
+            println!(
+                "footprint: {} missing: cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim first",
+                bins.join(b).display()
+            );
+            return;
+        }
+    }
+    sizes();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fast-sim-board.toml");
+    let files = SiteFiles::create(
+        dir.path(),
+        &SiteOptions {
+            sensors: 5,
+            broker_port: tmc_testkit::free_port(),
+            loss: 0.0,
+            duty_cycle: 100.0,
+            board: Some(board),
+            output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+            ..SiteOptions::default()
+        },
+    )
+    .unwrap();
+    let _broker = tmc_testkit::Mosquitto::start(
+        &files.broker_dir(),
+        &files.broker_state(),
+        files.broker_port,
+    );
+    let rc = files.receiver_config().display().to_string();
+    let receiver =
+        Service::start("tmc-receiver", &["run", "--config", &rc], dir.path(), false).unwrap();
+    let c = files.relay_config().display().to_string();
+    let relay = Service::start("tmc-relay", &["run", "--config", &c], dir.path(), false).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = (rss_kib(relay.pid()), rss_kib(receiver.pid()));
+
+    let site = files.site.dir().display().to_string();
+    let port = files.broker_port.to_string();
+    let sensors = files.sensors.join(",");
+    let sim = Service::start(
+        "tmc-sensor-sim",
+        &[
+            "--site",
+            &site,
+            "--sensors",
+            &sensors,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--interval",
+            "10ms",
+            "--readings",
+            "200",
+        ],
+        dir.path(),
+        false,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut peak = (0, 0);
+    let readings = files.readings_file();
+    while std::fs::read_to_string(&readings).map_or(0, |t| t.lines().count()) < 1000
+        && start.elapsed() < Duration::from_secs(300)
+    {
+        peak.0 = peak.0.max(rss_kib(relay.pid()));
+        peak.1 = peak.1.max(rss_kib(receiver.pid()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed();
+    drop(sim);
+    println!("footprint: RSS (KiB)      idle   under load (peak)");
+    println!("  tmc-relay           {:>8}   {:>8}", idle.0, peak.0);
+    println!("  tmc-receiver        {:>8}   {:>8}", idle.1, peak.1);
+    println!(
+        "  load: 1000 readings from 5 sensors, relayed and output in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    relay.terminate().unwrap();
+    receiver.terminate().unwrap();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn sizes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/debian/aarch64-unknown-linux-gnu/release");
+    println!(
+        "footprint: stripped aarch64 release binaries ({})",
+        dir.display()
+    );
+    for b in ["tmc-relay", "tmc-receiver", "tmc-pki", "tmc-ap"] {
+        match std::fs::metadata(dir.join(b)) {
+            Ok(m) => println!("  {b:<14} {:>6} KiB", m.len() / 1024),
+            Err(_) => println!("  {b:<14} not built (make cross)"),
+        }
+    }
+}
