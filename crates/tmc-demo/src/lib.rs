@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tmc_envelope::{KeyRing, Overwrite};
@@ -167,6 +168,30 @@ impl SiteFiles {
     pub fn broker_state(&self) -> PathBuf {
         self.dir.join("broker-state")
     }
+
+    pub fn relay_status(&self) -> PathBuf {
+        self.dir.join("relay-state/relay.status.json")
+    }
+
+    /// Waits (up to `limit`) until the relay with process id `pid` reports its subscriptions confirmed, so that
+    /// the first readings of sensors started now have a subscriber. The relay writes its status every two
+    /// seconds.
+    pub fn wait_for_relay_subscribed(&self, pid: u32, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status: Result<tmc_relay::service::RelayStatus, _> =
+                tmc_service::read_status(&self.relay_status());
+            if status.is_ok_and(|s| s.pid == pid && s.running && s.ingest.subscribed) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the relay did not subscribe within {limit:?} (see its messages)"
+            );
+            // The relay is another process: its status file is what there is to watch.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Where the TMC binaries are: next to this program (target/<profile>/), or in `TMC_BIN_DIR`.
@@ -231,8 +256,11 @@ impl Service {
         self.child.try_wait().ok().flatten()
     }
 
-    /// SIGTERM and wait: the orderly stop systemd does.
+    /// SIGTERM and wait: the orderly stop systemd does. A program that already exited reports how.
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        if let Some(status) = self.try_wait() {
+            return Ok(status);
+        }
         signal(self.child.id(), "TERM")?;
         Ok(self.child.wait()?)
     }

@@ -26,8 +26,8 @@ struct Cli {
     /// Simulated sensors.
     #[arg(long, default_value_t = 3)]
     sensors: usize,
-    /// Seconds between readings of one sensor.
-    #[arg(long, default_value = "2")]
+    /// Time between readings of one sensor (500ms, 2s, 1m).
+    #[arg(long, default_value = "5s")]
     interval: String,
     /// Frame loss on the simulated air (0–1).
     #[arg(long, default_value_t = 0.05)]
@@ -80,16 +80,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         &dir,
         true,
     )?;
-    let relay = Service::start(
+    let mut relay = Service::start(
         "tmc-relay",
         &["run", "--config", &relay_config],
         &dir,
         false,
     )?;
+    files.wait_for_relay_subscribed(relay.pid(), Duration::from_secs(60))?;
     let site_dir = files.site.dir().display().to_string();
     let port = files.broker_port.to_string();
     let sensors = files.sensors.join(",");
-    let sensor_sim = Service::start(
+    let mut sensor_sim = Service::start(
         "tmc-sensor-sim",
         &[
             "--site",
@@ -114,9 +115,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let started = Instant::now();
     let status_path = dir.join("relay-state/relay.status.json");
+    let queue_path = dir.join("relay-state/relay.db");
     let tty = std::io::stderr().is_terminal();
+    let mut failed = None;
     loop {
         if shutdown.wait(Duration::from_secs(2)) {
+            break;
+        }
+        for service in [&mut sensor_sim, &mut relay, &mut receiver] {
+            if let Some(status) = service.try_wait() {
+                failed = Some(format!(
+                    "{} exited ({status}); see its messages above",
+                    service.name
+                ));
+            }
+        }
+        if failed.is_some() {
             break;
         }
         if cli
@@ -126,7 +140,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             break;
         }
         if let Ok(status) = tmc_service::read_status::<RelayStatus>(&status_path) {
-            let line = status_line(&status, None);
+            let queue = tmc_queue::RelayQueue::status(&queue_path).ok();
+            let line = status_line(&status, queue.as_ref());
             if tty {
                 eprint!("\r\x1b[2K[relay] {line}\r");
             } else {
@@ -151,7 +166,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.dir.is_none() {
         eprintln!("the site was throwaway: {} is removed", dir.display());
     }
-    Ok(())
+    match failed {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
 }
 
 /// One reading from the receiver, short: `sensors/sensor1/reading {"id":"sensor1","seq":3,"adc":517}`.

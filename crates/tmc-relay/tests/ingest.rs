@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tmc_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, PublishOptions, QoS};
+use tmc_mqtt::rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, PubAckReason, PublishOptions, QoS,
+};
 use tmc_mqtt::BrokerConfig;
 use tmc_queue::{FullPolicy, RelayQueue};
 use tmc_relay::service::ingest::{self, IngestSettings, IngestStats};
@@ -75,19 +77,22 @@ impl Ingest {
 }
 
 fn broker(dir: &std::path::Path) -> Mosquitto {
-    let port = tmc_testkit::free_port();
+    broker_on(dir, tmc_testkit::free_port())
+}
+
+fn broker_on(dir: &std::path::Path, port: u16) -> Mosquitto {
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::write(
         conf.join("test.conf"),
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 256\nmax_queued_messages 100000\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nmax_inflight_messages 256\nmax_queued_messages 100000\n"),
     )
     .unwrap();
     Mosquitto::start(&conf, dir, port)
 }
 
-/// Publishes every (topic, payload) at QoS 1 and waits for all PUBACKs.
-fn publish(port: u16, client_id: &str, messages: Vec<(String, Vec<u8>)>) {
+/// Publishes every (topic, payload) at QoS 1 and waits for all PUBACKs; returns their reasons.
+fn publish(port: u16, client_id: &str, messages: Vec<(String, Vec<u8>)>) -> Vec<PubAckReason> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,18 +112,19 @@ fn publish(port: u16, client_id: &str, messages: Vec<(String, Vec<u8>)>) {
             }
             client
         });
-        let mut acked = 0;
+        let mut reasons = Vec::new();
         tokio::time::timeout(WAIT, async {
-            while acked < count {
-                if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
-                    acked += 1;
+            while reasons.len() < count {
+                if let Event::Incoming(Packet::PubAck(ack)) = eventloop.poll().await.unwrap() {
+                    reasons.push(ack.reason);
                 }
             }
         })
         .await
         .unwrap();
         drop(sender.await.unwrap());
-    });
+        reasons
+    })
 }
 
 #[test]
@@ -205,4 +211,31 @@ fn a_burst_larger_than_the_request_channel_is_stored_and_acknowledged_completely
     let stats = ingest.stop();
     assert_eq!(queue.len(), N as u64);
     assert!(stats.transactions < N as u64, "no group commit: {stats:?}");
+}
+
+#[test]
+fn the_relay_session_survives_a_broker_restart_so_readings_published_before_it_reconnects_wait_for_it(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let port = broker.port;
+    let queue =
+        Arc::new(RelayQueue::open(&dir.path().join("q.db"), 1000, FullPolicy::Refuse).unwrap());
+    start_ingest(port, queue.clone(), &["sensors/+/reading"]).stop();
+    // The broker restarts (SIGTERM: it saves its sessions) while the relay is away.
+    broker.stop();
+    let _broker = broker_on(dir.path(), port);
+    let reasons = publish(
+        port,
+        "sensor",
+        vec![("sensors/s1/reading".into(), b"{\"seq\":1}".to_vec())],
+    );
+    assert_eq!(
+        reasons,
+        [PubAckReason::Success],
+        "the relay's subscription was forgotten"
+    );
+    let ingest = start_ingest(port, queue.clone(), &["sensors/+/reading"]);
+    ingest.until(|s| s.stored.load(Ordering::Relaxed) == 1);
+    ingest.stop();
 }

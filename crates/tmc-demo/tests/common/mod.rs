@@ -15,8 +15,13 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A new site in a temporary directory (kept, and printed, when `TMC_KEEP_TEST_DIR` is set).
     pub fn new(options: SiteOptions) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("TMC_KEEP_TEST_DIR").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("test site kept in {}", dir.path().display());
+        }
         let board =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fast-sim-board.toml");
         let options = SiteOptions {

@@ -43,6 +43,8 @@ const MAX_GROUP: usize = 1024;
 #[derive(Debug, Default)]
 pub struct IngestStats {
     pub connected: AtomicBool,
+    /// The broker confirmed the subscriptions (SUBACK) on the current connection.
+    pub subscribed: AtomicBool,
     pub connections: AtomicU64,
     pub received: AtomicU64,
     pub stored: AtomicU64,
@@ -59,6 +61,8 @@ pub struct IngestStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IngestSnapshot {
     pub connected: bool,
+    #[serde(default)]
+    pub subscribed: bool,
     pub connections: u64,
     pub received: u64,
     pub stored: u64,
@@ -75,6 +79,7 @@ impl IngestStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         IngestSnapshot {
             connected: self.connected.load(Ordering::Relaxed),
+            subscribed: self.subscribed.load(Ordering::Relaxed),
             connections: get(&self.connections),
             received: get(&self.received),
             stored: get(&self.stored),
@@ -191,6 +196,8 @@ async fn poll(
     let mut backoff = Duration::from_millis(500);
     let mut outage_logged = false;
     let mut stopping = false;
+    // SUBACKs still expected on this connection: "subscribed" means every filter is in place.
+    let mut pending_subacks = 0usize;
     loop {
         heartbeat.beat();
         let event = tokio::select! {
@@ -207,6 +214,7 @@ async fn poll(
                 outage_logged = false;
                 backoff = Duration::from_millis(500);
                 // The session keeps subscriptions, but a first start or a changed config needs them made.
+                pending_subacks = filters.len();
                 for filter in &filters {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::warn!("cannot subscribe to {filter}: {e}");
@@ -214,6 +222,10 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                pending_subacks = pending_subacks.saturating_sub(1);
+                if pending_subacks == 0 {
+                    stats.subscribed.store(true, Ordering::Relaxed);
+                }
                 tracing::debug!("subscribed: {:?}", ack.return_codes);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -226,6 +238,7 @@ async fn poll(
             Ok(_) => {}
             Err(e) => {
                 stats.connected.store(false, Ordering::Relaxed);
+                stats.subscribed.store(false, Ordering::Relaxed);
                 if stopping {
                     return;
                 }
