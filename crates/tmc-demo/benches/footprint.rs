@@ -57,29 +57,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
     let idle = (rss_kib(relay.pid()), rss_kib(receiver.pid()));
 
-    let site = files.site.dir().display().to_string();
-    let port = files.broker_port.to_string();
-    let sensors = files.sensors.join(",");
-    let sim = Service::start(
-        "tmc-sensor-sim",
-        &[
-            "--site",
-            &site,
-            "--sensors",
-            &sensors,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--interval",
-            "10ms",
-            "--readings",
-            "200",
-        ],
-        dir.path(),
-        false,
-    )
-    .unwrap();
+    let sim = files.start_sensors("10ms", Some(200), None).unwrap();
     let start = Instant::now();
     let mut peak = (0, 0);
     let readings = files.readings_file();

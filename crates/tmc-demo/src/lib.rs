@@ -169,6 +169,38 @@ impl SiteFiles {
         self.dir.join("broker-state")
     }
 
+    /// Starts `tmc-sensor-sim` for every sensor of the site, one reading per `interval` each (`readings` per
+    /// sensor, or until stopped), listing what the broker acknowledged in `ledger`.
+    pub fn start_sensors(
+        &self,
+        interval: &str,
+        readings: Option<u64>,
+        ledger: Option<&Path>,
+    ) -> anyhow::Result<Service> {
+        let mut args: Vec<String> = [
+            "--site",
+            &self.site.dir().display().to_string(),
+            "--sensors",
+            &self.sensors.join(","),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.broker_port.to_string(),
+            "--interval",
+            interval,
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(n) = readings {
+            args.extend(["--readings".into(), n.to_string()]);
+        }
+        if let Some(ledger) = ledger {
+            args.extend(["--ledger".into(), ledger.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Service::start("tmc-sensor-sim", &args, &self.dir, false)
+    }
+
     pub fn relay_status(&self) -> PathBuf {
         self.dir.join("relay-state/relay.status.json")
     }

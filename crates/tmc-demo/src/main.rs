@@ -87,26 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         false,
     )?;
     files.wait_for_relay_subscribed(relay.pid(), Duration::from_secs(60))?;
-    let site_dir = files.site.dir().display().to_string();
-    let port = files.broker_port.to_string();
-    let sensors = files.sensors.join(",");
-    let mut sensor_sim = Service::start(
-        "tmc-sensor-sim",
-        &[
-            "--site",
-            &site_dir,
-            "--sensors",
-            &sensors,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--interval",
-            &cli.interval,
-        ],
-        &dir,
-        false,
-    )?;
+    let mut sensor_sim = files.start_sensors(&cli.interval, None, None)?;
     let stdout = receiver.stdout().context("receiver output")?;
     let printer = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

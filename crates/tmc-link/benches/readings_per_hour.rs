@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tmc_link::radio::sim_link;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{
@@ -59,12 +60,10 @@ use tmc_envelope::{
 };
 use tmc_link::{LinkReceiver, LinkSender, ReceiverStats, SendError, SendPolicy};
 use tmc_radio::{
-    airtime_report, time_on_air, Datagram, DutyCycle, DutyCycleLimiter, ModemConfig, RadioConfig,
-    ReliableConfig, ReliableDatagram, Sx1276,
+    airtime_report, time_on_air, DutyCycle, DutyCycleLimiter, ModemConfig, RadioConfig,
+    ReliableDatagram,
 };
-use tmc_radio_sim::{
-    ChannelConfig, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi,
-};
+use tmc_radio_sim::{ChannelConfig, SimChannel, SimChip, SimClock};
 
 const GATEWAY: u8 = 1;
 const RELAY: u8 = 10;
@@ -81,28 +80,21 @@ const FIRST_COUNTER: u32 = 1000;
 const RADIO_HEADER: usize = 4;
 const LOSSES: [f64; 2] = [0.0, 0.1];
 
-type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+type Radio = tmc_link::radio::SimSx1276;
 
 fn one_percent() -> DutyCycleLimiter {
     DutyCycleLimiter::new(DutyCycle::from_percent(1.0).unwrap())
 }
 
-fn reliable(
-    chip: SimChip,
-    clock: SimClock,
-    address: u8,
-    seed: u64,
-) -> ReliableDatagram<Radio, SimClock> {
-    let radio = Sx1276::new(
-        chip.spi,
-        chip.reset,
-        chip.dio0,
-        chip.delay,
+fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
+    sim_link(
+        chip,
         RadioConfig::radiohead_default(FREQUENCY_HZ),
+        address,
+        seed,
+        Some(one_percent()),
     )
-    .unwrap();
-    let datagram = Datagram::new(radio, clock, address).with_duty_cycle(one_percent());
-    ReliableDatagram::new(datagram, ReliableConfig::default(), seed)
+    .unwrap()
 }
 
 /// Reading `i` of the unlimited backlog (topic, payload): sensor1..sensor5 in turn, each with its own
@@ -286,10 +278,9 @@ fn run(mode: Mode, loss: f64) -> Outcome {
 
     let stop = Arc::new(AtomicBool::new(false));
     let gateway = {
-        let (stop, clock) = (stop.clone(), channel.clock());
+        let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut rx =
-                LinkReceiver::new(reliable(gateway_chip, clock, GATEWAY, 1)).with_peers(&[RELAY]);
+            let mut rx = LinkReceiver::new(reliable(gateway_chip, GATEWAY, 1)).with_peers(&[RELAY]);
             let mut readings = 0;
             while !stop.load(Ordering::SeqCst) {
                 if let Some(r) = rx.receive(Duration::from_secs(10)).unwrap() {
@@ -301,7 +292,7 @@ fn run(mode: Mode, loss: f64) -> Outcome {
         })
     };
 
-    let link = reliable(relay_chip, channel.clock(), RELAY, 2);
+    let link = reliable(relay_chip, RELAY, 2);
     let sleeper = me.clone();
     let time = channel.clone();
     let mut tx = LinkSender::new(

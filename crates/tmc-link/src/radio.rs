@@ -213,6 +213,27 @@ impl RadioSection {
     }
 }
 
+/// The real driver on a simulated chip, framed as RadioHead reliable datagrams (within `limiter`, if any): the
+/// radio of the in-process simulator's tests and benchmarks.
+pub fn sim_link(
+    chip: tmc_radio_sim::SimChip,
+    config: RadioConfig,
+    address: u8,
+    seed: u64,
+    limiter: Option<DutyCycleLimiter>,
+) -> Result<ReliableDatagram<SimSx1276, SimClock>, RadioError> {
+    let radio = tmc_radio::Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config)?;
+    let mut datagram = Datagram::new(radio, chip.clock, address);
+    if let Some(limiter) = limiter {
+        datagram = datagram.with_duty_cycle(limiter);
+    }
+    Ok(ReliableDatagram::new(
+        datagram,
+        ReliableConfig::for_modem(&config.modem),
+        seed,
+    ))
+}
+
 /// `sim:DIR,...` with a relative DIR taken from `config_file`'s directory (other text unchanged).
 pub fn resolve_sim_dir(config_file: &Path, spec: &str) -> String {
     let (prefix, rest) = match spec.strip_prefix("sim:") {

@@ -4,50 +4,43 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tmc_link::radio::sim_link;
 
 use tmc_link::{LinkReceiver, LinkSender, SendError, SendPolicy};
-use tmc_radio::{
-    Datagram, DutyCycle, DutyCycleLimiter, RadioConfig, ReliableConfig, ReliableDatagram, Sx1276,
-};
-use tmc_radio_sim::{
-    ChannelConfig, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi,
-};
+use tmc_radio::{DutyCycle, DutyCycleLimiter, RadioConfig, ReliableDatagram};
+use tmc_radio_sim::{ChannelConfig, SimChannel, SimChip, SimClock};
 
 const GATEWAY: u8 = 1;
 const RELAY: u8 = 10;
 const STRANGER: u8 = 66;
 
-type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+type Radio = tmc_link::radio::SimSx1276;
 
-fn reliable(
-    chip: SimChip,
-    clock: SimClock,
-    address: u8,
-    seed: u64,
-) -> ReliableDatagram<Radio, SimClock> {
-    limited(chip, clock, address, seed, None)
+fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
+    sim_link(
+        chip,
+        RadioConfig::radiohead_default(868_000_000),
+        address,
+        seed,
+        None,
+    )
+    .unwrap()
 }
 
 fn limited(
     chip: SimChip,
-    clock: SimClock,
     address: u8,
     seed: u64,
     limiter: Option<DutyCycleLimiter>,
 ) -> ReliableDatagram<Radio, SimClock> {
-    let radio = Sx1276::new(
-        chip.spi,
-        chip.reset,
-        chip.dio0,
-        chip.delay,
+    sim_link(
+        chip,
         RadioConfig::radiohead_default(868_000_000),
+        address,
+        seed,
+        limiter,
     )
-    .unwrap();
-    let mut datagram = Datagram::new(radio, clock, address);
-    if let Some(limiter) = limiter {
-        datagram = datagram.with_duty_cycle(limiter);
-    }
-    ReliableDatagram::new(datagram, ReliableConfig::default(), seed)
+    .unwrap()
 }
 
 /// A 100-byte token, unique per `i` (as tokens are: each has its own counter).
@@ -72,10 +65,9 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
     let stranger_chip = channel.add_chip_for(&me);
     let stop = Arc::new(AtomicBool::new(false));
     let gateway = {
-        let (stop, clock) = (stop.clone(), channel.clock());
+        let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut rx =
-                LinkReceiver::new(reliable(gateway_chip, clock, GATEWAY, 1)).with_peers(&[RELAY]);
+            let mut rx = LinkReceiver::new(reliable(gateway_chip, GATEWAY, 1)).with_peers(&[RELAY]);
             let mut got = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 if let Some(r) = rx.receive(Duration::from_secs(1)).unwrap() {
@@ -93,7 +85,7 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
         DutyCycle::from_percent(1.0).unwrap(),
         Duration::from_secs(60),
     );
-    let link = limited(relay_chip, channel.clock(), RELAY, 2, Some(limiter));
+    let link = limited(relay_chip, RELAY, 2, Some(limiter));
     let policy = SendPolicy {
         rounds: 100,
         initial_backoff: Duration::from_secs(1),
@@ -112,7 +104,7 @@ fn tokens_over_20_percent_loss_arrive_exactly_once_in_order_within_the_duty_cycl
     assert_eq!(stats.delivered, N as u64);
 
     // A node that is not a peer is neither acknowledged nor handed over.
-    let mut stranger = reliable(stranger_chip, channel.clock(), STRANGER, 4);
+    let mut stranger = reliable(stranger_chip, STRANGER, 4);
     assert!(matches!(
         stranger.send_to_wait(GATEWAY, b"not a relay"),
         Err(tmc_radio::LinkError::NoAck { .. })
@@ -140,7 +132,7 @@ fn a_silent_gateway_is_reported_after_the_configured_rounds_with_back_off() {
     let channel = SimChannel::new(ChannelConfig::default());
     let me = channel.participant();
     let chip = channel.add_chip_for(&me);
-    let link = reliable(chip, channel.clock(), RELAY, 5);
+    let link = reliable(chip, RELAY, 5);
     let policy = SendPolicy {
         rounds: 3,
         initial_backoff: Duration::from_secs(2),
@@ -173,10 +165,8 @@ fn a_token_is_acknowledged_only_when_confirmed_so_an_unstored_token_comes_again(
     let me = channel.participant();
     let relay_chip = channel.add_chip_for(&me);
     let gateway = {
-        let clock = channel.clock();
         std::thread::spawn(move || {
-            let mut rx =
-                LinkReceiver::new(reliable(gateway_chip, clock, GATEWAY, 1)).with_peers(&[RELAY]);
+            let mut rx = LinkReceiver::new(reliable(gateway_chip, GATEWAY, 1)).with_peers(&[RELAY]);
             // First copy: "crash" before storing it — no confirm, so no ACK goes out.
             let first = rx.receive(Duration::from_secs(60)).unwrap().unwrap();
             // The relay's retry brings it again; this time it is stored and confirmed.
@@ -185,7 +175,7 @@ fn a_token_is_acknowledged_only_when_confirmed_so_an_unstored_token_comes_again(
             (first.token, second.token, rx.stats())
         })
     };
-    let link = reliable(relay_chip, channel.clock(), RELAY, 2);
+    let link = reliable(relay_chip, RELAY, 2);
     let sleeper = me.clone();
     let mut tx = LinkSender::new(
         link,
@@ -212,7 +202,7 @@ fn a_stop_request_ends_a_send_that_waits_for_a_silent_gateway() {
     let channel = SimChannel::new(ChannelConfig::default());
     let me = channel.participant();
     let chip = channel.add_chip_for(&me);
-    let link = reliable(chip, channel.clock(), RELAY, 5);
+    let link = reliable(chip, RELAY, 5);
     let policy = SendPolicy {
         rounds: 1000,
         ..SendPolicy::default()

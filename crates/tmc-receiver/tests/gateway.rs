@@ -4,16 +4,14 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use tmc_link::radio::sim_link;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
 use tmc_link::{LinkSender, SendError, SendPolicy};
 use tmc_queue::Inbox;
-use tmc_radio::{LinkError, RadioConfig, ReliableConfig, ReliableDatagram, Sx1276};
-use tmc_radio_sim::{
-    ChannelConfig, Participant, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin,
-    SimSpi,
-};
+use tmc_radio::{LinkError, RadioConfig, ReliableDatagram};
+use tmc_radio_sim::{ChannelConfig, Participant, SimChannel, SimChip, SimClock};
 use tmc_receiver::config::Config;
 use tmc_receiver::outputs::file_output_name;
 use tmc_receiver::service::{RadioInfo, Service};
@@ -29,27 +27,17 @@ const IAT: u64 = 1_763_766_000;
 /// Every wait in these tests is bounded by this.
 const WAIT: Duration = Duration::from_secs(30);
 
-type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+type Radio = tmc_link::radio::SimSx1276;
 
-fn reliable(
-    chip: SimChip,
-    clock: SimClock,
-    address: u8,
-    seed: u64,
-) -> ReliableDatagram<Radio, SimClock> {
-    let radio = Sx1276::new(
-        chip.spi,
-        chip.reset,
-        chip.dio0,
-        chip.delay,
+fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
+    sim_link(
+        chip,
         RadioConfig::radiohead_default(868_000_000),
-    )
-    .unwrap();
-    ReliableDatagram::new(
-        tmc_radio::Datagram::new(radio, clock, address),
-        ReliableConfig::default(),
+        address,
         seed,
+        None,
     )
+    .unwrap()
 }
 
 /// A site directory: key ring, receiver configuration, state.
@@ -98,16 +86,16 @@ impl Site {
 
     /// Starts the service as `run` does, on a gateway chip of the simulated channel. `me` (the relay's
     /// participant) is idle meanwhile: setting the radio up takes virtual time.
-    fn start(&self, me: &Participant, chip: SimChip, clock: SimClock) -> Service {
-        me.idle(|| self.start_now(chip, clock))
+    fn start(&self, me: &Participant, chip: SimChip) -> Service {
+        me.idle(|| self.start_now(chip))
     }
 
-    fn start_now(&self, chip: SimChip, clock: SimClock) -> Service {
+    fn start_now(&self, chip: SimChip) -> Service {
         let config = Config::load(&self.config_path()).unwrap();
         let inbox = Inbox::open(&config.inbox_path(), config.window).unwrap();
         Service::start(
             &config,
-            reliable(chip, clock, GATEWAY, 1),
+            reliable(chip, GATEWAY, 1),
             RadioInfo {
                 description: "simulated air (test)".into(),
                 address: GATEWAY,
@@ -137,14 +125,10 @@ fn seal(sealer: &mut Sealer<MemoryCounter>, i: u32, n: u32) -> Vec<u8> {
     sealer.seal(&readings, IAT, Encoding::Packed).unwrap().bytes
 }
 
-fn relay(
-    chip: SimChip,
-    clock: SimClock,
-    me: &Participant,
-) -> LinkSender<Radio, SimClock, impl FnMut(Duration)> {
+fn relay(chip: SimChip, me: &Participant) -> LinkSender<Radio, SimClock, impl FnMut(Duration)> {
     let sleeper = me.clone();
     LinkSender::new(
-        reliable(chip, clock, RELAY, 2),
+        reliable(chip, RELAY, 2),
         GATEWAY,
         SendPolicy {
             rounds: 2,
@@ -178,10 +162,10 @@ fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_a
     let me = channel.participant();
     let relay_chip = channel.add_chip_for(&me);
     let stranger_chip = channel.add_chip_for(&me);
-    let service = site.start(&me, gateway_chip, channel.clock());
+    let service = site.start(&me, gateway_chip);
     // The relay's radio is set up once the gateway runs (its setup takes virtual time, which a participant that
     // has not started yet would hold still).
-    let mut tx = relay(relay_chip, channel.clock(), &me);
+    let mut tx = relay(relay_chip, &me);
     let mut sealer = Sealer::new(&site.ring, SENDER, MemoryCounter::starting_at(SENDER, 0));
     let tokens: Vec<Vec<u8>> = (0..4).map(|i| seal(&mut sealer, i, 2)).collect();
 
@@ -200,7 +184,7 @@ fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_a
     );
     tx.send(&tokens[3]).unwrap();
     // A node that is not a peer, even with a genuine token: not acknowledged, not stored.
-    let mut stranger = reliable(stranger_chip, channel.clock(), STRANGER, 4);
+    let mut stranger = reliable(stranger_chip, STRANGER, 4);
     assert!(matches!(
         stranger.send_to_wait(GATEWAY, &tokens[3]),
         Err(LinkError::NoAck { .. })
@@ -237,7 +221,7 @@ fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_a
     // Restart: everything dropped, the inbox reopened from disk, a new link receiver (it has no memory of the
     // last token). The relay, unsure of its last token, sends it again: acknowledged, nothing output.
     let gateway_chip = channel.add_chip();
-    let service = site.start(&me, gateway_chip, channel.clock());
+    let service = site.start(&me, gateway_chip);
     tx.send(&tokens[3]).unwrap();
     let s = wait(&me, &service, |s| s.link.duplicates == 1);
     assert_eq!(s.link.tokens_stored, 0);
@@ -282,10 +266,10 @@ fn legacy_frames_are_stored_only_when_enabled_and_always_with_a_warning() {
     let frame = legacy::seal(&LegacyKeys::default(), b"Temperature: 21.50 C").unwrap();
 
     // Off (the default): refused, not acknowledged.
-    let service = site.start(&me, gateway_chip, channel.clock());
+    let service = site.start(&me, gateway_chip);
     // The relay's radio is set up once the gateway runs (its setup takes virtual time, which a participant that
     // has not started yet would hold still).
-    let mut tx = relay(relay_chip, channel.clock(), &me);
+    let mut tx = relay(relay_chip, &me);
     assert!(matches!(tx.send(&frame), Err(SendError::Silent { .. })));
     let s = wait(&me, &service, |s| {
         s.link.refused.contains_key("legacy_disabled")
@@ -295,7 +279,7 @@ fn legacy_frames_are_stored_only_when_enabled_and_always_with_a_warning() {
 
     // On: stored without replay protection, output with the node it came from.
     site.write_config(true);
-    let service = site.start(&me, channel.add_chip(), channel.clock());
+    let service = site.start(&me, channel.add_chip());
     tx.send(&frame).unwrap();
     // A forged legacy frame (its signature no longer matches) is still refused.
     let mut forged = frame.clone();

@@ -65,33 +65,9 @@ impl Harness {
 
     /// The sensors, each publishing `readings` readings `interval` apart; acknowledged ones go to the ledger.
     pub fn sensors(&self, readings: u64, interval: &str) -> Service {
-        let site = self.files.site.dir().display().to_string();
-        let port = self.files.broker_port.to_string();
-        let sensors = self.files.sensors.join(",");
-        let ledger = self.ledger_path().display().to_string();
-        let readings = readings.to_string();
-        Service::start(
-            "tmc-sensor-sim",
-            &[
-                "--site",
-                &site,
-                "--sensors",
-                &sensors,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--interval",
-                interval,
-                "--readings",
-                &readings,
-                "--ledger",
-                &ledger,
-            ],
-            self.dir.path(),
-            false,
-        )
-        .unwrap()
+        self.files
+            .start_sensors(interval, Some(readings), Some(&self.ledger_path()))
+            .unwrap()
     }
 
     pub fn ledger_path(&self) -> PathBuf {
