@@ -181,34 +181,14 @@ impl Inbox {
         let now = to_sql(now_ms());
         let err = self.db.err();
         let tx = self.db.conn.unchecked_transaction().map_err(&err)?;
-        let mut first = None;
-        let mut last = 0;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO journal (sender, counter, idx, kid, encoding, topic, time, data, received_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(&err)?;
-            for (index, r) in opened.readings.iter().enumerate() {
-                insert
-                    .execute(params![
-                        opened.sender,
-                        opened.counter,
-                        to_sql(index as u64),
-                        opened.kid,
-                        opened.encoding.to_string(),
-                        r.topic,
-                        to_sql(r.time),
-                        r.data,
-                        now
-                    ])
-                    .map_err(&err)?;
-                let seq = from_sql(tx.last_insert_rowid());
-                first.get_or_insert(seq);
-                last = seq;
-            }
-        }
+        let encoding = opened.encoding.to_string();
+        let (first, last) = journal(
+            &tx,
+            (opened.sender, opened.counter, opened.kid, &encoding),
+            &opened.readings,
+            now,
+        )
+        .map_err(&err)?;
         tx.execute(
             "INSERT INTO replay (id, state) VALUES (1, ?1)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state",
@@ -217,10 +197,7 @@ impl Inbox {
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
         self.guard = next;
-        Ok(Committed::Stored {
-            first: first.unwrap_or(last + 1),
-            last,
-        })
+        Ok(Committed::Stored { first, last })
     }
 
     /// Journals the readings of a legacy frame from radio node `node`, under sender [`legacy_sender`]`(node)` and
@@ -242,33 +219,8 @@ impl Inbox {
             .optional()
             .map_err(&err)?
             .unwrap_or(0);
-        let mut first = None;
-        let mut last = 0;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO journal (sender, counter, idx, kid, encoding, topic, time, data, received_ms)
-                     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(&err)?;
-            for (index, r) in readings.iter().enumerate() {
-                insert
-                    .execute(params![
-                        sender,
-                        counter,
-                        to_sql(index as u64),
-                        LEGACY_ENCODING,
-                        r.topic,
-                        to_sql(r.time),
-                        r.data,
-                        now
-                    ])
-                    .map_err(&err)?;
-                let seq = from_sql(tx.last_insert_rowid());
-                first.get_or_insert(seq);
-                last = seq;
-            }
-        }
+        let (first, last) =
+            journal(&tx, (sender, counter, 0, LEGACY_ENCODING), readings, now).map_err(&err)?;
         // u32 like every counter; after 2³² legacy frames from one node the numbers wrap (the journal is pruned
         // long before, and legacy senders are meant to be migrated away).
         tx.execute(
@@ -278,10 +230,7 @@ impl Inbox {
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        Ok(Committed::Stored {
-            first: first.unwrap_or(last + 1),
-            last,
-        })
+        Ok(Committed::Stored { first, last })
     }
 
     /// Registers an output; a new one starts at the beginning of what the journal still holds. Idempotent.
@@ -452,4 +401,37 @@ fn prune(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         [],
     )?;
     Ok(())
+}
+
+/// Inserts a token's readings into the journal as (sender, counter, kid, encoding); returns the first and last
+/// sequence numbers given (`first > last` for no readings).
+fn journal(
+    tx: &Transaction<'_>,
+    (sender, counter, kid, encoding): (u32, u32, u8, &str),
+    readings: &[Reading],
+    now: i64,
+) -> rusqlite::Result<(u64, u64)> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO journal (sender, counter, idx, kid, encoding, topic, time, data, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut first = None;
+    let mut last = 0;
+    for (index, r) in readings.iter().enumerate() {
+        insert.execute(params![
+            sender,
+            counter,
+            to_sql(index as u64),
+            kid,
+            encoding,
+            r.topic,
+            to_sql(r.time),
+            r.data,
+            now
+        ])?;
+        let seq = from_sql(tx.last_insert_rowid());
+        first.get_or_insert(seq);
+        last = seq;
+    }
+    Ok((first.unwrap_or(last + 1), last))
 }
