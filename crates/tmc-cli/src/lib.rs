@@ -41,12 +41,32 @@ pub fn exit_status(program: &str, result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each cause once. The workspace's typed errors put their cause in their
+/// own text (`path: cause`) and return it as their source too; a TOML error spans several lines with a source
+/// excerpt (`1 | name = "x"`, `| ^^^^`), which is dropped.
 pub fn one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    let excerpt = |line: &str| {
+        let rest = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        rest.starts_with('|') || line.chars().all(|c| c == '^' || c == ' ')
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !excerpt(l))
         .collect::<Vec<_>>()
-        .join(": ")
+        .join(" ")
 }
 
 /// Reads all of stdin.
@@ -71,6 +91,31 @@ pub fn token_bytes(input: &str) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Wrapped {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_appear_once_on_one_line() {
+        let e = anyhow::Error::new(Wrapped {
+            path: "/etc/tmc/keys.toml",
+            source: std::io::Error::other("gone"),
+        })
+        .context("[envelope] keys");
+        assert_eq!(one_line(&e), "[envelope] keys: /etc/tmc/keys.toml: gone");
+        let toml = anyhow::Error::new(std::io::Error::other(
+            "b.toml: TOML parse error at line 1, column 1\n  |\n1 | name=\"x\"\n  | ^^^^\nunknown field `name`\n",
+        ));
+        assert_eq!(
+            one_line(&toml),
+            "b.toml: TOML parse error at line 1, column 1 unknown field `name`"
+        );
+    }
 
     #[test]
     fn token_input_forms() {

@@ -8,7 +8,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::run_cmd::flat;
 use crate::shared::{unix_now, Snapshot};
 
 #[derive(Debug, Args)]
@@ -43,10 +42,10 @@ struct JsonStatus<'a> {
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.config).map_err(|e| flat(&e))?;
+    let config = Config::load(&args.config)?;
     let path = config.status_path();
     let snapshot: Option<Snapshot> = if path.exists() {
-        Some(tmc_service::read_status(&path).map_err(|e| flat(&e))?)
+        Some(tmc_service::read_status(&path)?)
     } else {
         None
     };
