@@ -119,7 +119,30 @@ pub struct OpenedRadio {
     pub description: String,
 }
 
+/// `--board` / `--radio` on a service's command line: they replace the configuration's `[radio]` source.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RadioOverride {
+    /// Board preset to use instead of `[radio] board` (board-config/*.toml).
+    #[arg(long)]
+    pub board: Option<PathBuf>,
+    /// Radio instead of the board's: `sim:DIR[,loss=P][,corrupt=P][,seed=N]` (the simulated air).
+    #[arg(long)]
+    pub radio: Option<String>,
+}
+
 impl RadioSection {
+    /// Applies command-line overrides (paths relative to the working directory).
+    pub fn apply(&mut self, overrides: &RadioOverride) -> std::io::Result<()> {
+        if let Some(board) = &overrides.board {
+            self.board = Some(std::path::absolute(board)?);
+        }
+        if let Some(radio) = &overrides.radio {
+            let cwd = std::env::current_dir()?.join("cli");
+            self.sim = Some(resolve_sim_dir(&cwd, radio));
+        }
+        Ok(())
+    }
+
     /// The board preset, if any, with a relative path taken from `config_file`'s directory.
     pub fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError> {
         let Some(board) = &self.board else {

@@ -17,10 +17,13 @@ pub struct RunArgs {
     /// Configuration file.
     #[arg(long, default_value = "/etc/tmc/receiver.toml")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub radio: tmc_link::radio::RadioOverride,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    config.radio.apply(&args.radio).context("--board/--radio")?;
     // Signals first: a SIGTERM during the start is then a stop after it, not a kill.
     let shutdown = Shutdown::on_signals().context("cannot install the SIGTERM/SIGINT handler")?;
     let ring = KeyRing::load(&config.keys).context("[envelope] keys")?;

@@ -20,6 +20,8 @@ pub struct RunArgs {
     /// The relay's configuration (see `tmc_relay::config`).
     #[arg(long, default_value = "/etc/tmc/relay.toml")]
     config: std::path::PathBuf,
+    #[command(flatten)]
+    radio: tmc_link::radio::RadioOverride,
 }
 
 #[derive(Debug, Parser)]
@@ -55,7 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => seal_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Airtime(args) => airtime_cmd::run(args),
-        Command::Run(args) => service::run(&args.config),
+        Command::Run(args) => service::run(&args.config, &args.radio),
         Command::Status(args) => status_cmd::run(args),
     }
 }

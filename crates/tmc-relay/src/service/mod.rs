@@ -51,8 +51,9 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// Runs the relay described by `config_path` until SIGTERM/SIGINT.
-pub fn run(config_path: &Path) -> anyhow::Result<()> {
-    let config = RelayConfig::load(config_path)?;
+pub fn run(config_path: &Path, radio: &tmc_link::radio::RadioOverride) -> anyhow::Result<()> {
+    let mut config = RelayConfig::load(config_path)?;
+    config.radio.apply(radio).context("--board/--radio")?;
     let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
     run_with(config_path, config, shutdown)
 }
