@@ -255,6 +255,26 @@ impl Service {
         dir: &Path,
         capture: bool,
     ) -> anyhow::Result<Service> {
+        Self::spawn(program, args, dir, capture, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables (systemd's `NOTIFY_SOCKET`, `RUST_LOG`).
+    pub fn start_with_env(
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Service> {
+        Self::spawn(program, args, dir, false, env)
+    }
+
+    fn spawn(
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        capture: bool,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Service> {
         let path = bin_dir()?.join(program);
         anyhow::ensure!(
             path.is_file(),
@@ -262,7 +282,10 @@ impl Service {
             path.display()
         );
         let mut cmd = tmc_testkit::bin_command(&path.display().to_string());
-        cmd.args(args).current_dir(dir).stdin(Stdio::null());
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .envs(env.iter().copied());
         if capture {
             cmd.stdout(Stdio::piped());
         }

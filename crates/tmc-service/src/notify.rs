@@ -30,13 +30,17 @@ impl Notifier {
     }
 
     /// The watchdog interval systemd expects pings within, if it set one for this process.
+    ///
+    /// As libsystemd's `sd_watchdog_enabled`: `WATCHDOG_USEC` sets it, and `WATCHDOG_PID`, when present, must be
+    /// this process (a child that inherited the variables does not ping for its parent).
     pub fn watchdog_interval(&self) -> Option<Duration> {
-        let mut usec = 0;
-        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-            Some(Duration::from_micros(usec))
-        } else {
-            None
+        let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+        if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+            if pid.parse::<u32>().ok()? != std::process::id() {
+                return None;
+            }
         }
+        (usec > 0).then(|| Duration::from_micros(usec))
     }
 
     pub fn watchdog_ping(&self) {

@@ -41,15 +41,22 @@ impl Harness {
         )
     }
 
+    /// Starts the relay; returns once it has subscribed (its status says so), so that no reading published
+    /// from now on finds the broker without a subscriber. `TMC_RELAY_LOG` sets its `RUST_LOG`.
     pub fn relay(&self) -> Service {
         let config = self.files.relay_config().display().to_string();
-        Service::start(
+        let log = std::env::var("TMC_RELAY_LOG").unwrap_or_else(|_| "warn".into());
+        let relay = Service::start_with_env(
             "tmc-relay",
             &["run", "--config", &config],
             self.dir.path(),
-            false,
+            &[("RUST_LOG", log.as_str())],
         )
-        .unwrap()
+        .unwrap();
+        self.files
+            .wait_for_relay_subscribed(relay.pid(), Duration::from_secs(60))
+            .unwrap();
+        relay
     }
 
     pub fn receiver(&self) -> Service {

@@ -223,10 +223,11 @@ async fn poll(
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 pending_subacks = pending_subacks.saturating_sub(1);
+                tracing::debug!("SUBACK {:?}", ack.return_codes);
                 if pending_subacks == 0 {
                     stats.subscribed.store(true, Ordering::Relaxed);
+                    tracing::info!("subscribed to {}", filters.join(", "));
                 }
-                tracing::debug!("subscribed: {:?}", ack.return_codes);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 stats.received.fetch_add(1, Ordering::Relaxed);
