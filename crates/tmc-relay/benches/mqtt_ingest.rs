@@ -53,6 +53,8 @@ fn main() {
         max_payload: 200,
         receive_maximum: 256,
         dedupe: true,
+        subscriptions_record: None,
+        new_session: false,
         fits_frame: Box::new(|_, _| true),
     };
     let relay = {

@@ -21,7 +21,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "/etc/tmc/relay.toml")]
     config: std::path::PathBuf,
     #[command(flatten)]
-    radio: tmc_link::radio::RadioOverride,
+    options: service::RunOptions,
 }
 
 #[derive(Debug, Parser)]
@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => seal_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Airtime(args) => airtime_cmd::run(args),
-        Command::Run(args) => service::run(&args.config, &args.radio),
+        Command::Run(args) => service::run(&args.config, &args.options),
         Command::Status(args) => status_cmd::run(args),
     }
 }

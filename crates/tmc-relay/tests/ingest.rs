@@ -25,6 +25,15 @@ struct Ingest {
 }
 
 fn start_ingest(port: u16, queue: Arc<RelayQueue>, topics: &[&str]) -> Ingest {
+    start_ingest_with(port, queue, topics, false)
+}
+
+fn start_ingest_with(
+    port: u16,
+    queue: Arc<RelayQueue>,
+    topics: &[&str],
+    new_session: bool,
+) -> Ingest {
     let shutdown = Shutdown::new();
     let stats = Arc::new(IngestStats::default());
     let settings = IngestSettings {
@@ -33,6 +42,8 @@ fn start_ingest(port: u16, queue: Arc<RelayQueue>, topics: &[&str]) -> Ingest {
         max_payload: 64,
         receive_maximum: 256,
         dedupe: true,
+        subscriptions_record: None,
+        new_session,
         fits_frame: Box::new(|_, _| true),
     };
     let beat = Watchdog::new().heartbeat("ingest");
@@ -55,7 +66,8 @@ fn start_ingest(port: u16, queue: Arc<RelayQueue>, topics: &[&str]) -> Ingest {
         stats,
         thread,
     };
-    ingest.until(|s| s.connected.load(Ordering::Relaxed));
+    // Subscribed (every SUBACK back), on a new session and on a resumed one alike.
+    ingest.until(|s| s.subscribed.load(Ordering::Relaxed));
     ingest
 }
 
@@ -238,4 +250,38 @@ fn the_relay_session_survives_a_broker_restart_so_readings_published_before_it_r
     let ingest = start_ingest(port, queue.clone(), &["sensors/+/reading"]);
     ingest.until(|s| s.stored.load(Ordering::Relaxed) == 1);
     ingest.stop();
+}
+
+#[test]
+fn changed_topics_take_effect_with_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let queue =
+        Arc::new(RelayQueue::open(&dir.path().join("q.db"), 1000, FullPolicy::Refuse).unwrap());
+    start_ingest(broker.port, queue.clone(), &["sensors/+/reading"]).stop();
+    // A resumed session keeps the old subscriptions (rumqttc cannot add any to it after a restart)...
+    let resumed = start_ingest(broker.port, queue.clone(), &["other/#"]);
+    let reasons = publish(
+        broker.port,
+        "p1",
+        vec![("other/x".into(), b"{\"seq\":1}".to_vec())],
+    );
+    assert_eq!(reasons, [PubAckReason::NoMatchingSubscribers]);
+    resumed.stop();
+    // ...and a new session has the configured ones.
+    let fresh = start_ingest_with(broker.port, queue.clone(), &["other/#"], true);
+    let reasons = publish(
+        broker.port,
+        "p2",
+        vec![
+            ("other/x".into(), b"{\"seq\":2}".to_vec()),
+            ("sensors/s1/reading".into(), b"{\"seq\":3}".to_vec()),
+        ],
+    );
+    assert_eq!(
+        reasons,
+        [PubAckReason::Success, PubAckReason::NoMatchingSubscribers]
+    );
+    fresh.until(|s| s.stored.load(Ordering::Relaxed) == 1);
+    fresh.stop();
 }

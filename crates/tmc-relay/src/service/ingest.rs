@@ -104,6 +104,11 @@ pub struct IngestSettings {
     pub receive_maximum: u16,
     /// Treat a message with the topic and payload of a recently stored one as a copy (see the module docs).
     pub dedupe: bool,
+    /// Where the filters of the broker's session are recorded (to notice a changed configuration).
+    pub subscriptions_record: Option<std::path::PathBuf>,
+    /// Start a new broker session (clean start) on the first connection: the way to change the topics of an
+    /// existing session. Messages the broker still held for the relay's old session are dropped with it.
+    pub new_session: bool,
     pub fits_frame: FitsFrame,
 }
 
@@ -145,6 +150,10 @@ pub fn run(
     options.set_ack_mode(AckMode::Manual);
     options.set_receive_maximum(Some(settings.receive_maximum));
     options.set_max_packet_size(Some(MAX_PACKET));
+    if settings.new_session {
+        // Session expiry stays: the new session is persistent from here on.
+        options.set_clean_start(true);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -165,6 +174,7 @@ pub fn run(
             eventloop,
             client.clone(),
             settings.topics.clone(),
+            settings.subscriptions_record.clone(),
             settings.broker.address(),
             tx,
             stats.clone(),
@@ -187,6 +197,7 @@ async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     filters: Vec<String>,
+    record: Option<std::path::PathBuf>,
     address: String,
     tx: mpsc::UnboundedSender<Publish>,
     stats: Arc<IngestStats>,
@@ -207,17 +218,43 @@ async fn poll(
             () = tokio::time::sleep(Duration::from_secs(1)) => continue,
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(connack))) => {
+                // A --new-session clean start is for the first connection only: reconnects resume.
+                eventloop.options.set_clean_start(false);
                 stats.connected.store(true, Ordering::Relaxed);
                 stats.connections.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("connected to the broker at {address}");
+                tracing::info!(
+                    "connected to the broker at {address} (session {})",
+                    if connack.session_present {
+                        "resumed"
+                    } else {
+                        "new"
+                    }
+                );
                 outage_logged = false;
                 backoff = Duration::from_millis(500);
-                // The session keeps subscriptions, but a first start or a changed config needs them made.
-                pending_subacks = filters.len();
-                for filter in &filters {
-                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
-                        tracing::warn!("cannot subscribe to {filter}: {e}");
+                if connack.session_present {
+                    // The broker kept the session, subscriptions included. (After a restart of the relay,
+                    // rumqttc refuses new SUBSCRIBEs on a session it has no local state for, so the filters
+                    // of the run that made the session stay in force: say so if the configuration changed.)
+                    pending_subacks = 0;
+                    stats.subscribed.store(true, Ordering::Relaxed);
+                    if let Some(record) = &record {
+                        let recorded = std::fs::read_to_string(record).unwrap_or_default();
+                        if recorded.lines().ne(filters.iter().map(String::as_str)) {
+                            tracing::warn!(
+                                "[ingest] topics differ from those of the broker's session ({}); they take effect \
+                                 with a new session: tmc-relay run --new-session",
+                                recorded.lines().collect::<Vec<_>>().join(", ")
+                            );
+                        }
+                    }
+                } else {
+                    pending_subacks = filters.len();
+                    for filter in &filters {
+                        if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                            tracing::warn!("cannot subscribe to {filter}: {e}");
+                        }
                     }
                 }
             }
@@ -227,6 +264,18 @@ async fn poll(
                 if pending_subacks == 0 {
                     stats.subscribed.store(true, Ordering::Relaxed);
                     tracing::info!("subscribed to {}", filters.join(", "));
+                    if let Some(record) = &record {
+                        let text = filters.join("\n") + "\n";
+                        let written = tmc_secret_file::write_atomic(
+                            record,
+                            text.as_bytes(),
+                            0o644,
+                            tmc_secret_file::Overwrite::Replace,
+                        );
+                        if let Err(e) = written {
+                            tracing::warn!("cannot record the subscriptions: {e}");
+                        }
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {

@@ -51,15 +51,35 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// Runs the relay described by `config_path` until SIGTERM/SIGINT.
-pub fn run(config_path: &Path, radio: &tmc_link::radio::RadioOverride) -> anyhow::Result<()> {
+/// Command-line choices of `tmc-relay run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunOptions {
+    #[command(flatten)]
+    pub radio: tmc_link::radio::RadioOverride,
+    /// Start a new broker session, subscribed to the configured topics: needed once after changing
+    /// `[ingest] topics` (the broker keeps the old session's subscriptions otherwise). Stop the sensors first,
+    /// or accept that messages the broker held for the relay's old session are dropped with it.
+    #[arg(long)]
+    pub new_session: bool,
+}
+
+pub fn run(config_path: &Path, options: &RunOptions) -> anyhow::Result<()> {
     let mut config = RelayConfig::load(config_path)?;
-    config.radio.apply(radio).context("--board/--radio")?;
+    config
+        .radio
+        .apply(&options.radio)
+        .context("--board/--radio")?;
     let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
-    run_with(config_path, config, shutdown)
+    run_with(config_path, config, options, shutdown)
 }
 
 /// Runs the relay until `shutdown` (tests and the demo stop it this way too).
-pub fn run_with(config_path: &Path, config: RelayConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+pub fn run_with(
+    config_path: &Path,
+    config: RelayConfig,
+    options: &RunOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     let ring = KeyRing::load(&config.envelope.keys)?;
@@ -154,6 +174,8 @@ pub fn run_with(config_path: &Path, config: RelayConfig, shutdown: Shutdown) -> 
         max_payload: config.ingest.max_payload,
         receive_maximum: config.ingest.receive_maximum,
         dedupe: config.ingest.dedupe,
+        subscriptions_record: Some(config.state_dir.join("relay.subscriptions")),
+        new_session: options.new_session,
         fits_frame: Box::new(fits_frame),
     };
     let ingest_beat = watchdog.heartbeat("ingest");
