@@ -17,6 +17,7 @@ APT_PACKAGES=(
   qemu-user-static
   dnsmasq-base hostapd busybox dnsutils iproute2 nftables   # tmc-ap: real daemons in its checks and netns tests
   mosquitto openssl      # the real broker the PKI and data-path tests start on 127.0.0.1; openssl s_client in TLS tests
+  procps                 # kill(1): the tests and the demo stop the processes they start by pid (SIGTERM/SIGKILL)
 )
 
 log() { printf 'deps: %s\n' "$*"; }

@@ -7,7 +7,7 @@
 //! stops it by pid: SIGTERM for an orderly stop, SIGKILL for a crash.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -316,7 +316,7 @@ impl Service {
         if let Some(status) = self.try_wait() {
             return Ok(status);
         }
-        signal(self.child.id(), "TERM")?;
+        tmc_testkit::signal(self.child.id(), "TERM")?;
         Ok(self.child.wait()?)
     }
 
@@ -339,14 +339,4 @@ impl Drop for Service {
             let _ = self.child.wait();
         }
     }
-}
-
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .context("running kill")?;
-    anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
-    Ok(())
 }

@@ -163,10 +163,7 @@ impl Mosquitto {
     /// Stops the broker as systemd would (SIGTERM): it saves its persistence database (sessions and queued
     /// messages) before exiting, so a new broker on the same state directory resumes them.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = signal(self.child.id(), "TERM");
         let _ = self.child.wait();
     }
 }
@@ -175,5 +172,19 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends signal `name` (`TERM`, `KILL`, …) to process `pid` with kill(1): std can only SIGKILL a child, and the
+/// tests stop services the way systemd does.
+pub fn signal(pid: u32, name: &str) -> std::io::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("kill -{name} {pid} failed")))
     }
 }
