@@ -26,7 +26,7 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	/usr/bin/cargo
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
-.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo clean
+.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo clean crates-inc crates-inc-check
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -38,6 +38,7 @@ help:
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
 	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
 	@echo "make fmt           format the code"
+	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
 
 deps:
 	@bash scripts/deps.sh
@@ -64,7 +65,7 @@ msrv: deps
 test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
 
-test: fmt-check clippy test-native msrv cross test-aarch64
+test: crates-inc-check fmt-check clippy test-native msrv cross test-aarch64
 	@echo "make test: all checks passed"
 
 ifeq ($(CROSS),)
@@ -106,6 +107,14 @@ DURATION ?=
 demo: deps
 	$(CARGO) build --release --locked -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-demo
 	target/release/tmc-demo $(if $(DURATION),--duration $(DURATION))
+
+# The Yocto recipe's crate list (meta-tmc): generated from Cargo.lock, checked by `make test`.
+crates-inc:
+	python3 scripts/crates-inc.py
+
+crates-inc-check:
+	python3 scripts/crates-inc.py --check
+	python3 -m unittest discover -s scripts -p 'test_crates_inc.py'
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,83 @@
+SUMMARY = "TMC secure LoRa sensor network: relay, receiver, AP helper, site PKI"
+SUMMARY:${PN}-relay = "TMC relay service (MQTT readings to LoRa tokens)"
+SUMMARY:${PN}-receiver = "TMC receiver service (LoRa tokens to readings)"
+SUMMARY:${PN}-ap = "TMC access point helper (hostapd, dnsmasq, systemd-networkd)"
+SUMMARY:${PN}-pki = "TMC site PKI tool"
+DESCRIPTION = "Rust workspace of TMC: tmc-relay seals sensor readings into tokens for the LoRa link, \
+               tmc-receiver opens them and delivers the readings, tmc-ap renders and applies the \
+               access point configuration, tmc-pki manages the site PKI."
+
+HOMEPAGE = "https://example.invalid/tmc"
+SECTION = "net"
+# Cargo.toml: license = "MIT OR Apache-2.0"; the repository has no license files yet.
+LICENSE = "MIT | Apache-2.0"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302 \
+                    file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+
+PV = "0.1.0+git"
+
+# The project's repository at a pinned commit; TMC_GIT_BRANCH and SRCREV can be overridden (local.conf:
+# SRCREV:pn-tmc = "...", or a bbappend). Another clone: a bbappend replacing the git:// entry.
+# The local checkout instead: externalsrc, see meta-tmc/README.md.
+TMC_GIT_BRANCH ?= "main"
+SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH} \
+           file://tmc-relay.service \
+           file://tmc-receiver.service \
+           file://60-tmc.rules \
+           "
+SRCREV = "4b6439c93e0a8a91c47ea3143a8880802e63b017"
+
+# every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
+require ${BPN}-crates.inc
+
+# Not cargo-update-recipe-crates: its `bitbake -c update_crates` would rewrite tmc-crates.inc in another order.
+inherit cargo systemd useradd
+
+# Build only what goes on the image (not tmc-sensor-sim / tmc-demo).
+TMC_BINARIES = "tmc-relay tmc-receiver tmc-ap tmc-pki"
+CARGO_BUILD_FLAGS:append = " ${@' '.join('-p ' + b for b in d.getVar('TMC_BINARIES').split())}"
+# The workspace's release profile strips; let OE split debug symbols and strip instead.
+export CARGO_PROFILE_RELEASE_STRIP = "false"
+
+do_install() {
+    install -d ${D}${bindir}
+    for b in ${TMC_BINARIES}; do
+        install -m 0755 ${B}/target/${CARGO_TARGET_SUBDIR}/$b ${D}${bindir}/$b
+    done
+
+    install -d ${D}${systemd_system_unitdir}
+    for u in tmc-relay.service tmc-receiver.service; do
+        sed -e 's,@BINDIR@,${bindir},g' ${UNPACKDIR}/$u > ${D}${systemd_system_unitdir}/$u
+        chmod 0644 ${D}${systemd_system_unitdir}/$u
+    done
+
+    install -d ${D}${nonarch_base_libdir}/udev/rules.d
+    install -m 0644 ${UNPACKDIR}/60-tmc.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-tmc.rules
+
+    # configuration and keys are provisioned per board (relay.toml / receiver.toml), never baked in
+    install -d -m 0750 ${D}${sysconfdir}/tmc
+    chown root:tmc ${D}${sysconfdir}/tmc
+}
+
+PACKAGE_BEFORE_PN = "${PN}-relay ${PN}-receiver ${PN}-ap ${PN}-pki"
+
+# ${PN} (default FILES): the tmc user and groups, the udev rules, /etc/tmc; both services need it
+FILES:${PN}-relay += "${bindir}/tmc-relay ${systemd_system_unitdir}/tmc-relay.service"
+FILES:${PN}-receiver += "${bindir}/tmc-receiver ${systemd_system_unitdir}/tmc-receiver.service"
+FILES:${PN}-ap += "${bindir}/tmc-ap"
+FILES:${PN}-pki += "${bindir}/tmc-pki"
+
+RDEPENDS:${PN}-relay = "${PN}"
+RDEPENDS:${PN}-receiver = "${PN}"
+RDEPENDS:${PN}-ap = "dnsmasq hostapd"
+
+SYSTEMD_PACKAGES = "${PN}-relay ${PN}-receiver"
+SYSTEMD_SERVICE:${PN}-relay = "tmc-relay.service"
+SYSTEMD_SERVICE:${PN}-receiver = "tmc-receiver.service"
+# Both are enabled; each starts only where its configuration exists (ConditionPathExists).
+SYSTEMD_AUTO_ENABLE = "enable"
+
+USERADD_PACKAGES = "${PN}"
+GROUPADD_PARAM:${PN} = "--system spi; --system gpio; --system i2c"
+USERADD_PARAM:${PN} = "--system --user-group --home-dir ${localstatedir}/lib/tmc --no-create-home \
+                       --shell /sbin/nologin --groups spi,gpio,i2c tmc"
