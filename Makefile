@@ -26,7 +26,8 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	/usr/bin/cargo
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
-.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo clean crates-inc crates-inc-check
+.PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
+	crates-inc crates-inc-check layer-check test-scripts image flash provision clean crates-inc crates-inc-check
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -37,6 +38,11 @@ help:
 	@echo "make fuzz          fuzz the token and frame parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
 	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
+	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
+	@echo "make image         build tmc-image with kas: MACHINE=raspberrypi4-64|raspberrypi3-64|raspberrypi5 [SOURCE=checkout|git]"
+	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
+	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset]"
+	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock"
 	@echo "make fmt           format the code"
 	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
 
@@ -65,7 +71,7 @@ msrv: deps
 test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
 
-test: crates-inc-check fmt-check clippy test-native msrv cross test-aarch64
+test: layer-check test-scripts fmt-check clippy test-native msrv cross test-aarch64
 	@echo "make test: all checks passed"
 
 ifeq ($(CROSS),)
@@ -114,7 +120,39 @@ crates-inc:
 
 crates-inc-check:
 	python3 scripts/crates-inc.py --check
-	python3 -m unittest discover -s scripts -p 'test_crates_inc.py'
+
+# The layer without a Yocto build (CI cannot fetch the layers; meta-tmc/README.md shows the bitbake parse check).
+OELINT_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tmc/oelint-venv
+SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+layer-check: deps crates-inc-check
+	$(OELINT_VENV)/bin/oelint-adv $$(find meta-tmc -name '*.bb' -o -name '*.bbappend' -o -name '*.bbclass' -o -name '*.inc' | sort)
+	shellcheck $(SHELL_SCRIPTS)
+	@echo "layer-check: oelint-adv and shellcheck clean, tmc-crates.inc in sync"
+
+# The Python-tested scripts: crates-inc generator, kas files, make flash (loop devices; root).
+test-scripts: deps
+	$(OELINT_VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
+
+# Not in CI: a full Yocto build (disk, time and network: meta-tmc/README.md).
+MACHINE ?= raspberrypi4-64
+SOURCE ?= checkout
+image:
+	SOURCE=$(SOURCE) scripts/image.sh $(MACHINE)
+
+IMAGE ?=
+DEVICE ?=
+flash:
+	@[ -n "$(IMAGE)" ] && [ -n "$(DEVICE)" ] || { echo "usage: make flash IMAGE=tmc-image-<machine>.rootfs.wic.bz2 DEVICE=/dev/sdX [FORCE=1] [YES=1]" >&2; exit 2; }
+	FORCE=$(FORCE) YES=$(YES) scripts/flash.sh "$(IMAGE)" "$(DEVICE)"
+
+BOOT ?=
+ROLE ?=
+NAME ?=
+BOARD ?= board-config/dragino-lora-hat.toml
+provision: deps
+	@[ -n "$(BOOT)" ] && [ -n "$(ROLE)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset.toml]" >&2; exit 2; }
+	$(CARGO) build --locked -p tmc-provision
+	target/debug/tmc-provision write --boot "$(BOOT)" --role "$(ROLE)" --site "$(SITE)" --name "$(NAME)" --board "$(BOARD)"
 
 clean:
 	$(CARGO) clean

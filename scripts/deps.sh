@@ -2,7 +2,8 @@
 # Installs everything the Makefile targets need on Debian 12, idempotently:
 # a second run finds everything present and changes nothing.
 #
-#   scripts/deps.sh            native build + MSRV toolchain + aarch64 cross toolchain + qemu
+#   scripts/deps.sh            native build + MSRV toolchain + aarch64 cross toolchain + qemu,
+#                              the layer checks (oelint-adv in a virtualenv, shellcheck) and the flash tests
 #
 # Native builds keep the rustup toolchain (stable). The aarch64 build uses Debian's
 # rustc-web/cargo-web (they ship the aarch64 std as a package, which rustup cannot reach here).
@@ -18,7 +19,13 @@ APT_PACKAGES=(
   dnsmasq-base hostapd busybox dnsutils iproute2 nftables   # tmc-ap: real daemons in its checks and netns tests
   mosquitto openssl      # the real broker the PKI and data-path tests start on 127.0.0.1; openssl s_client in TLS tests
   procps                 # kill(1): the tests and the demo stop the processes they start by pid (SIGTERM/SIGKILL)
+  python3 python3-venv shellcheck   # make layer-check: oelint-adv (PyPI, in a virtualenv), shellcheck
+  systemd                # systemd-analyze verify on the shipped units (tmc-demo tests/systemd.rs)
+  bmap-tools bzip2 xz-utils fdisk e2fsprogs util-linux mount   # make flash and its tests (loop devices)
 )
+# oelint-adv, pinned (scripts/requirements-lint.txt), outside the repository so `cargo clean` keeps it.
+OELINT_VENV="${OELINT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tmc/oelint-venv}"
+LINT_REQUIREMENTS="$(dirname "$0")/requirements-lint.txt"
 
 log() { printf 'deps: %s\n' "$*"; }
 
@@ -51,7 +58,7 @@ ensure_apt_packages() {
     return
   fi
   if [ -n "$missing" ]; then
-    log "installing:" $missing
+    log "installing: ${missing//$'\n'/ }"
     as_root apt-get update -q
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends $missing
@@ -81,7 +88,20 @@ ensure_rustup_toolchains() {
   fi
 }
 
+# Reinstalls only when the pinned list changed (its copy in the virtualenv differs).
+ensure_oelint() {
+  if [ -x "$OELINT_VENV/bin/oelint-adv" ] && cmp -s "$LINT_REQUIREMENTS" "$OELINT_VENV/requirements-lint.txt"; then
+    log "oelint-adv present ($OELINT_VENV)"
+    return
+  fi
+  log "installing oelint-adv into $OELINT_VENV"
+  python3 -m venv "$OELINT_VENV"
+  "$OELINT_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$LINT_REQUIREMENTS"
+  cp "$LINT_REQUIREMENTS" "$OELINT_VENV/requirements-lint.txt"
+}
+
 ensure_arm64_arch
 ensure_apt_packages
 ensure_rustup_toolchains
+ensure_oelint
 log "ok"

@@ -6,13 +6,18 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tmc_demo::{Service, SiteOptions};
 
 /// Datagrams received on `socket` until one contains `want` (bounded); returns all of them.
 fn until(socket: &UnixDatagram, want: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    until_within(socket, want, Duration::from_secs(60))
+}
+
+fn until_within(socket: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -27,7 +32,7 @@ fn until(socket: &UnixDatagram, want: &str) -> Vec<String> {
             return seen;
         }
     }
-    panic!("no {want} within the bounded wait; got {seen:?}");
+    panic!("no {want} within {limit:?}; got {seen:?}");
 }
 
 fn notify_socket(dir: &std::path::Path, name: &str) -> (UnixDatagram, String) {
@@ -70,5 +75,199 @@ fn relay_and_receiver_tell_systemd_they_are_ready_alive_and_stopping() {
         let status = service.terminate().unwrap();
         until(&socket, "STOPPING=1");
         assert!(status.success(), "{program} exited with {status}");
+    }
+}
+
+/// A unit file as meta-tmc ships it (`@BINDIR@` is the recipe's placeholder for `${bindir}`).
+struct Unit {
+    name: &'static str,
+    text: String,
+}
+
+impl Unit {
+    fn shipped(name: &'static str) -> Unit {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../meta-tmc/recipes-tmc/tmc/files")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Unit { name, text }
+    }
+
+    /// The values of `key` in `[section]`, in order.
+    fn values(&self, section: &str, key: &str) -> Vec<&str> {
+        let mut current = "";
+        let mut found = Vec::new();
+        for line in self.text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = name;
+            } else if let Some((k, v)) = line.split_once('=') {
+                if current == section && k.trim() == key {
+                    found.push(v.trim());
+                }
+            }
+        }
+        found
+    }
+
+    fn value(&self, section: &str, key: &str) -> &str {
+        match self.values(section, key).as_slice() {
+            [one] => one,
+            other => panic!("{}: [{section}] {key}: {other:?}", self.name),
+        }
+    }
+
+    /// `WatchdogSec=` as systemd reads the forms we use (`30s`, `1min`, `30`).
+    fn watchdog(&self) -> Duration {
+        let value = self.value("Service", "WatchdogSec");
+        let (number, unit) = value.split_at(
+            value
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(value.len()),
+        );
+        let n: u64 = number
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: WatchdogSec={value}", self.name));
+        match unit {
+            "" | "s" | "sec" => Duration::from_secs(n),
+            "min" => Duration::from_secs(60 * n),
+            _ => panic!(
+                "{}: WatchdogSec={value}: unit {unit:?} not understood",
+                self.name
+            ),
+        }
+    }
+
+    /// The unit's command line for `program`, without the binary.
+    fn exec_args(&self, program: &str) -> Vec<String> {
+        let exec = self.value("Service", "ExecStart");
+        let mut words = exec.split_whitespace();
+        assert_eq!(
+            words.next(),
+            Some(format!("@BINDIR@/{program}").as_str()),
+            "{}",
+            self.name
+        );
+        words.map(str::to_owned).collect()
+    }
+
+    /// A copy with `@BINDIR@` replaced, for `systemd-analyze verify`.
+    fn install(&self, dir: &Path, bindir: &Path) -> PathBuf {
+        let path = dir.join(self.name);
+        std::fs::write(
+            &path,
+            self.text.replace("@BINDIR@", &bindir.display().to_string()),
+        )
+        .unwrap();
+        path
+    }
+}
+
+const SERVICE_UNITS: [(&str, &str); 2] = [
+    ("tmc-receiver", "tmc-receiver.service"),
+    ("tmc-relay", "tmc-relay.service"),
+];
+
+/// The shipped units start the services the way systemd will (their own ExecStart, their WatchdogSec), and the
+/// services answer within the unit's watchdog: READY=1 with a STATUS, a WATCHDOG=1 before WatchdogSec is up,
+/// STOPPING=1 and exit status 0 on SIGTERM.
+#[test]
+fn shipped_units_start_the_services_and_their_watchdog_is_served() {
+    let h = common::Harness::new(SiteOptions {
+        sensors: 1,
+        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        ..SiteOptions::default()
+    });
+    let _broker = h.broker();
+    let configs = [h.files.receiver_config(), h.files.relay_config()];
+    let mut running = Vec::new();
+    for ((program, unit_name), config) in SERVICE_UNITS.into_iter().zip(configs) {
+        let unit = Unit::shipped(unit_name);
+        assert_eq!(unit.value("Service", "Type"), "notify", "{unit_name}");
+        let shipped_config = unit.value("Unit", "ConditionPathExists").to_owned();
+        let args: Vec<String> = unit
+            .exec_args(program)
+            .into_iter()
+            .map(|a| {
+                if a == shipped_config {
+                    config.display().to_string()
+                } else {
+                    a
+                }
+            })
+            .collect();
+        assert!(
+            args.contains(&config.display().to_string()),
+            "{unit_name}: ExecStart does not read the file of ConditionPathExists={shipped_config}"
+        );
+        let watchdog = unit.watchdog();
+        let usec = watchdog.as_micros().to_string();
+        let (socket, path) = notify_socket(h.dir.path(), &format!("{program}.unit.notify"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let service = Service::start_with_env(
+            program,
+            &args,
+            h.dir.path(),
+            &[
+                ("NOTIFY_SOCKET", path.as_str()),
+                ("WATCHDOG_USEC", usec.as_str()),
+            ],
+        )
+        .unwrap();
+        let ready = until(&socket, "READY=1");
+        assert!(ready.concat().contains("STATUS="), "{program}: {ready:?}");
+        running.push((program, service, socket, watchdog));
+    }
+    for (program, service, socket, watchdog) in running {
+        // systemd kills the service when no ping comes within WatchdogSec.
+        until_within(&socket, "WATCHDOG=1", watchdog);
+        let status = service.terminate().unwrap();
+        until(&socket, "STOPPING=1");
+        assert!(status.success(), "{program} exited with {status}");
+    }
+}
+
+/// The hardening the services are written for (no root, one writable path: the state directory), and
+/// `systemd-analyze verify` accepts the units with the binaries in place.
+#[test]
+fn shipped_units_are_hardened_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let bindir = tmc_demo::bin_dir().unwrap();
+    for (program, unit_name) in SERVICE_UNITS {
+        let unit = Unit::shipped(unit_name);
+        for (key, want) in [
+            ("Type", "notify"),
+            ("Restart", "on-failure"),
+            ("User", "tmc"),
+            ("StateDirectory", "tmc"),
+            ("ReadWritePaths", "/var/lib/tmc"),
+            ("NoNewPrivileges", "yes"),
+            ("ProtectSystem", "strict"),
+            ("ProtectHome", "yes"),
+            ("PrivateTmp", "yes"),
+        ] {
+            assert_eq!(unit.value("Service", key), want, "{unit_name}: {key}");
+        }
+        assert!(
+            unit.watchdog() >= Duration::from_secs(5),
+            "{unit_name}: WatchdogSec below the services' 1 s wait slices with margin"
+        );
+        assert!(
+            bindir.join(program).is_file(),
+            "{program} not built in {}",
+            bindir.display()
+        );
+        let path = unit.install(dir.path(), &bindir);
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze (make deps installs systemd)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify {unit_name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

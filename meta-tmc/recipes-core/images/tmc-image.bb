@@ -1,6 +1,7 @@
 SUMMARY = "TMC image: relay or receiver with broker and access point"
 DESCRIPTION = "Minimal systemd image for Raspberry Pi with the TMC services, mosquitto, hostapd, \
                dnsmasq, iw and chrony. Site file, keys and role are provisioned per board, never baked in."
+SECTION = "images"
 LICENSE = "MIT"
 
 inherit core-image
@@ -12,6 +13,7 @@ IMAGE_INSTALL = "packagegroup-core-boot \
                  tmc-receiver \
                  tmc-ap \
                  tmc-pki \
+                 tmc-provision \
                  mosquitto \
                  hostapd \
                  dnsmasq \

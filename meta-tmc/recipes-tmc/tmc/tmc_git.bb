@@ -3,16 +3,20 @@ SUMMARY:${PN}-relay = "TMC relay service (MQTT readings to LoRa tokens)"
 SUMMARY:${PN}-receiver = "TMC receiver service (LoRa tokens to readings)"
 SUMMARY:${PN}-ap = "TMC access point helper (hostapd, dnsmasq, systemd-networkd)"
 SUMMARY:${PN}-pki = "TMC site PKI tool"
+SUMMARY:${PN}-provision = "TMC first boot: installs the board's role, site file and keys"
 DESCRIPTION = "Rust workspace of TMC: tmc-relay seals sensor readings into tokens for the LoRa link, \
                tmc-receiver opens them and delivers the readings, tmc-ap renders and applies the \
-               access point configuration, tmc-pki manages the site PKI."
+               access point configuration, tmc-pki manages the site PKI, tmc-provision installs a board's \
+               provisioning bundle from the boot partition at first boot."
 
 HOMEPAGE = "https://example.invalid/tmc"
 SECTION = "net"
-# Cargo.toml: license = "MIT OR Apache-2.0"; the repository has no license files yet.
+# NVD knows no TMC; the default (the recipe name "tmc") could match other products' CVEs.
+CVE_PRODUCT = "tmc-lora-sensor-network"
+# Cargo.toml: license = "MIT OR Apache-2.0"
 LICENSE = "MIT | Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302 \
-                    file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=28955a4a8f5870cba2f6a0c37fdbeb38 \
+                    file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
 PV = "0.1.0+git"
 
@@ -23,6 +27,7 @@ TMC_GIT_BRANCH ?= "main"
 SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH} \
            file://tmc-relay.service \
            file://tmc-receiver.service \
+           file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
 SRCREV = "4b6439c93e0a8a91c47ea3143a8880802e63b017"
@@ -34,7 +39,7 @@ require ${BPN}-crates.inc
 inherit cargo systemd useradd
 
 # Build only what goes on the image (not tmc-sensor-sim / tmc-demo).
-TMC_BINARIES = "tmc-relay tmc-receiver tmc-ap tmc-pki"
+TMC_BINARIES = "tmc-relay tmc-receiver tmc-ap tmc-pki tmc-provision"
 CARGO_BUILD_FLAGS:append = " ${@' '.join('-p ' + b for b in d.getVar('TMC_BINARIES').split())}"
 # The workspace's release profile strips; let OE split debug symbols and strip instead.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
@@ -46,7 +51,7 @@ do_install() {
     done
 
     install -d ${D}${systemd_system_unitdir}
-    for u in tmc-relay.service tmc-receiver.service; do
+    for u in tmc-relay.service tmc-receiver.service tmc-firstboot.service; do
         sed -e 's,@BINDIR@,${bindir},g' ${UNPACKDIR}/$u > ${D}${systemd_system_unitdir}/$u
         chmod 0644 ${D}${systemd_system_unitdir}/$u
     done
@@ -59,23 +64,30 @@ do_install() {
     chown root:tmc ${D}${sysconfdir}/tmc
 }
 
-PACKAGE_BEFORE_PN = "${PN}-relay ${PN}-receiver ${PN}-ap ${PN}-pki"
+PACKAGE_BEFORE_PN = "${PN}-relay ${PN}-receiver ${PN}-ap ${PN}-pki ${PN}-provision"
 
 # ${PN} (default FILES): the tmc user and groups, the udev rules, /etc/tmc; both services need it
 FILES:${PN}-relay += "${bindir}/tmc-relay ${systemd_system_unitdir}/tmc-relay.service"
 FILES:${PN}-receiver += "${bindir}/tmc-receiver ${systemd_system_unitdir}/tmc-receiver.service"
 FILES:${PN}-ap += "${bindir}/tmc-ap"
 FILES:${PN}-pki += "${bindir}/tmc-pki"
+FILES:${PN}-provision += "${bindir}/tmc-provision ${systemd_system_unitdir}/tmc-firstboot.service"
 
 RDEPENDS:${PN}-relay = "${PN}"
 RDEPENDS:${PN}-receiver = "${PN}"
 RDEPENDS:${PN}-ap = "dnsmasq hostapd"
+# it installs into /etc/tmc (the tmc user) and applies the access point on concentrators (the tmc-ap library)
+RDEPENDS:${PN}-provision = "${PN}"
 
-SYSTEMD_PACKAGES = "${PN}-relay ${PN}-receiver"
+SYSTEMD_PACKAGES = "${PN}-relay ${PN}-receiver ${PN}-provision"
 SYSTEMD_SERVICE:${PN}-relay = "tmc-relay.service"
 SYSTEMD_SERVICE:${PN}-receiver = "tmc-receiver.service"
-# Both are enabled; each starts only where its configuration exists (ConditionPathExists).
-SYSTEMD_AUTO_ENABLE = "enable"
+SYSTEMD_SERVICE:${PN}-provision = "tmc-firstboot.service"
+# One image serves both roles: first boot enables the board's role units (and the broker, access point and
+# DHCP/DNS on a concentrator). Each unit also refuses to start without its configuration (ConditionPathExists).
+SYSTEMD_AUTO_ENABLE:${PN}-relay = "disable"
+SYSTEMD_AUTO_ENABLE:${PN}-receiver = "disable"
+SYSTEMD_AUTO_ENABLE:${PN}-provision = "enable"
 
 USERADD_PACKAGES = "${PN}"
 GROUPADD_PARAM:${PN} = "--system spi; --system gpio; --system i2c"
