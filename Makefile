@@ -143,7 +143,7 @@ IMAGE ?=
 DEVICE ?=
 flash:
 	@[ -n "$(IMAGE)" ] && [ -n "$(DEVICE)" ] || { echo "usage: make flash IMAGE=tmc-image-<machine>.rootfs.wic.bz2 DEVICE=/dev/sdX [FORCE=1] [YES=1]" >&2; exit 2; }
-	FORCE=$(FORCE) YES=$(YES) scripts/flash.sh "$(IMAGE)" "$(DEVICE)"
+	FORCE="$(FORCE)" YES="$(YES)" bash scripts/flash.sh "$(IMAGE)" "$(DEVICE)"
 
 BOOT ?=
 ROLE ?=

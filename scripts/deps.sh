@@ -21,7 +21,7 @@ APT_PACKAGES=(
   procps                 # kill(1): the tests and the demo stop the processes they start by pid (SIGTERM/SIGKILL)
   python3 python3-venv shellcheck   # make layer-check: oelint-adv (PyPI, in a virtualenv), shellcheck
   systemd                # systemd-analyze verify on the shipped units (tmc-demo tests/systemd.rs)
-  bmap-tools bzip2 xz-utils fdisk e2fsprogs util-linux mount   # make flash and its tests (loop devices)
+  bmap-tools bzip2 gzip xz-utils zstd fdisk e2fsprogs util-linux mount gawk   # make flash and its tests (loop devices)
 )
 # oelint-adv, pinned (scripts/requirements-lint.txt), outside the repository so `cargo clean` keeps it.
 OELINT_VENV="${OELINT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tmc/oelint-venv}"
