@@ -271,3 +271,39 @@ fn shipped_units_are_hardened_and_verify() {
         );
     }
 }
+
+/// First boot runs once the file systems are up, before networking and the services it configures, and
+/// `systemd-analyze verify` accepts it.
+#[test]
+fn shipped_firstboot_unit_runs_before_the_services_and_verifies() {
+    let unit = Unit::shipped("tmc-firstboot.service");
+    assert_eq!(unit.value("Service", "Type"), "oneshot");
+    assert_eq!(
+        unit.exec_args("tmc-provision"),
+        ["firstboot", "--boot", "/boot", "--root", "/"]
+    );
+    assert_eq!(unit.value("Unit", "ConditionPathExists"), "/boot/tmc.toml");
+    let before = unit.value("Unit", "Before");
+    assert!(
+        before.split_whitespace().any(|t| t == "network-pre.target"),
+        "{before}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bindir = tmc_demo::bin_dir().unwrap();
+    assert!(
+        bindir.join("tmc-provision").is_file(),
+        "tmc-provision not built in {}",
+        bindir.display()
+    );
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(unit.install(dir.path(), &bindir))
+        .output()
+        .expect("systemd-analyze (make deps installs systemd)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify tmc-firstboot.service: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,234 @@
+//! `tmc-provision firstboot`: on the Pi, as root, from a oneshot unit at boot. Installs the card's bundle,
+//! configures the role, then removes the secrets from the card. Safe to run again at any point: each step
+//! only changes what differs, and the secrets leave the card only once everything is in place.
+
+mod accounts;
+mod ap;
+mod error;
+mod install;
+mod record;
+mod report;
+mod units;
+mod verify;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tmc_ap::ServiceManager;
+
+use crate::fsutil::{effective_uid, sync_dir, under};
+use crate::layout::{self, Account, ETC_TMC, MOSQUITTO_CONF_D, MOSQUITTO_TMC};
+use crate::manifest::{Manifest, Role, BUNDLE_DIR, MANIFEST_FILE};
+use accounts::Accounts;
+pub use error::FirstbootError;
+use install::Installer;
+pub use report::{Action, FirstbootReport, Outcome};
+
+/// Installs the bundle on the card at `boot` into the system at `root`. With `services` (a live system),
+/// systemd is reloaded and the role's units restarted without waiting; without, no service is touched.
+pub fn firstboot(
+    boot: &Path,
+    root: &Path,
+    mut services: Option<&mut dyn ServiceManager>,
+) -> Result<FirstbootReport, FirstbootError> {
+    if !root.is_dir() {
+        return Err(FirstbootError::Root(root.to_owned()));
+    }
+    let manifest_path = boot.join(MANIFEST_FILE);
+    if !manifest_path.exists() {
+        return Ok(FirstbootReport::new(Outcome::NothingToProvision));
+    }
+
+    // Everything that can refuse does so before the first change.
+    let manifest = Manifest::from_file(&manifest_path)?;
+    let record_path = record::install_path();
+    // Finished before (the record is written last) and the card not written again since: the board is
+    // left as it is now. The unit runs at every boot while tmc.toml stays on the card; changes made on
+    // the Pi since (a rotated key ring, an edited relay.toml) must not be undone by it.
+    if record::matches(&under(root, &record_path), &manifest)
+        && verify::only_public_left(&manifest, boot)?
+    {
+        let mut report = FirstbootReport::new(Outcome::AlreadyProvisioned);
+        report.board = Some((manifest.role, manifest.name.clone()));
+        return Ok(report);
+    }
+    let mut files = verify::verify(&manifest, &manifest_path, boot, root)?;
+    // The role's configuration last: its unit starts only where that file exists, so a unit the image
+    // starts early never finds it before the keys and certificates it names.
+    let role_config = Path::new(ETC_TMC).join(layout::config_file(manifest.role));
+    files.sort_by_key(|f| f.placement.install_path == role_config);
+    let mut needed = vec![Account::Tmc];
+    needed.extend(
+        files
+            .iter()
+            .flat_map(|f| [f.placement.user, f.placement.group]),
+    );
+    let accounts = Accounts::load(root, &needed)?;
+    let (enable, disable) = layout::units(manifest.role);
+    let unit_files = enable
+        .iter()
+        .map(|u| units::find(root, u))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut report = FirstbootReport::new(Outcome::Provisioned);
+    report.board = Some((manifest.role, manifest.name.clone()));
+    report.warnings.extend(unlisted_files(boot, &manifest));
+    let chown = effective_uid() == Some(0);
+    if !chown {
+        report.warnings.push(
+            "not running as root: owners are left as they are (as root, keys go to users tmc and mosquitto)"
+                .into(),
+        );
+    }
+    let installer = Installer {
+        root,
+        chown,
+        accounts: &accounts,
+    };
+    let actions = &mut report.actions;
+
+    actions.push(installer.dir(Path::new(ETC_TMC), 0o750, Account::Root, Account::Tmc)?);
+    if manifest.role == Role::Concentrator {
+        actions.push(installer.dir(
+            Path::new(MOSQUITTO_TMC),
+            0o755,
+            Account::Root,
+            Account::Root,
+        )?);
+        installer.foreign_dir(Path::new(MOSQUITTO_CONF_D))?;
+    }
+    for f in &files {
+        let p = &f.placement;
+        actions.push(installer.file(&p.install_path, &f.bytes, p.mode, p.user, p.group)?);
+    }
+    // The other role's configuration goes: its unit starts only where that file exists.
+    let other = match manifest.role {
+        Role::Concentrator => Role::Gateway,
+        Role::Gateway => Role::Concentrator,
+    };
+    let other_config = Path::new(ETC_TMC).join(layout::config_file(other));
+    actions.extend(installer.remove(&other_config)?);
+
+    match manifest.role {
+        Role::Concentrator => {
+            actions.push(installer.mosquitto_include()?);
+            if let Some(host) = broker_name(&files, &role_config) {
+                actions.push(installer.broker_host(&host)?);
+            }
+            actions.extend(ap::configure(root, services.as_deref_mut())?);
+        }
+        Role::Gateway => actions.extend(ap::remove(root, services.as_deref_mut())?),
+    }
+    for file in &unit_files {
+        actions.extend(units::enable(root, file)?);
+    }
+    let mut disabled = Vec::new();
+    for unit in disable {
+        if let Some(action) = units::disable(root, unit)? {
+            disabled.push(*unit);
+            actions.push(action);
+        }
+    }
+
+    let on_boot: Vec<&verify::Verified> = files
+        .iter()
+        .filter(|f| f.secret && f.boot_path.exists())
+        .collect();
+
+    // Everything is installed and on disk (each write was fsynced): the card's secrets can go.
+    let mut boot_dirs = BTreeSet::new();
+    for f in on_boot {
+        std::fs::remove_file(&f.boot_path).map_err(|source| FirstbootError::Io {
+            path: f.boot_path.clone(),
+            source,
+        })?;
+        if let Some(dir) = f.boot_path.parent() {
+            boot_dirs.insert(dir.to_owned());
+        }
+        actions.push(Action::RemovedFromBoot(f.boot_path.clone()));
+    }
+    for dir in &boot_dirs {
+        sync_dir(dir).map_err(|source| FirstbootError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+
+    if let Some(sm) = services {
+        let restarted_by_ap: BTreeSet<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Systemctl(c) => c.strip_prefix("restart --no-block ").map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        let restart: Vec<&str> = enable
+            .iter()
+            .copied()
+            .filter(|u| !restarted_by_ap.contains(*u))
+            .collect();
+        let mut commands = vec![vec!["daemon-reload"]];
+        if !disabled.is_empty() {
+            commands.push([&["stop", "--no-block"][..], &disabled].concat());
+        }
+        if !restart.is_empty() {
+            // Restart, not start: a unit already running (mosquitto with the image's configuration) must
+            // read what was just installed.
+            commands.push([&["restart", "--no-block"][..], &restart].concat());
+        }
+        for args in commands {
+            let command = args.join(" ");
+            sm.systemctl(&args)
+                .map_err(|reason| FirstbootError::Service {
+                    command: command.clone(),
+                    reason,
+                })?;
+            actions.push(Action::Systemctl(command));
+        }
+    }
+
+    // Last: its presence says that every step above finished.
+    installer.file(
+        &record_path,
+        record::render(&manifest).as_bytes(),
+        0o640,
+        Account::Root,
+        Account::Tmc,
+    )?;
+    actions.push(Action::Recorded(record_path));
+    Ok(report)
+}
+
+/// The broker host name of the installed relay configuration, unless it is an address (nothing to resolve).
+fn broker_name(files: &[verify::Verified], relay_config: &Path) -> Option<String> {
+    let file = files
+        .iter()
+        .find(|f| f.placement.install_path == relay_config)?;
+    let config: toml::Value = toml::from_str(std::str::from_utf8(&file.bytes).ok()?).ok()?;
+    let host = config.get("mqtt")?.get("host")?.as_str()?;
+    (host.parse::<std::net::IpAddr>().is_err() && host != "localhost").then(|| host.to_owned())
+}
+
+/// Files on the card that the manifest does not list: not installed, worth a warning.
+fn unlisted_files(boot: &Path, manifest: &Manifest) -> Vec<String> {
+    let dir = boot.join(BUNDLE_DIR);
+    let mut warnings = Vec::new();
+    let mut walk = vec![(dir.clone(), String::new())];
+    while let Some((path, prefix)) = walk.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                walk.push((entry.path(), format!("{name}/")));
+            } else if !manifest.files.contains_key(&name) {
+                warnings.push(format!(
+                    "{}: not in the manifest, not installed",
+                    entry.path().display()
+                ));
+            }
+        }
+    }
+    warnings
+}

@@ -1,0 +1,227 @@
+//! Where each bundle file goes on the Pi, with which mode and owner, and which units each role runs.
+//!
+//! The placement is decided here from the file's name, never read from the boot partition: a manifest can
+//! only choose among these places, and a file that holds a key is 0600 whatever the manifest says.
+
+use std::path::PathBuf;
+
+use crate::manifest::Role;
+
+/// The TMC configuration directory (0750 root:tmc).
+pub const ETC_TMC: &str = "/etc/tmc";
+/// The broker's TLS files and ACL.
+pub const MOSQUITTO_TMC: &str = "/etc/mosquitto/tmc";
+/// mosquitto's drop-in directory.
+pub const MOSQUITTO_CONF_D: &str = "/etc/mosquitto/conf.d";
+/// mosquitto's main configuration, which must include [`MOSQUITTO_CONF_D`].
+pub const MOSQUITTO_CONF: &str = "/etc/mosquitto/mosquitto.conf";
+/// The board's own name table: the relay on a concentrator finds the broker name there.
+pub const HOSTS: &str = "/etc/hosts";
+/// The services' state directory (systemd `StateDirectory=tmc`).
+pub const STATE_DIR: &str = "/var/lib/tmc";
+
+/// The relay's configuration (concentrator).
+pub const RELAY_CONFIG: &str = "relay.toml";
+/// The receiver's configuration (gateway).
+pub const RECEIVER_CONFIG: &str = "receiver.toml";
+/// The radio board preset.
+pub const BOARD_FILE: &str = "board.toml";
+/// The site file (access point settings).
+pub const SITE_FILE: &str = "site.toml";
+/// The Wi-Fi passphrase named by the site file's `passphrase_file`.
+pub const PASSPHRASE_FILE: &str = "wifi-passphrase";
+/// The envelope key ring.
+pub const KEYS_FILE: &str = "keys.toml";
+/// The site CA certificate.
+pub const CA_CERT: &str = "ecc.ca.cert.pem";
+/// Bundle directory of the broker files.
+pub const BROKER_DIR: &str = "broker";
+/// What `firstboot` records in [`ETC_TMC`] once done.
+pub const PROVISIONED_FILE: &str = "provisioned.toml";
+
+/// A user or group a file belongs to. Ids come from the image's `/etc/passwd` and `/etc/group`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// uid/gid 0.
+    Root,
+    /// The services' user `tmc`.
+    Tmc,
+    /// The broker's user `mosquitto`.
+    Mosquitto,
+}
+
+impl Account {
+    /// The user and group name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Account::Root => "root",
+            Account::Tmc => "tmc",
+            Account::Mosquitto => "mosquitto",
+        }
+    }
+}
+
+/// Where and how one bundle file is installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Absolute path on the running system.
+    pub install_path: PathBuf,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owning user.
+    pub user: Account,
+    /// Owning group.
+    pub group: Account,
+}
+
+fn place(dir: &str, name: &str, mode: u32, user: Account, group: Account) -> Placement {
+    Placement {
+        install_path: PathBuf::from(dir).join(name),
+        mode,
+        user,
+        group,
+    }
+}
+
+/// Files that hold keys: refused unless the manifest marks them secret.
+pub fn must_be_secret(name: &str) -> bool {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    file == KEYS_FILE || file == PASSPHRASE_FILE || file.ends_with(".key.pem")
+}
+
+/// The placement of bundle file `name` (already checked by [`crate::manifest::check_file_name`]).
+pub fn placement(name: &str, secret: bool) -> Result<Placement, String> {
+    if must_be_secret(name) && !secret {
+        return Err("holds a key: it must be marked secret = true".into());
+    }
+    let placement = match name.split_once('/') {
+        None if name == PROVISIONED_FILE => {
+            return Err(format!(
+                "{PROVISIONED_FILE} is written by firstboot, not installed from the card"
+            ))
+        }
+        // The passphrase (and a site file that holds it inline) is read by tmc-ap, which runs as root:
+        // the services' user has no business with the Wi-Fi key.
+        None if secret && (name == PASSPHRASE_FILE || name == SITE_FILE) => {
+            place(ETC_TMC, name, 0o600, Account::Root, Account::Root)
+        }
+        // Keys the services read: theirs alone.
+        None if secret => place(ETC_TMC, name, 0o600, Account::Tmc, Account::Tmc),
+        // Configuration and certificates: readable by the services, writable by root only.
+        None => place(ETC_TMC, name, 0o640, Account::Root, Account::Tmc),
+        Some((BROKER_DIR, tmc_pki::broker::CONF_FILE)) if !secret => place(
+            MOSQUITTO_CONF_D,
+            tmc_pki::broker::CONF_FILE,
+            0o644,
+            Account::Root,
+            Account::Root,
+        ),
+        // The broker key: mosquitto reads its certificates after dropping privileges to its user.
+        Some((BROKER_DIR, file)) if secret => place(
+            MOSQUITTO_TMC,
+            file,
+            0o600,
+            Account::Mosquitto,
+            Account::Mosquitto,
+        ),
+        Some((BROKER_DIR, file)) => place(MOSQUITTO_TMC, file, 0o644, Account::Root, Account::Root),
+        Some((dir, _)) => {
+            return Err(format!(
+                "{dir}/ is not a bundle directory (only {BROKER_DIR}/ is)"
+            ))
+        }
+    };
+    Ok(placement)
+}
+
+/// The role's service configuration file.
+pub fn config_file(role: Role) -> &'static str {
+    match role {
+        Role::Concentrator => RELAY_CONFIG,
+        Role::Gateway => RECEIVER_CONFIG,
+    }
+}
+
+/// Files a role's bundle must have.
+pub fn required_files(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Concentrator => &[
+            RELAY_CONFIG,
+            BOARD_FILE,
+            SITE_FILE,
+            KEYS_FILE,
+            CA_CERT,
+            "broker/tmc.conf",
+        ],
+        Role::Gateway => &[RECEIVER_CONFIG, BOARD_FILE, KEYS_FILE],
+    }
+}
+
+/// Units only a concentrator runs.
+pub const CONCENTRATOR_UNITS: &[&str] = &[
+    "tmc-relay.service",
+    "mosquitto.service",
+    "hostapd.service",
+    "dnsmasq.service",
+];
+/// Units only a gateway runs.
+pub const GATEWAY_UNITS: &[&str] = &["tmc-receiver.service"];
+
+/// Units to enable for `role`, and the other role's units to disable.
+pub fn units(role: Role) -> (&'static [&'static str], &'static [&'static str]) {
+    match role {
+        Role::Concentrator => (CONCENTRATOR_UNITS, GATEWAY_UNITS),
+        Role::Gateway => (GATEWAY_UNITS, CONCENTRATOR_UNITS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn places_by_name_and_secrecy() {
+        let p = placement("relay.toml", false).unwrap();
+        assert_eq!(p.install_path, Path::new("/etc/tmc/relay.toml"));
+        assert_eq!(
+            (p.mode, p.user, p.group),
+            (0o640, Account::Root, Account::Tmc)
+        );
+        let p = placement("keys.toml", true).unwrap();
+        assert_eq!(
+            (p.mode, p.user, p.group),
+            (0o600, Account::Tmc, Account::Tmc)
+        );
+        let p = placement("wifi-passphrase", true).unwrap();
+        assert_eq!((p.mode, p.user), (0o600, Account::Root));
+        let p = placement("broker/tmc.conf", false).unwrap();
+        assert_eq!(p.install_path, Path::new("/etc/mosquitto/conf.d/tmc.conf"));
+        let p = placement("broker/ecc.broker.key.pem", true).unwrap();
+        assert_eq!(
+            (p.install_path.as_path(), p.mode, p.user),
+            (
+                Path::new("/etc/mosquitto/tmc/ecc.broker.key.pem"),
+                0o600,
+                Account::Mosquitto
+            )
+        );
+        let p = placement("broker/tmc.acl", false).unwrap();
+        assert_eq!((p.mode, p.user), (0o644, Account::Root));
+    }
+
+    #[test]
+    fn refuses_keys_not_marked_secret_and_unknown_places() {
+        for name in [
+            "keys.toml",
+            "ecc.r1.key.pem",
+            "broker/ecc.broker.key.pem",
+            "wifi-passphrase",
+        ] {
+            let err = placement(name, false).unwrap_err();
+            assert!(err.contains("must be marked secret"), "{name}: {err}");
+        }
+        assert!(placement("other/x", false).unwrap_err().contains("other/"));
+        assert!(placement("provisioned.toml", false).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! # tmc-provision
+//!
+//! One image serves every board; what makes a board a **concentrator** (access point, broker, relay) or a
+//! **gateway** (receiver) is put on its SD card after flashing, and installed by the board itself at first
+//! boot. Nothing secret is baked into the image, and nothing secret stays on the card.
+//!
+//! ## On the PC: `tmc-provision write`
+//!
+//! ```text
+//! tmc-provision write --boot /media/$USER/boot --role concentrator --site site --name relay-1 \
+//!                     --board board-config/dragino-lora-hat.toml
+//! ```
+//!
+//! reads the site directory of `tmc-pki` (CA, issued certificates, CRL, envelope key ring), checks
+//! everything (board preset, site file, configuration, certificates against the CA, key permissions) and
+//! builds the whole bundle in memory. Only then does it write the card; a refused run leaves the card as
+//! it was. A concentrator name the site has not issued yet gets its relay certificate (and says so); a
+//! name issued for another role, revoked, or with an expired certificate is refused. The CA key never
+//! leaves the site directory. A card already provisioned for another name is refused without `--force`.
+//!
+//! ## Boot partition layout
+//!
+//! ```text
+//! BOOT/tmc.toml                  manifest: format, role, name, and for every file its sha256 and secret flag
+//! BOOT/tmc/board.toml            radio board preset
+//! BOOT/tmc/keys.toml             envelope key ring                                   (secret)
+//! BOOT/tmc/relay.toml            concentrator: relay configuration
+//! BOOT/tmc/site.toml             concentrator: access point settings (secret if it holds the passphrase)
+//! BOOT/tmc/wifi-passphrase       concentrator: if the site file names a passphrase_file (secret)
+//! BOOT/tmc/ecc.ca.cert.pem       concentrator: site CA certificate
+//! BOOT/tmc/ecc.NAME.cert.pem     concentrator: the relay's client certificate (CN = NAME)
+//! BOOT/tmc/ecc.NAME.key.pem      concentrator: its key                               (secret)
+//! BOOT/tmc/broker/               concentrator: mosquitto drop-in from tmc-pki: tmc.conf, tmc.acl,
+//!                                ecc.ca.cert.pem, ecc.broker.cert.pem, ecc.broker.key.pem (secret),
+//!                                ecc.ca.crl.pem
+//! BOOT/tmc/receiver.toml         gateway: receiver configuration (plus, with a custom --config, the
+//!                                upstream TLS files it names beside it; their key is secret)
+//! ```
+//!
+//! The files are written to `BOOT/tmc.new/`, which then replaces `BOOT/tmc/`; the manifest is written
+//! last, atomically, and everything is `fsync`ed. Secrets are created 0600 where the file system keeps
+//! permissions; **FAT does not** (every file gets the mount's mode), so keep the card to yourself until its
+//! first boot, which removes them.
+//!
+//! ## On the Pi: `tmc-provision firstboot`
+//!
+//! Run as root by a oneshot unit at boot (`ConditionPathExists=/boot/tmc.toml`). Safe to run again at any
+//! point, also after a crash half-way:
+//!
+//! 1. No `BOOT/tmc.toml`: prints "nothing to provision" and succeeds. If `/etc/tmc/provisioned.toml`
+//!    records this very manifest (an earlier run finished) and none of its secrets is on the card, it
+//!    prints "already provisioned" and changes nothing, so that the unit can run at every boot without
+//!    undoing changes made on the Pi since (a rotated key ring); the files still on the card must match,
+//!    though. Writing the card again (or removing `provisioned.toml`) makes the next boot install it again.
+//! 2. The manifest is parsed strictly (unknown fields, names outside `tmc/`, keys not marked secret are
+//!    refused). Every file on the card must match its sha256; a file no longer on the card is accepted only
+//!    if its installed copy has that sum (a re-run after the secrets were removed). Otherwise nothing is
+//!    installed.
+//! 3. Files are installed (atomically, `fsync`ed, only where content, mode or owner differ), with users
+//!    and groups from the image's `/etc/passwd` and `/etc/group` (owners are set only when running as root):
+//!
+//!    | file | installed as | mode | owner |
+//!    |---|---|---|---|
+//!    | directory | `/etc/tmc/` | 0750 | root:tmc |
+//!    | relay.toml, receiver.toml, board.toml, site.toml, certificates | `/etc/tmc/` | 0640 | root:tmc |
+//!    | keys.toml, ecc.NAME.key.pem, other secrets | `/etc/tmc/` | 0600 | tmc:tmc |
+//!    | wifi-passphrase (site.toml if it holds the passphrase) | `/etc/tmc/` | 0600 | root:root (tmc-ap runs as root) |
+//!    | broker/tmc.conf | `/etc/mosquitto/conf.d/tmc.conf` | 0644 | root:root |
+//!    | broker/ecc.broker.key.pem | `/etc/mosquitto/tmc/` | 0600 | mosquitto:mosquitto |
+//!    | other broker/ files | `/etc/mosquitto/tmc/` | 0644 | root:root |
+//!
+//!    The role's configuration (`relay.toml` or `receiver.toml`) comes last: its unit starts only where it
+//!    exists, and then finds everything it names. The other role's configuration is removed.
+//!    `/etc/mosquitto/mosquitto.conf` gets an `include_dir /etc/mosquitto/conf.d` line if it has no active
+//!    one (the file is created if the image has none). On a concentrator, `/etc/hosts` gets
+//!    `127.0.0.1 mqtt.com` (the relay's broker name) if no active line names it: the access point's DNS
+//!    answers that name for the sensors, not for the board itself.
+//! 4. Concentrator: the access point files are rendered from the installed site file and applied with
+//!    tmc-ap. Gateway: access point files an earlier role left are removed.
+//! 5. Units are enabled as `systemctl enable` does (links in `/etc/systemd/system/<target>.wants/`, masks
+//!    removed) and the other role's disabled: concentrator `tmc-relay`, `mosquitto`, `hostapd`, `dnsmasq`;
+//!    gateway `tmc-receiver`. A unit file missing from the image is an error naming it.
+//! 6. The secret files are removed from the card (non-secret ones and `tmc.toml` stay).
+//! 7. On a live system (`--root /` without `--offline`): `systemctl daemon-reload`, the other role's units
+//!    stopped and the role's restarted, all `--no-block` (waiting for jobs from a boot-time unit can
+//!    deadlock the boot).
+//! 8. `/etc/tmc/provisioned.toml` (0640 root:tmc) records the manifest and the time. It is written last:
+//!    a run interrupted anywhere before leaves no record, and the next run does every step again (each
+//!    only changing what differs) and finishes.
+//!
+//! Each action is one line on stdout (installed, unchanged, removed from boot, enabled, ...); nothing
+//! secret is ever printed.
+
+mod firstboot;
+mod fsutil;
+pub mod layout;
+pub mod manifest;
+mod write;
+
+pub use firstboot::{firstboot, Action, FirstbootError, FirstbootReport, Outcome};
+pub use manifest::{FileEntry, Manifest, ManifestError, Role, BUNDLE_DIR, MANIFEST_FILE};
+pub use tmc_ap::{ServiceManager, Systemctl};
+pub use write::{
+    render_receiver, render_relay, write, WriteError, WriteOptions, WriteReport,
+    DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS,
+};

@@ -1,0 +1,174 @@
+//! The `tmc-provision` command: parses options, calls the library, prints one line per action.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use tmc_provision::{
+    firstboot, write, Outcome, Role, ServiceManager, Systemctl, WriteOptions,
+    DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tmc-provision",
+    version,
+    about = "TMC provisioning: a board's role, configuration and keys onto its SD card (write), installed at first boot (firstboot)"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: tmc_cli::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// On the PC: check everything, then write BOOT/tmc.toml and BOOT/tmc/ on the card's boot partition.
+    Write(WriteArgs),
+    /// On the Pi, as root at boot: install the card's bundle, enable the role's units, remove the secrets
+    /// from the card. Safe to run again.
+    Firstboot(FirstbootArgs),
+}
+
+#[derive(Debug, Args)]
+struct WriteArgs {
+    /// The mounted boot partition of the freshly flashed card.
+    #[arg(long)]
+    boot: PathBuf,
+    /// What the board is.
+    #[arg(long, value_enum)]
+    role: Role,
+    /// The tmc-pki site directory (CA, issued certificates, CRL, envelope key ring).
+    #[arg(long)]
+    site: PathBuf,
+    /// The board's name; a concentrator's relay certificate CN (issued if new).
+    #[arg(long)]
+    name: String,
+    /// The radio board preset (e.g. board-config/dragino-lora-hat.toml).
+    #[arg(long)]
+    board: PathBuf,
+    /// Concentrator: the site file with the access point settings [default: SITE/site.toml].
+    #[arg(long)]
+    ap: Option<PathBuf>,
+    /// Use this relay.toml / receiver.toml instead of rendering one (checked with the service's parser).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This board's node address [default: 10 for a concentrator, 1 for a gateway].
+    #[arg(long)]
+    address: Option<u8>,
+    /// Concentrator: the gateway's node address [default: 1].
+    #[arg(long)]
+    gateway: Option<u8>,
+    /// Gateway: the relays' node addresses, comma-separated [default: 10].
+    #[arg(long, value_delimiter = ',')]
+    peers: Option<Vec<u8>>,
+    /// Replace a card provisioned for another name.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct FirstbootArgs {
+    /// The boot partition.
+    #[arg(long, default_value = "/boot")]
+    boot: PathBuf,
+    /// The system to install into.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Touch no service (implied when --root is not /).
+    #[arg(long)]
+    offline: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tmc_cli::init_logging(cli.global.verbose);
+    let result = match cli.command {
+        Command::Write(args) => write_cmd(args),
+        Command::Firstboot(args) => firstboot_cmd(&args),
+    };
+    tmc_cli::exit_status("tmc-provision", result)
+}
+
+fn write_cmd(args: WriteArgs) -> anyhow::Result<()> {
+    let options = WriteOptions {
+        boot: args.boot,
+        role: args.role,
+        site: args.site,
+        name: args.name,
+        board: args.board,
+        ap: args.ap,
+        config: args.config,
+        address: args.address,
+        gateway: args.gateway,
+        peers: args.peers,
+        force: args.force,
+    };
+    let report = write(&options)?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(identity) = &report.issued {
+        println!(
+            "issued   relay certificate for {:?} in {} (new to the site)",
+            identity.name,
+            options.site.display()
+        );
+    }
+    if let Some(previous) = report.previous.as_ref().filter(|p| **p != options.name) {
+        println!("replaced the card's provisioning for {previous:?} (--force)");
+    }
+    for path in &report.written {
+        println!("wrote    {}", path.display());
+    }
+    if options.config.is_none() {
+        match options.role {
+            Role::Concentrator => println!(
+                "link     relay node {} sends to gateway node {}",
+                options.address.unwrap_or(DEFAULT_RELAY_ADDRESS),
+                options.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS)
+            ),
+            Role::Gateway => println!(
+                "link     gateway node {} accepts relay nodes {:?}",
+                options.address.unwrap_or(DEFAULT_GATEWAY_ADDRESS),
+                options.peers.clone().unwrap_or(vec![DEFAULT_RELAY_ADDRESS])
+            ),
+        }
+    }
+    println!(
+        "{} {:?} is on the card: the secret files leave it at the board's first boot (FAT keeps no file permissions: keep the card to yourself until then)",
+        options.role, options.name
+    );
+    Ok(())
+}
+
+fn firstboot_cmd(args: &FirstbootArgs) -> anyhow::Result<()> {
+    let live = !args.offline && args.root == Path::new("/");
+    let mut systemctl = Systemctl;
+    let services: Option<&mut dyn ServiceManager> = if live { Some(&mut systemctl) } else { None };
+    let report = firstboot(&args.boot, &args.root, services)?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.outcome == Outcome::NothingToProvision {
+        println!(
+            "nothing to provision: {} has no tmc.toml",
+            args.boot.display()
+        );
+        return Ok(());
+    }
+    for action in &report.actions {
+        println!("{action}");
+    }
+    let board = report
+        .board
+        .as_ref()
+        .map(|(role, name)| format!("{role} {name:?}"))
+        .unwrap_or_default();
+    match report.outcome {
+        Outcome::AlreadyProvisioned => println!("already provisioned: {board}"),
+        _ if live => println!("provisioned: {board}"),
+        _ => println!("provisioned: {board} (no service touched: --offline or --root)"),
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! `tmc-provision write`: on the PC, puts a board's role, configuration and keys on a flashed card.
+//!
+//! Everything is read and checked first and the bundle built in memory; only then is the card written
+//! (see [`boot`]). A refused run leaves the card as it was. The one change it may make before that is in
+//! the site directory: a concentrator name that is not issued yet gets its relay certificate, after every
+//! other check has passed.
+
+mod boot;
+mod bundle;
+mod configs;
+mod error;
+mod pki;
+mod sitefile;
+
+use std::path::{Path, PathBuf};
+
+use tmc_pki::{Identity, Site};
+
+use crate::layout::{BOARD_FILE, KEYS_FILE, RECEIVER_CONFIG, RELAY_CONFIG};
+use crate::manifest::{check_name, Manifest, Role, MANIFEST_FILE};
+use bundle::Bundle;
+pub use configs::{render_receiver, render_relay, DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS};
+use error::io;
+pub use error::WriteError;
+
+/// What to write.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// The mounted boot partition.
+    pub boot: PathBuf,
+    /// The board's role.
+    pub role: Role,
+    /// The tmc-pki site directory.
+    pub site: PathBuf,
+    /// The board's name (a concentrator's relay certificate CN).
+    pub name: String,
+    /// The radio board preset.
+    pub board: PathBuf,
+    /// The site file with the access point settings (concentrator; default `SITE/site.toml`).
+    pub ap: Option<PathBuf>,
+    /// A custom relay.toml / receiver.toml instead of the rendered one.
+    pub config: Option<PathBuf>,
+    /// This board's node address (default 10 for a concentrator, 1 for a gateway).
+    pub address: Option<u8>,
+    /// The gateway's node address the relay sends to (concentrator; default 1).
+    pub gateway: Option<u8>,
+    /// The relays' node addresses the receiver accepts (gateway; default 10).
+    pub peers: Option<Vec<u8>>,
+    /// Replace a card provisioned for another board.
+    pub force: bool,
+}
+
+/// What `write` did.
+#[derive(Clone, Debug)]
+pub struct WriteReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// The relay identity issued by this run (a concentrator name that was new to the site).
+    pub issued: Option<Identity>,
+    /// The name the card was provisioned for before, if it had a manifest.
+    pub previous: Option<String>,
+    /// Every path written, the manifest last.
+    pub written: Vec<PathBuf>,
+    /// Things the user should know (default Wi-Fi passphrase, a path not on the card, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Builds the bundle, checks it whole, then writes it to the card.
+pub fn write(options: &WriteOptions) -> Result<WriteReport, WriteError> {
+    check_name(&options.name).map_err(|problem| WriteError::Identity {
+        name: options.name.clone(),
+        problem,
+    })?;
+    check_options(options)?;
+    let mut warnings = Vec::new();
+    let previous = boot::check_boot(&options.boot, &options.name, options.force, &mut warnings)?;
+    let site = Site::open(&options.site)?;
+
+    let mut bundle = Bundle::default();
+    let board_text = std::fs::read_to_string(&options.board).map_err(io(&options.board))?;
+    tmc_board::BoardPreset::from_toml_str(&board_text, &options.board)?;
+    bundle.add(BOARD_FILE, board_text.into_bytes(), false);
+    // The site's copy must itself be private: a key ring anyone on the PC could read is not secret.
+    let keys_path = site.envelope_keys_path();
+    let keys = tmc_secret_file::read_private(&keys_path)?;
+    tmc_envelope::KeyRing::parse(
+        &String::from_utf8_lossy(&keys),
+        &keys_path.display().to_string(),
+    )?;
+    bundle.add(KEYS_FILE, keys, true);
+
+    let issued = match options.role {
+        Role::Concentrator => concentrator(options, &site, &mut bundle, &mut warnings)?,
+        Role::Gateway => {
+            gateway(options, &mut bundle, &mut warnings)?;
+            None
+        }
+    };
+
+    let manifest = bundle.manifest(options.role, &options.name);
+    // The same checks firstboot will make: a bundle it would refuse is not written.
+    manifest.validate(&options.boot.join(MANIFEST_FILE))?;
+    let written = boot::write_bundle(&options.boot, &bundle, &manifest)?;
+    Ok(WriteReport {
+        manifest,
+        issued,
+        previous,
+        written,
+        warnings,
+    })
+}
+
+/// Options that belong to the other role, or that a custom configuration would ignore.
+fn check_options(o: &WriteOptions) -> Result<(), WriteError> {
+    let refuse = |option, problem: String| Err(WriteError::Option { option, problem });
+    let wrong_role = |other: Role| format!("only for a {other} (this is a {})", o.role);
+    match o.role {
+        Role::Concentrator if o.peers.is_some() => {
+            return refuse("--peers", wrong_role(Role::Gateway))
+        }
+        Role::Gateway if o.gateway.is_some() => {
+            return refuse("--gateway", wrong_role(Role::Concentrator))
+        }
+        Role::Gateway if o.ap.is_some() => return refuse("--ap", wrong_role(Role::Concentrator)),
+        _ => {}
+    }
+    if o.config.is_some() {
+        for (option, given) in [
+            ("--address", o.address.is_some()),
+            ("--gateway", o.gateway.is_some()),
+            ("--peers", o.peers.is_some()),
+        ] {
+            if given {
+                return refuse(
+                    option,
+                    "set it in the --config file instead (it is used as it is)".into(),
+                );
+            }
+        }
+    }
+    let broadcast = tmc_radio::BROADCAST;
+    for (option, value) in [("--address", o.address), ("--gateway", o.gateway)] {
+        if value == Some(broadcast) {
+            return refuse(
+                option,
+                format!("{broadcast} is the broadcast address, not a node"),
+            );
+        }
+    }
+    if let Some(peers) = &o.peers {
+        if peers.is_empty() {
+            return refuse("--peers", "list at least one relay node address".into());
+        }
+        if peers.contains(&broadcast) {
+            return refuse(
+                "--peers",
+                format!("{broadcast} is the broadcast address, not a node"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn concentrator(
+    o: &WriteOptions,
+    site: &Site,
+    bundle: &mut Bundle,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Identity>, WriteError> {
+    let address = o.address.unwrap_or(DEFAULT_RELAY_ADDRESS);
+    let gateway = o.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS);
+    if o.config.is_none() && address == gateway {
+        return Err(WriteError::Option {
+            option: "--address",
+            problem: format!("{address} is also the gateway's address (--gateway)"),
+        });
+    }
+    let site_file =
+        o.ap.clone()
+            .unwrap_or_else(|| site.dir().join(crate::layout::SITE_FILE));
+    sitefile::add_site_file(&site_file, bundle, warnings)?;
+    pki::check_broker(site)?;
+    let exists = pki::relay_identity_exists(site, &o.name)?;
+
+    // The relay's own certificate and key are named before they are read, so that a custom relay.toml
+    // can be checked against the full list of files the card will carry.
+    let relay_toml = match &o.config {
+        Some(path) => {
+            let mut names = Bundle::default();
+            for name in bundle.files.keys() {
+                names.add(name.clone(), Vec::new(), false);
+            }
+            names.add(crate::layout::CA_CERT, Vec::new(), false);
+            names.add(configs::relay_cert(&o.name), Vec::new(), false);
+            names.add(configs::relay_key(&o.name), Vec::new(), false);
+            names.add(RELAY_CONFIG, Vec::new(), false);
+            configs::custom_relay(path, &mut names, warnings)?
+        }
+        None => render_relay(&o.name, address, gateway).into_bytes(),
+    };
+
+    // Every check that needs no new certificate has passed: only now may the site change.
+    let issued = if exists {
+        None
+    } else {
+        Some(pki::issue_relay(site, &o.name)?)
+    };
+    pki::add_relay_files(site, &o.name, bundle)?;
+    pki::add_broker_files(site, bundle)?;
+    bundle.add(RELAY_CONFIG, relay_toml, false);
+    Ok(issued)
+}
+
+fn gateway(
+    o: &WriteOptions,
+    bundle: &mut Bundle,
+    warnings: &mut Vec<String>,
+) -> Result<(), WriteError> {
+    let receiver_toml = match &o.config {
+        Some(path) => {
+            bundle.add(RECEIVER_CONFIG, Vec::new(), false);
+            configs::custom_receiver(path, bundle, warnings)?
+        }
+        None => {
+            let address = o.address.unwrap_or(DEFAULT_GATEWAY_ADDRESS);
+            let peers = o.peers.clone().unwrap_or(vec![DEFAULT_RELAY_ADDRESS]);
+            if peers.contains(&address) {
+                return Err(WriteError::Option {
+                    option: "--peers",
+                    problem: format!("{address} is this gateway's own address (--address)"),
+                });
+            }
+            let text = render_receiver(address, &peers);
+            let at = Path::new(crate::layout::ETC_TMC).join(RECEIVER_CONFIG);
+            tmc_receiver::config::Config::parse(&text, &at)?;
+            text.into_bytes()
+        }
+    };
+    bundle.add(RECEIVER_CONFIG, receiver_toml, false);
+    Ok(())
+}
