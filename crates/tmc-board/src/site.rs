@@ -155,7 +155,7 @@ impl SiteConfig {
 }
 
 /// The TOML parser's message with its position, on one line (its own `Display` draws a multi-line snippet).
-fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
+pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end().replace('\n', " ");
     match err.span() {
         Some(span) => {

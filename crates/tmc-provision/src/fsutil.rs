@@ -106,18 +106,7 @@ pub(crate) fn write_new_lenient(path: &Path, contents: &[u8], mode: u32) -> io::
     file.sync_all()
 }
 
-/// Makes `link` a symbolic link to `target`, atomically replacing whatever was there.
-pub(crate) fn write_symlink(link: &Path, target: &Path) -> io::Result<()> {
-    let tmp = temp_beside(link)?;
-    let _ = fs::remove_file(&tmp);
-    let result = std::os::unix::fs::symlink(target, &tmp)
-        .and_then(|()| fs::rename(&tmp, link))
-        .and_then(|()| sync_parent(link));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+pub(crate) use tmc_secret_file::write_symlink;
 
 /// The effective user id, from `/proc/self/status` (no `unsafe` call to `geteuid` is allowed in this
 /// workspace). `None` when it cannot be read: callers then act as an unprivileged user would.

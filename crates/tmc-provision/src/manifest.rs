@@ -227,19 +227,7 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The TOML parser's message with its position, on one line.
-pub(crate) fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim_end().replace('\n', " ");
-    match err.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    }
-}
+pub(crate) use tmc_board::site::one_line_toml_error;
 
 #[cfg(test)]
 mod tests {

@@ -182,9 +182,49 @@ fn write_then_rename(
     Ok(())
 }
 
+/// Makes `link` a symbolic link to `target`, atomically replacing whatever was there (a temporary link
+/// beside it, `rename`, `fsync` of the directory), like [`write_atomic`] for files.
+pub fn write_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let dir = match link.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = link
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // A temporary left by a crashed run with this process id would make symlink fail.
+    let _ = fs::remove_file(&tmp);
+    let result = std::os::unix::fs::symlink(target, &tmp)
+        .and_then(|()| fs::rename(&tmp, link))
+        .and_then(|()| File::open(&dir)?.sync_all());
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlink_replaces_a_file_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l");
+        fs::write(&path, "x").unwrap();
+        write_symlink(&path, Path::new("/etc/target")).unwrap();
+        assert_eq!(fs::read_link(&path).unwrap(), Path::new("/etc/target"));
+        write_symlink(&path, Path::new("/etc/other")).unwrap();
+        assert_eq!(fs::read_link(&path).unwrap(), Path::new("/etc/other"));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp link left"
+        );
+    }
 
     #[test]
     fn written_file_is_0600_and_reads_back() {
