@@ -30,7 +30,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
-SRCREV = "4b6439c93e0a8a91c47ea3143a8880802e63b017"
+SRCREV = "f4d26d293d63b2bf90b219bad35ba3e2230b30a2"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
