@@ -44,14 +44,7 @@ pub fn verify(
         let boot_path = boot.join(BUNDLE_DIR).join(name);
         let bytes = match read_if_present(&boot_path)? {
             Some(bytes) => {
-                let found = sha256_hex(&bytes);
-                if found != entry.sha256 {
-                    return Err(FirstbootError::Tampered {
-                        path: boot_path,
-                        expected: entry.sha256.clone(),
-                        found,
-                    });
-                }
+                check_sum(&boot_path, &entry.sha256, &bytes)?;
                 bytes
             }
             // Removed by an earlier run after it was installed: the installed copy must be that file.
@@ -89,16 +82,22 @@ pub fn only_public_left(manifest: &Manifest, boot: &Path) -> Result<bool, Firstb
         if entry.secret {
             return Ok(false);
         }
-        let found = sha256_hex(&bytes);
-        if found != entry.sha256 {
-            return Err(FirstbootError::Tampered {
-                path: boot_path,
-                expected: entry.sha256.clone(),
-                found,
-            });
-        }
+        check_sum(&boot_path, &entry.sha256, &bytes)?;
     }
     Ok(true)
+}
+
+/// A file on the card must be the one the manifest lists.
+fn check_sum(boot_path: &Path, expected: &str, bytes: &[u8]) -> Result<(), FirstbootError> {
+    let found = sha256_hex(bytes);
+    if found == expected {
+        return Ok(());
+    }
+    Err(FirstbootError::Tampered {
+        path: boot_path.to_owned(),
+        expected: expected.to_owned(),
+        found,
+    })
 }
 
 fn read_if_present(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, FirstbootError> {
