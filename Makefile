@@ -89,7 +89,8 @@ bench: deps
 
 FUZZ_RUNS ?= 1000000
 # crate:target pairs; a fuzz crate with a `seeds` binary writes its seed corpus first.
-FUZZ_TARGETS := tmc-envelope:open_packed tmc-envelope:open_text tmc-envelope:open_legacy tmc-radio:frame_parser
+FUZZ_TARGETS := tmc-envelope:open_packed tmc-envelope:open_text tmc-envelope:open_legacy tmc-radio:frame_parser \
+	tmc-sensor-core:mqtt_decoder
 fuzz: deps
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -1,70 +1,28 @@
 //! The sensor payload and its simulated ADC value, byte for byte what the firmware sends.
 
-/// Readings in one period of the simulated wave (two minutes at the default 1 s interval).
-pub const WAVE_PERIOD: u64 = 120;
-/// Middle of the 10-bit ADC range: the wave swings around it.
-pub const WAVE_CENTRE: u32 = 512;
-/// How far the wave swings either side of [`WAVE_CENTRE`].
-pub const WAVE_AMPLITUDE: u32 = 300;
-/// The noise is in `-NOISE..=NOISE`.
-pub const NOISE: u32 = 16;
-
-/// 32-bit FNV-1a, the hash behind the per-sensor phase and the noise.
-pub fn fnv1a32(bytes: impl IntoIterator<Item = u8>) -> u32 {
-    bytes.into_iter().fold(0x811c_9dc5, |hash: u32, b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// The simulated 10-bit ADC value of sensor `id`'s reading number `seq`.
-///
-/// Integer arithmetic only, so the firmware (and any test) computes the same value:
-///
-/// ```text
-/// phase = (fnv1a32(id) % 120 + seq % 120) % 120
-/// t     = phase % 60
-/// bump  = 4 * t * (60 - t) * 300 / 3600            (0..=300, a parabola standing in for a sine)
-/// wave  = phase < 60 ? 512 + bump : 512 - bump
-/// noise = fnv1a32(id ++ seq as 8 little-endian bytes) % 33   (0..=32)
-/// adc   = clamp(wave + noise - 16, 0, 1023)
-/// ```
-pub fn adc(id: &str, seq: u64) -> u16 {
-    let phase = (u64::from(fnv1a32(id.bytes())) % WAVE_PERIOD + seq % WAVE_PERIOD) % WAVE_PERIOD;
-    let half = WAVE_PERIOD / 2;
-    let t = phase % half;
-    // Below 2^32 throughout: t and half - t are at most 60.
-    let bump = 4 * t * (half - t) * u64::from(WAVE_AMPLITUDE) / (half * half);
-    let centre = i64::from(WAVE_CENTRE);
-    let bump = i64::try_from(bump).unwrap_or(0);
-    let wave = if phase < half {
-        centre + bump
-    } else {
-        centre - bump
-    };
-    let noise_hash = fnv1a32(id.bytes().chain(seq.to_le_bytes()));
-    let noise = i64::from(noise_hash % (2 * NOISE + 1)) - i64::from(NOISE);
-    let value = (wave + noise).clamp(0, 1023);
-    u16::try_from(value).unwrap_or(0)
-}
+/// The simulated ADC value and its hash live in `tmc-sensor-core`, shared with the firmware.
+pub use tmc_sensor_core::{adc, fnv1a32};
 
 /// THE sensor payload: compact JSON, no spaces, keys in this order:
 /// `{"id":"sensor1","seq":17,"adc":512}`.
 ///
 /// `id` is the sensor's name (its certificate CN), JSON-escaped; `seq` counts the sensor's
-/// readings from 1; `adc` is [`adc`]`(id, seq)`.
+/// readings from 1; `adc` is [`adc`]`(id, seq)`. Written by `tmc_sensor_core::write_reading`, the
+/// firmware's own code, so the two cannot drift apart.
 pub fn payload(id: &str, seq: u64) -> Vec<u8> {
-    let id_json = serde_json::Value::String(id.to_owned()).to_string();
-    format!(
-        "{{\"id\":{id_json},\"seq\":{seq},\"adc\":{}}}",
-        adc(id, seq)
-    )
-    .into_bytes()
+    let adc = adc(id, seq);
+    let mut out = vec![0; tmc_sensor_core::reading_len(id, seq, adc)];
+    // The buffer has exactly the length the payload needs, so this cannot fail.
+    let len = tmc_sensor_core::write_reading(id, seq, adc, &mut out).unwrap_or(0);
+    out.truncate(len);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use tmc_sensor_core::reading::WAVE_PERIOD;
 
     #[test]
     fn fnv1a32_matches_the_reference_vectors() {

@@ -1,0 +1,29 @@
+//! # tmc-sensor-core
+//!
+//! Everything of the ESP8266 sensor firmware that is not hardware, tested on the host:
+//!
+//! - [`reading`]: THE sensor payload, `{"id":"sensor1","seq":17,"adc":512}`, written into a caller's
+//!   buffer, and the simulated ADC waveform the firmware uses when no sensor is wired (and that
+//!   `tmc-sensor-sim` publishes).
+//! - [`schedule`]: the publish grid (a fixed interval without drift, missed slots skipped and counted)
+//!   and the reconnect back-off (exponential, "equal jitter").
+//! - [`mqtt`]: an MQTT 3.1.1 client codec (CONNECT, PUBLISH QoS 0/1, PUBACK, PINGREQ, DISCONNECT out;
+//!   CONNACK, PUBACK, PINGRESP, SUBACK, PUBLISH in) and the client's timers: packet ids, one QoS 1
+//!   publish in flight with retry, keep-alive.
+//!
+//! `#![no_std]` without `alloc`: output goes into `&mut [u8]` the caller owns, input is borrowed. No
+//! clock is read here: every function that needs time takes `now_ms`, a monotonic millisecond count.
+//! No atomics, no floats, no `u128`, so it builds for a 32-bit core without atomic compare-and-swap.
+//! Nothing here panics on any input (the MQTT decoder is fuzzed: `crates/tmc-sensor-core/fuzz`).
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod mqtt;
+pub mod reading;
+pub mod schedule;
+
+pub use reading::{adc, fnv1a32, reading_len, write_reading, BufferTooSmall};
+pub use schedule::{Backoff, PublishSchedule, Tick};
