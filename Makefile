@@ -27,7 +27,7 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision clean crates-inc crates-inc-check
+	crates-inc crates-inc-check layer-check test-scripts image flash provision firmware-deps firmware firmware-test clean crates-inc crates-inc-check
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -108,6 +108,18 @@ certs: deps
 	@if [ -f "$(SITE)/ecc.ca.cert.pem" ]; then echo "site $(SITE) exists (tmc-pki --site $(SITE) issue ... to add certificates)"; \
 	else target/debug/tmc-pki --site "$(SITE)" init $(INIT_ARGS); fi
 	@target/debug/tmc-pki --site "$(SITE)" list
+
+# ESP8266 firmware (firmware/: its own cargo project, Debian rustc-web + the xtensa-lx106 toolchain).
+firmware-deps:
+	@WITH_ESPTOOL=1 sh scripts/firmware-deps.sh
+
+firmware: firmware-deps
+	firmware/build-esp8266.sh
+
+# On-target checks on the lx106 core in QEMU (plain RAM, semihosting): debug and release builds.
+firmware-test: firmware-deps
+	firmware/run-qemu-tests.sh
+	firmware/run-qemu-tests.sh --release
 
 # Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end.
 DURATION ?=

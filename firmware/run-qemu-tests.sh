@@ -1,0 +1,43 @@
+#!/bin/sh
+# Build the on-target test binary for ESP8266 (Xtensa lx106) and run it in
+# QEMU's `sim` machine with semihosting.  Exit status = QEMU's exit status
+# (0: all checks passed, 1: some check failed, 101: panic, 134: abort/trap,
+# 0x81..0x87: CPU exception vector, 124: timeout).
+#
+# Usage: firmware/run-qemu-tests.sh [--release] [extra cargo args...]
+# Env:   QEMU_TIMEOUT (seconds, default 60), CARGO (default /usr/bin/cargo)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+
+profile=debug
+if [ "${1:-}" = "--release" ]; then
+    profile=release
+fi
+
+# Debian's rustc-web/cargo-web (with Xtensa LLVM + rust-web-src) is required;
+# a rustup toolchain earlier in PATH would shadow it.
+CARGO=${CARGO:-/usr/bin/cargo}
+export RUSTC="${RUSTC:-/usr/bin/rustc}"
+export RUSTC_BOOTSTRAP=1
+PATH="/usr/bin:$PATH"
+export PATH
+
+for tool in xtensa-lx106-elf-gcc xtensa-lx106-elf-as qemu-system-xtensa; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "run-qemu-tests: $tool not found; run scripts/firmware-deps.sh" >&2
+        exit 127
+    fi
+done
+
+"$CARGO" build --bin qemu-tests "$@"
+
+elf="$here/target/xtensa-esp8266-none-elf/$profile/qemu-tests"
+echo "run-qemu-tests: running $elf"
+status=0
+timeout "${QEMU_TIMEOUT:-60}" qemu-system-xtensa \
+    -M sim -cpu lx106 -semihosting -nographic -monitor none \
+    -device loader,file="$elf",cpu-num=0 </dev/null || status=$?
+echo "run-qemu-tests: qemu exit status $status"
+exit "$status"

@@ -1,0 +1,232 @@
+//! TMC firmware support for ESP8266 (Xtensa lx106): semihosting console,
+//! a bump allocator over a linker-provided heap, and a panic handler.
+#![no_std]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::fmt;
+
+extern "C" {
+    fn semihost_write(fd: u32, ptr: *const u8, len: usize) -> isize;
+    fn semihost_exit(code: i32) -> !;
+    fn tmc_irq_disable() -> u32;
+    fn tmc_irq_restore(ps: u32);
+    fn tmc_ccount() -> u32;
+    static _heap_start: u8;
+    static _heap_end: u8;
+}
+
+/// Write raw bytes to the host's stdout (QEMU `-semihosting`).
+pub fn write_bytes(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: pointer/length come from a valid slice.
+        let n = unsafe { semihost_write(1, rest.as_ptr(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[(n as usize).min(rest.len())..];
+    }
+}
+
+/// Exit QEMU with `code` as its process exit status.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: semihosting call, never returns.
+    unsafe { semihost_exit(code) }
+}
+
+/// CPU cycle counter (CCOUNT).
+pub fn cycles() -> u32 {
+    // SAFETY: reads a special register only.
+    unsafe { tmc_ccount() }
+}
+
+/// Run `f` with interrupts masked (PS.INTLEVEL = 15).
+pub fn interrupt_free<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: paired disable/restore of PS.
+    let ps = unsafe { tmc_irq_disable() };
+    let r = f();
+    unsafe { tmc_irq_restore(ps) };
+    r
+}
+
+/// `core::fmt::Write` sink for the semihosting console.
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::Console, $($arg)*);
+    }};
+}
+
+/// Fixed-capacity byte buffer implementing `fmt::Write`.
+pub struct FmtBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> FmtBuf<N> {
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("<utf8?>")
+    }
+}
+
+impl<const N: usize> Default for FmtBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for FmtBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let b = s.as_bytes();
+        let end = self.len.checked_add(b.len()).ok_or(fmt::Error)?;
+        if end > N {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(b);
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Bump allocator over `[_heap_start, _heap_end)` (set by the linker
+/// script). Freeing or growing the most recent block is done in place, so
+/// stack-like use (a growing `Vec`) does not leak; other frees leak.
+pub struct BumpAlloc {
+    next: UnsafeCell<usize>,
+    last: UnsafeCell<usize>,
+}
+
+// SAFETY: single core; all state changes run with interrupts masked.
+unsafe impl Sync for BumpAlloc {}
+
+impl BumpAlloc {
+    pub const fn new() -> Self {
+        Self {
+            next: UnsafeCell::new(0),
+            last: UnsafeCell::new(0),
+        }
+    }
+
+    fn bounds() -> (usize, usize) {
+        // SAFETY: only the addresses of the linker symbols are used.
+        unsafe {
+            (
+                &_heap_start as *const u8 as usize,
+                &_heap_end as *const u8 as usize,
+            )
+        }
+    }
+
+    /// Bytes handed out so far.
+    pub fn used(&self) -> usize {
+        let (start, _) = Self::bounds();
+        interrupt_free(|| {
+            // SAFETY: interrupts masked, single core.
+            let next = unsafe { *self.next.get() };
+            if next == 0 {
+                0
+            } else {
+                next - start
+            }
+        })
+    }
+
+    /// Total heap size.
+    pub fn capacity(&self) -> usize {
+        let (start, end) = Self::bounds();
+        end - start
+    }
+}
+
+impl Default for BumpAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+unsafe impl GlobalAlloc for BumpAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (start, end) = Self::bounds();
+        interrupt_free(|| {
+            let next = unsafe { &mut *self.next.get() };
+            if *next == 0 {
+                *next = start;
+            }
+            let align = layout.align();
+            let addr = match next.checked_add(align - 1) {
+                Some(v) => v & !(align - 1),
+                None => return core::ptr::null_mut(),
+            };
+            match addr.checked_add(layout.size()) {
+                Some(new_next) if new_next <= end => {
+                    *next = new_next;
+                    unsafe { *self.last.get() = addr };
+                    addr as *mut u8
+                }
+                _ => core::ptr::null_mut(),
+            }
+        })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        interrupt_free(|| unsafe {
+            if *self.last.get() == ptr as usize {
+                *self.next.get() = ptr as usize;
+                *self.last.get() = 0;
+            }
+        })
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (_, end) = Self::bounds();
+        let grown = interrupt_free(|| unsafe {
+            if *self.last.get() == ptr as usize {
+                if let Some(new_next) = (ptr as usize).checked_add(new_size) {
+                    if new_next <= end {
+                        *self.next.get() = new_next;
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        if grown {
+            return ptr;
+        }
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new_ptr = unsafe { self.alloc(new_layout) };
+        if !new_ptr.is_null() {
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new_ptr
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("PANIC: {}", info);
+    exit(101)
+}
