@@ -23,7 +23,11 @@
 
 #![no_std]
 
-#[cfg(any(feature = "linux", feature = "sim"))]
+// The simulator needs only `alloc` (Rc, RefCell, Vec, VecDeque), so it also builds for bare-metal targets
+// with a global allocator (the ESP8266 on-target checks); the Linux backend needs std.
+#[cfg(feature = "sim")]
+extern crate alloc;
+#[cfg(feature = "linux")]
 extern crate std;
 
 pub mod config;

@@ -19,10 +19,10 @@
 //! The chip, its bus handle ([`SimI2c`]) and its delay ([`SimDelay`]) share state through `Rc<RefCell<_>>`:
 //! one thread, which is what a driver test is.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::Rc;
-use std::vec::Vec;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{self, ErrorKind, ErrorType, NoAcknowledgeSource, Operation};

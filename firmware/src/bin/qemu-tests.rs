@@ -185,6 +185,402 @@ fn cycle_counter() -> Result<(), String> {
     ensure(b != a, || alloc::format!("CCOUNT did not advance ({a})"))
 }
 
+// ---- workspace crates on the real ISA --------------------------------------
+
+/// `tmc_atecc::crc16` (the crate's CRC, not the local reference above).
+fn atecc_crc16() -> Result<(), String> {
+    expect_eq!(tmc_atecc::crc16(black_box(&[0x04, 0x11])), [0x33, 0x43])?;
+    expect_eq!(tmc_atecc::WAKE_RESPONSE, [0x04, 0x11, 0x33, 0x43])?;
+    let data: [u8; 5] = black_box([0x07, 0x02, 0x00, 0x00, 0x00]);
+    expect_eq!(tmc_atecc::crc16(&data), crc16_atecc(&data))
+}
+
+const INFO_FRAME: [u8; 8] = [0x03, 0x07, 0x30, 0x00, 0x00, 0x00, 0x03, 0x5D];
+const RANDOM_FRAME: [u8; 8] = [0x03, 0x07, 0x1B, 0x00, 0x00, 0x00, 0x24, 0xCD];
+
+fn atecc_command_frames() -> Result<(), String> {
+    use tmc_atecc::protocol::MAX_FRAME;
+    use tmc_atecc::Command;
+    let mut frame = [0u8; MAX_FRAME];
+    let len = black_box(Command::info_revision())
+        .encode(&mut frame)
+        .ok_or_else(|| String::from("info encode: None"))?;
+    expect_eq!(&frame[..len], &INFO_FRAME[..])?;
+    let len = black_box(Command::random())
+        .encode(&mut frame)
+        .ok_or_else(|| String::from("random encode: None"))?;
+    expect_eq!(&frame[..len], &RANDOM_FRAME[..])?;
+    let too_long = [0u8; 200];
+    let cmd = Command {
+        data: black_box(&too_long[..]),
+        ..Command::random()
+    };
+    expect_eq!(cmd.encode(&mut frame), None)
+}
+
+/// The driver against the simulated chip: wake, Info, Random, Sign (Nonce + Sign).
+fn atecc_driver_on_sim() -> Result<(), String> {
+    use tmc_atecc::sim::{Model, Power, SimAtecc};
+    use tmc_atecc::{Atecc, Device};
+    let e = |what: &str, err: &dyn core::fmt::Debug| alloc::format!("{what}: {err:?}");
+
+    for (model, want) in [
+        (Model::Atecc508a, Device::Atecc508a),
+        (Model::Atecc608a, Device::Atecc608 { silicon: 0x02 }),
+    ] {
+        let sim = SimAtecc::new(model);
+        let mut chip = Atecc::new(sim.i2c(), sim.delay());
+        expect_eq!(sim.power(), Power::Sleep)?;
+        chip.wake().map_err(|x| e("wake", &x))?;
+        expect_eq!(sim.power(), Power::Awake)?;
+        let rev = chip.info().map_err(|x| e("info", &x))?;
+        expect_eq!(rev.0, model.revision())?;
+        expect_eq!(rev.device(), want)?;
+        let frames = sim.command_frames();
+        expect_eq!(frames.len(), 1)?;
+        expect_eq!(frames[0].as_slice(), &INFO_FRAME[..])?;
+    }
+
+    let sim = SimAtecc::new(Model::Atecc608a);
+    let mut chip = Atecc::new(sim.i2c(), sim.delay());
+    let r1 = chip.random().map_err(|x| e("random", &x))?;
+    let frames = sim.command_frames();
+    expect_eq!(frames[0].as_slice(), &RANDOM_FRAME[..])?;
+    // Unlocked config: the fixed test pattern FF FF 00 00 ...; locked: xorshift output.
+    let pattern: [u8; 32] = core::array::from_fn(|i| if i % 4 < 2 { 0xFF } else { 0x00 });
+    sim.set_locks(true, true);
+    let r2 = chip.random().map_err(|x| e("random (locked)", &x))?;
+    let r3 = chip.random().map_err(|x| e("random (locked)", &x))?;
+    ensure(r1 == pattern || r1 != [0; 32], || {
+        alloc::format!("random {r1:02x?}")
+    })?;
+    ensure(r2 != pattern && r2 != r3 && r2 != [0; 32], || {
+        alloc::format!("locked random r2 {r2:02x?} r3 {r3:02x?}")
+    })?;
+
+    let sim = SimAtecc::new(Model::Atecc508a);
+    let mut chip = Atecc::new(sim.i2c(), sim.delay());
+    let digest: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(13) ^ 0xA5);
+    let sig = chip
+        .sign_digest(3, black_box(&digest))
+        .map_err(|x| e("sign_digest", &x))?;
+    expect_eq!(sig, SimAtecc::fake_signature(3, &digest))?;
+    expect_eq!(sim.executed(), alloc::vec![0x16u8, 0x41])?;
+    let frames = sim.command_frames();
+    expect_eq!(&frames[1][..6], &[0x03u8, 0x07, 0x41, 0x80, 0x03, 0x00][..])?;
+    expect_eq!(sim.tempkey(), None)?;
+    let pk = chip.public_key(0).map_err(|x| e("public_key", &x))?;
+    expect_eq!(pk, SimAtecc::public_key(0))?;
+    ensure(chip.public_key(16).is_err(), || {
+        String::from("public_key(16) accepted")
+    })?;
+    ensure(sim.now_ns() > 0, || {
+        String::from("virtual time did not advance")
+    })
+}
+
+fn mqtt_connect_bytes() -> Result<(), String> {
+    use tmc_sensor_core::mqtt::Connect;
+    const WANT: [u8; 21] = [
+        0x10, 0x13, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3C, 0x00, 0x07, 0x65,
+        0x73, 0x70, 0x38, 0x32, 0x36, 0x36,
+    ];
+    let c = Connect::new(black_box("esp8266"), black_box(60), true);
+    expect_eq!(c.encoded_len(), Ok(WANT.len()))?;
+    let mut out = [0u8; 64];
+    let n = c.encode(&mut out).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(&out[..n], &WANT[..])?;
+    let mut small = [0u8; 20];
+    ensure(c.encode(&mut small).is_err(), || {
+        String::from("20-byte buffer accepted")
+    })
+}
+
+fn mqtt_publish_round_trip() -> Result<(), String> {
+    use core::num::NonZeroU16;
+    use tmc_sensor_core::mqtt::{decode, Packet, Publish, QoS};
+    let id = NonZeroU16::new(black_box(7)).ok_or_else(|| String::from("id 0"))?;
+    let mut payload = [0u8; 64];
+    let plen = tmc_sensor_core::write_reading("sensor1", 17, 647, &mut payload)
+        .map_err(|x| alloc::format!("{x:?}"))?;
+    let p = Publish {
+        topic: black_box("tmc/sensor1"),
+        payload: &payload[..plen],
+        qos: QoS::AtLeastOnce {
+            packet_id: id,
+            dup: false,
+        },
+        retain: false,
+    };
+    let mut out = [0u8; 128];
+    let n = p.encode(&mut out).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(p.encoded_len(), Ok(n))?;
+    // 0x32: PUBLISH, QoS 1; 2 + 11 topic + 2 id + payload.
+    expect_eq!(
+        &out[..4],
+        &[0x32u8, (2 + 11 + 2 + plen) as u8, 0x00, 0x0B][..]
+    )?;
+    expect_eq!(&out[15..17], &[0x00u8, 0x07][..])?;
+    let (pkt, used) = decode(&out[..n]).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(used, n)?;
+    expect_eq!(pkt, Packet::Publish(p))?;
+    // Truncated input asks for more.
+    match decode(&out[..n - 1]) {
+        Err(err) if err.is_need_more() => Ok(()),
+        other => Err(alloc::format!("truncated decode: {other:?}")),
+    }
+}
+
+fn mqtt_connack_decode() -> Result<(), String> {
+    use tmc_sensor_core::mqtt::{decode, ConnAck, ConnectRefused, DecodeError, Packet};
+    let (pkt, used) =
+        decode(black_box(&[0x20, 0x02, 0x01, 0x00])).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(used, 4)?;
+    expect_eq!(
+        pkt,
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            refused: None
+        })
+    )?;
+    let (pkt, _) =
+        decode(black_box(&[0x20, 0x02, 0x00, 0x05])).map_err(|x| alloc::format!("{x:?}"))?;
+    match pkt {
+        Packet::ConnAck(ack) => expect_eq!(ack.result(), Err(ConnectRefused::NotAuthorized))?,
+        other => return Err(alloc::format!("{other:?}")),
+    }
+    expect_eq!(
+        decode(black_box(&[0x20, 0x02, 0x00, 0x06])).map(|(p, _)| p),
+        Err(DecodeError::UnknownConnectReturnCode(6))
+    )?;
+    let (pkt, _) =
+        decode(black_box(&[0x40, 0x02, 0x00, 0x07])).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(pkt, Packet::PubAck(core::num::NonZeroU16::new(7).unwrap()))?;
+    expect_eq!(
+        decode(black_box(&[0xD0, 0x00])).map(|(p, _)| p),
+        Ok(Packet::PingResp)
+    )
+}
+
+fn mqtt_remaining_length() -> Result<(), String> {
+    use tmc_sensor_core::mqtt::{
+        decode_remaining_length, encode_remaining_length, remaining_length_len, DecodeError,
+        EncodeError, MAX_REMAINING_LENGTH,
+    };
+    let cases: [(u32, &[u8]); 8] = [
+        (0, &[0x00]),
+        (127, &[0x7F]),
+        (128, &[0x80, 0x01]),
+        (16_383, &[0xFF, 0x7F]),
+        (16_384, &[0x80, 0x80, 0x01]),
+        (2_097_151, &[0xFF, 0xFF, 0x7F]),
+        (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+        (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+    ];
+    for (len, want) in cases {
+        let len = black_box(len);
+        let mut out = [0u8; 4];
+        let n =
+            encode_remaining_length(len, &mut out).map_err(|x| alloc::format!("{len}: {x:?}"))?;
+        expect_eq!(&out[..n], want)?;
+        expect_eq!(remaining_length_len(len), want.len())?;
+        expect_eq!(decode_remaining_length(want), Ok((len, want.len())))?;
+    }
+    expect_eq!(MAX_REMAINING_LENGTH, 268_435_455)?;
+    expect_eq!(
+        encode_remaining_length(black_box(268_435_456), &mut [0u8; 4]),
+        Err(EncodeError::TooLarge)
+    )?;
+    ensure(
+        encode_remaining_length(black_box(128), &mut [0u8; 1]).is_err(),
+        || String::from("128 into 1 byte accepted"),
+    )?;
+    expect_eq!(
+        decode_remaining_length(black_box(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01])),
+        Err(DecodeError::MalformedRemainingLength)
+    )?;
+    expect_eq!(
+        decode_remaining_length(black_box(&[0x80, 0x80])),
+        Err(DecodeError::NeedMore)
+    )?;
+    expect_eq!(
+        decode_remaining_length(black_box(&[0x80, 0x00])),
+        Ok((0, 2))
+    )
+}
+
+fn mqtt_client_state() -> Result<(), String> {
+    use tmc_sensor_core::mqtt::client::{InFlight, KeepAlive, KeepAliveAction, PacketIds};
+    use tmc_sensor_core::mqtt::QoS;
+    // Packet ids: 1, 2, ..., 65535, 1 (never 0).
+    let mut ids = PacketIds::new();
+    expect_eq!(ids.next_id().get(), 1)?;
+    expect_eq!(ids.next_id().get(), 2)?;
+    for _ in 3..=65_535u32 {
+        ids.next_id();
+    }
+    expect_eq!(ids.next_id().get(), 1)?;
+
+    // InFlight: resend with DUP after retry_ms.
+    let id = core::num::NonZeroU16::new(42).unwrap();
+    let mut f = InFlight::sent(id, black_box(1_000), 5_000);
+    expect_eq!(
+        f.first_qos(),
+        QoS::AtLeastOnce {
+            packet_id: id,
+            dup: false
+        }
+    )?;
+    expect_eq!(f.wait_ms(3_000), 3_000)?;
+    expect_eq!(f.poll(5_999), None)?;
+    expect_eq!(
+        f.poll(6_000),
+        Some(QoS::AtLeastOnce {
+            packet_id: id,
+            dup: true
+        })
+    )?;
+    expect_eq!(f.sends(), 2)?;
+    expect_eq!(f.wait_ms(6_000), 5_000)?;
+    expect_eq!(f.wait_ms(500), 5_000)?; // clock went backwards: no time passed
+    expect_eq!(f.is_acked_by(id), true)?;
+    expect_eq!(
+        f.is_acked_by(core::num::NonZeroU16::new(43).unwrap()),
+        false
+    )?;
+
+    // KeepAlive 60 s: ping after 60 s idle, lost 30 s later without an answer.
+    let mut k = KeepAlive::new(black_box(60), 0);
+    expect_eq!(k.response_timeout_ms(), 30_000)?;
+    expect_eq!(k.poll(59_999), KeepAliveAction::Wait)?;
+    expect_eq!(k.wait_ms(0), 60_000)?;
+    expect_eq!(k.poll(60_000), KeepAliveAction::SendPingReq)?;
+    expect_eq!(k.ping_outstanding(), true)?;
+    expect_eq!(k.poll(89_999), KeepAliveAction::Wait)?;
+    expect_eq!(k.poll(90_000), KeepAliveAction::ConnectionLost)?;
+    let mut k = KeepAlive::new(60, 0);
+    expect_eq!(k.poll(60_000), KeepAliveAction::SendPingReq)?;
+    k.packet_received(60_100);
+    expect_eq!(k.ping_outstanding(), false)?;
+    expect_eq!(k.poll(90_000), KeepAliveAction::Wait)?;
+    // Keep-alive 0: off.
+    let mut k = KeepAlive::new(0, 0);
+    expect_eq!(k.poll(u64::MAX), KeepAliveAction::Wait)?;
+    expect_eq!(k.wait_ms(0), u64::MAX)
+}
+
+fn schedule_grid_and_backoff() -> Result<(), String> {
+    use tmc_sensor_core::{Backoff, PublishSchedule, Tick};
+    let mut s = PublishSchedule::new(black_box(10_000), 1_000);
+    expect_eq!(s.poll(999), None)?;
+    expect_eq!(s.wait_ms(0), 1_000)?;
+    expect_eq!(
+        s.poll(1_000),
+        Some(Tick {
+            slot_ms: 1_000,
+            missed: 0
+        })
+    )?;
+    expect_eq!(s.next_ms(), Some(11_000))?;
+    expect_eq!(
+        s.poll(11_500),
+        Some(Tick {
+            slot_ms: 11_000,
+            missed: 0
+        })
+    )?;
+    // 3 whole slots (21 000, 31 000, 41 000) skipped, 51 000 published.
+    expect_eq!(
+        s.poll(55_000),
+        Some(Tick {
+            slot_ms: 51_000,
+            missed: 3
+        })
+    )?;
+    expect_eq!(s.missed_total(), 3)?;
+    expect_eq!(s.next_ms(), Some(61_000))?;
+    expect_eq!(s.is_due(60_999), false)?;
+    // End of time: saturates, no panic.
+    let mut s = PublishSchedule::new(1_000, u64::MAX - 10);
+    ensure(s.poll(u64::MAX).is_some(), || {
+        String::from("slot at u64::MAX-10 not due")
+    })?;
+    expect_eq!(s.next_ms(), None)?;
+    expect_eq!(s.wait_ms(0), u64::MAX)?;
+
+    // Back-off 500 ms .. 60 s, equal jitter: delay in [c/2, c], c = min(max, min * 2^n).
+    let mut b = Backoff::new(black_box(500), 60_000);
+    let mut want_ceiling = 500u64;
+    for (n, r) in [
+        0u32,
+        u32::MAX,
+        0x8000_0000,
+        12_345,
+        1,
+        u32::MAX,
+        7,
+        0,
+        u32::MAX,
+        99,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = b.ceiling_ms();
+        expect_eq!(c, want_ceiling)?;
+        let d = b.next_delay_ms(black_box(r));
+        ensure(d >= c / 2 && d <= c, || {
+            alloc::format!("attempt {n}: delay {d} outside [{}, {c}]", c / 2)
+        })?;
+        want_ceiling = (want_ceiling * 2).min(60_000);
+    }
+    // Host values (tmc-sensor-core on x86_64).
+    let mut b = Backoff::new(500, 60_000);
+    expect_eq!(
+        [0u32, u32::MAX, 0x8000_0000, 12_345].map(|r| b.next_delay_ms(black_box(r))),
+        [250u64, 1_000, 1_500, 2_000]
+    )?;
+    for _ in 0..100 {
+        b.next_delay_ms(u32::MAX);
+    }
+    expect_eq!(b.ceiling_ms(), 60_000)?;
+    b.reset();
+    expect_eq!((b.attempt(), b.ceiling_ms()), (0, 500))
+}
+
+fn sensor_reading() -> Result<(), String> {
+    use tmc_sensor_core::{adc, reading_len, write_reading, BufferTooSmall};
+    let id = black_box("sensor1");
+    let seq = black_box(17u64);
+    let a = adc(id, seq);
+    // Expected values computed on the host (x86_64) from the same crate.
+    expect_eq!(a, 647)?;
+    expect_eq!(
+        [0u64, 1, 60, 119, 12_345_678_901].map(|s| adc("sensor1", black_box(s))),
+        [362u16, 348, 686, 347, 651]
+    )?;
+    let mut out = [0u8; 64];
+    let n = write_reading(id, seq, a, &mut out).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(
+        core::str::from_utf8(&out[..n]).map_err(|_| String::from("not UTF-8"))?,
+        r#"{"id":"sensor1","seq":17,"adc":647}"#
+    )?;
+    expect_eq!(reading_len(id, seq, a), n)?;
+    expect_eq!(
+        write_reading(id, seq, a, &mut out[..n - 1]),
+        Err(BufferTooSmall {
+            needed: n,
+            available: n - 1
+        })
+    )?;
+    let mut big = [0u8; 96];
+    let n = write_reading("s\"1", u64::MAX, 1023, &mut big).map_err(|x| alloc::format!("{x:?}"))?;
+    expect_eq!(
+        core::str::from_utf8(&big[..n]).map_err(|_| String::from("not UTF-8"))?,
+        r#"{"id":"s\"1","seq":18446744073709551615,"adc":1023}"#
+    )
+}
+
 /// Self-test of the harness: `--features inject-failure` must exit 1.
 #[cfg(feature = "inject-failure")]
 fn injected_failure() -> Result<(), String> {
@@ -214,6 +610,16 @@ const CHECKS: &[(&str, Check)] = &[
     ("atomics_and_bits", atomics_and_bits),
     ("soft_float", soft_float),
     ("cycle_counter", cycle_counter),
+    ("atecc_crc16", atecc_crc16),
+    ("atecc_command_frames", atecc_command_frames),
+    ("atecc_driver_on_sim", atecc_driver_on_sim),
+    ("mqtt_connect_bytes", mqtt_connect_bytes),
+    ("mqtt_publish_round_trip", mqtt_publish_round_trip),
+    ("mqtt_connack_decode", mqtt_connack_decode),
+    ("mqtt_remaining_length", mqtt_remaining_length),
+    ("mqtt_client_state", mqtt_client_state),
+    ("schedule_grid_and_backoff", schedule_grid_and_backoff),
+    ("sensor_reading", sensor_reading),
 ];
 
 #[no_mangle]
