@@ -10,6 +10,10 @@
 //! - [`mqtt`]: an MQTT 3.1.1 client codec (CONNECT, PUBLISH QoS 0/1, PUBACK, PINGREQ, DISCONNECT out;
 //!   CONNACK, PUBACK, PINGRESP, SUBACK, PUBLISH in) and the client's timers: packet ids, one QoS 1
 //!   publish in flight with retry, keep-alive.
+//! - [`node`]: the sensor node's application logic as a state machine over a [`node::Transport`]
+//!   (byte stream to the broker), a [`node::Sensor`] and a log sink: connect, CONNECT/CONNACK, a
+//!   reading per schedule tick with a per-boot sequence number, PUBLISH QoS 1 with DUP retry,
+//!   keep-alive, back-off and reconnect, a ring of [`node::QUEUE_LEN`] unsent readings.
 //!
 //! `#![no_std]` without `alloc`: output goes into `&mut [u8]` the caller owns, input is borrowed. No
 //! clock is read here: every function that needs time takes `now_ms`, a monotonic millisecond count.
@@ -22,6 +26,7 @@
 extern crate std;
 
 pub mod mqtt;
+pub mod node;
 pub mod reading;
 pub mod schedule;
 
