@@ -3,14 +3,15 @@
 # images via esptool elf2image (v1 layout: <name>-0x00000.bin + <name>-0x10000.bin)
 # and an IRAM/DRAM size report.
 #
-# Usage: firmware/build-esp8266.sh [bin-name]   (default: qemu-tests)
+# Usage: firmware/build-esp8266.sh [bin-name]   (default: both `sensor` and
+#        `qemu-tests`; `BIN=sensor` in the environment works too)
 # Env:   ESPTOOL (default ~/.cache/tmc/esptool-venv/bin/esptool, installed by
 #        WITH_ESPTOOL=1 scripts/firmware-deps.sh), CARGO (default /usr/bin/cargo)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
-bin=${1:-qemu-tests}
+bins=${1:-${BIN:-sensor qemu-tests}}
 
 CARGO=${CARGO:-/usr/bin/cargo}
 export RUSTC="${RUSTC:-/usr/bin/rustc}"
@@ -19,19 +20,21 @@ PATH="/usr/bin:$PATH"
 export PATH
 ESPTOOL=${ESPTOOL:-$HOME/.cache/tmc/esptool-venv/bin/esptool}
 
-tdir="$here/target/esp8266"
-"$CARGO" build --release --features esp8266 --target-dir "$tdir" --bin "$bin"
-elf="$tdir/xtensa-esp8266-none-elf/release/$bin"
-
-echo "== size ($elf)"
-xtensa-lx106-elf-size -A "$elf"
-"$here/tools/size-report" "$elf"
-
-if [ -x "$ESPTOOL" ] || command -v "$ESPTOOL" >/dev/null 2>&1; then
-    mkdir -p "$tdir/image"
-    "$ESPTOOL" --chip esp8266 elf2image --output "$tdir/image/$bin-" "$elf"
-    ls -l "$tdir/image/$bin-"*.bin
-else
+if ! { [ -x "$ESPTOOL" ] || command -v "$ESPTOOL" >/dev/null 2>&1; }; then
     echo "build-esp8266: esptool not found ($ESPTOOL); run WITH_ESPTOOL=1 scripts/firmware-deps.sh" >&2
     exit 127
 fi
+
+tdir="$here/target/esp8266"
+for bin in $bins; do
+    "$CARGO" build --release --features esp8266 --target-dir "$tdir" --bin "$bin"
+    elf="$tdir/xtensa-esp8266-none-elf/release/$bin"
+
+    echo "== size ($elf)"
+    xtensa-lx106-elf-size -A "$elf"
+    "$here/tools/size-report" "$elf"
+
+    mkdir -p "$tdir/image"
+    "$ESPTOOL" --chip esp8266 elf2image --output "$tdir/image/$bin-" "$elf"
+    ls -l "$tdir/image/$bin-"*.bin
+done

@@ -1,6 +1,12 @@
 //! TMC firmware support for ESP8266 (Xtensa lx106): semihosting console,
-//! a bump allocator over a linker-provided heap, and a panic handler.
+//! a bump allocator over a linker-provided heap, a panic handler, the
+//! register-level ESP8266 drivers (`hw`), the node transports (`transport`)
+//! and the compiled-in sensor configuration (`config`).
 #![no_std]
+
+pub mod config;
+pub mod hw;
+pub mod transport;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -225,8 +231,21 @@ unsafe impl GlobalAlloc for BumpAlloc {
     }
 }
 
+#[cfg(not(feature = "esp8266"))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("PANIC: {}", info);
     exit(101)
+}
+
+/// Real chip: no semihosting host to exit to; report on UART0 and spin
+/// without feeding the watchdog, so that it resets the chip (if the ROM left
+/// it running, see `hw::wdt`).
+#[cfg(feature = "esp8266")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write as _;
+    let _ = write!(hw::uart::Uart0, "\nPANIC: {}\n", info);
+    hw::uart::Uart0::flush();
+    loop {}
 }

@@ -744,6 +744,83 @@ fn node_cycle() -> Result<(), String> {
     expect_eq!(node.queued().len(), 0)
 }
 
+/// The sensor binary's bench transport (`transport::bench`) and TOUT stand-in
+/// (`hw::adc::ToutAdc`) driving a `Node`: CONNECT/CONNACK, QoS 1 PUBLISH and
+/// PUBACK, PINGREQ/PINGRESP, as hex lines on the trace writer.
+fn bench_transport_cycle() -> Result<(), String> {
+    use tmc_firmware::hw::adc::ToutAdc;
+    use tmc_firmware::transport::bench::BenchTransport;
+    use tmc_sensor_core::node::{Node, NodeConfig, Transport, Wait};
+    // Keep-alive 10 s < interval 30 s, so the idle connection pings.
+    let config = NodeConfig {
+        interval_ms: 30_000,
+        keep_alive_s: 10,
+        ..NodeConfig::new("esp8266", "mqtt.com", "esp8266")
+    };
+    let mut node = Node::new(config);
+    let mut trace = String::with_capacity(8192);
+    let mut log = String::with_capacity(4096);
+    {
+        let mut transport = BenchTransport::new(&mut trace);
+        let mut adc = ToutAdc::new("esp8266");
+        let mut now = 0u64;
+        while now < 61_000 {
+            let Wait(w) = node.poll(now, 0x2545_F491, &mut transport, &mut adc, &mut log);
+            now += w.clamp(1, 1000);
+        }
+        // After close the bench broker refuses to send.
+        transport.close();
+        ensure(transport.send(&[0x30, 0x00]).is_err(), || {
+            "send after close accepted".into()
+        })?;
+    }
+    ensure(
+        trace.contains(
+            "tx: 10 13 00 04 4d 51 54 54 04 02 00 0a 00 07 65 73 70 38 32 36 36\nrx: 20 02 00 00\n",
+        ),
+        || alloc::format!("no CONNECT/CONNACK: {trace}"),
+    )?;
+    ensure(trace.contains("\nrx: 40 02 00 01\n"), || {
+        alloc::format!("no PUBACK 1: {trace}")
+    })?;
+    ensure(trace.contains("tx: c0 00\nrx: d0 00\n"), || {
+        alloc::format!("no PINGRESP: {trace}")
+    })?;
+    let adc1 = tmc_sensor_core::adc("esp8266", 1);
+    ensure(
+        log.contains(&alloc::format!(
+            "publish seq=1 adc={adc1} -> /esp8266\npuback seq=1\n"
+        )),
+        || alloc::format!("log: {log}"),
+    )?;
+    // Readings at 0, 30 s, 60 s, each acknowledged.
+    expect_eq!(node.stats().acked, 3)?;
+    expect_eq!(node.stats().failures, 0)
+}
+
+/// `hw::clock::Clock`: 32-bit counter wrap extended to u64, ms at 80 MHz.
+fn ccount_clock_wrap() -> Result<(), String> {
+    use tmc_firmware::hw::clock::{Clock, CYCLES_PER_MS};
+    let steps = [
+        0xFFFF_0000u32,
+        0xFFFF_FFFF,
+        0x0000_0010,
+        0x8000_0000,
+        0x0000_0005,
+    ];
+    let mut i = 0usize;
+    let mut clock = Clock::with_source(move || {
+        let v = steps[i.min(steps.len() - 1)];
+        i += 1;
+        v
+    });
+    expect_eq!(clock.cycles(), 0xFFFF_FFFFu64)?;
+    expect_eq!(clock.cycles(), 0x1_0000_0010u64)?;
+    expect_eq!(clock.cycles(), 0x1_8000_0000u64)?;
+    expect_eq!(clock.now_ms(), 0x2_0000_0005u64 / CYCLES_PER_MS as u64)?;
+    expect_eq!(CYCLES_PER_MS, 80_000)
+}
+
 /// Self-test of the harness: `--features inject-failure` must exit 1.
 #[cfg(feature = "inject-failure")]
 fn injected_failure() -> Result<(), String> {
@@ -784,6 +861,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("schedule_grid_and_backoff", schedule_grid_and_backoff),
     ("sensor_reading", sensor_reading),
     ("node_cycle", node_cycle),
+    ("bench_transport_cycle", bench_transport_cycle),
+    ("ccount_clock_wrap", ccount_clock_wrap),
 ];
 
 #[no_mangle]

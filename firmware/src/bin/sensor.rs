@@ -1,0 +1,81 @@
+//! The TMC sensor node for the real ESP8266 (feature `esp8266`, built by
+//! `build-esp8266.sh`). Built, NOT yet tested on hardware.
+//!
+//! Boot: UART0 at 115200 8N1, banner, then the main loop: feed the watchdog,
+//! read the CCOUNT millisecond clock, `Node::poll` with the bench transport
+//! (loopback broker on the console, see `transport::bench`) and the TOUT ADC
+//! sensor (currently the deterministic `tmc_sensor_core::adc` waveform, see
+//! `hw::adc`), busy-wait (feeding the watchdog) until the node's `Wait`.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+
+use tmc_firmware::config;
+use tmc_firmware::hw::{self, adc::ToutAdc, clock::Clock, uart::Uart0, wdt};
+use tmc_firmware::transport::bench::BenchTransport;
+use tmc_sensor_core::node::{Node, NodeConfig};
+
+/// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
+fn next_rng(state: &mut u32) -> u32 {
+    let mut x = *state ^ tmc_firmware::cycles();
+    if x == 0 {
+        x = 0x9E37_79B9;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    x
+}
+
+#[no_mangle]
+pub extern "C" fn tmc_main() -> i32 {
+    wdt::feed();
+    let mut console = Uart0::init();
+    let _ = writeln!(
+        console,
+        "\ntmc-sensor {} esp8266, chip id {:06x}, config: broker {}:{} topic {} interval {} ms",
+        env!("CARGO_PKG_VERSION"),
+        hw::chip_id(),
+        config::BROKER_HOST,
+        config::BROKER_PORT,
+        config::TOPIC,
+        config::INTERVAL_MS,
+    );
+    let _ = writeln!(
+        console,
+        "client id {}, ssid {}, transport: bench (loopback broker on UART0, no Wi-Fi)",
+        config::CLIENT_ID,
+        config::SSID
+    );
+
+    let mut node_config =
+        NodeConfig::new(config::CLIENT_ID, config::BROKER_HOST, config::CLIENT_ID);
+    node_config.port = config::BROKER_PORT;
+    node_config.topic = config::TOPIC;
+    node_config.interval_ms = config::INTERVAL_MS;
+    let mut node = Node::new(node_config);
+    let mut transport = BenchTransport::new(Uart0);
+    let mut sensor = ToutAdc::new(config::CLIENT_ID);
+    let mut clock = Clock::ccount();
+    let mut rng = hw::chip_id() | 1;
+
+    loop {
+        wdt::feed();
+        let now = clock.now_ms();
+        let wait = node.poll(
+            now,
+            next_rng(&mut rng),
+            &mut transport,
+            &mut sensor,
+            &mut console,
+        );
+        // Sleep = busy-wait here (no light sleep without the SDK); the clock
+        // must be read at least once per CCOUNT wrap (53 s), the WDT fed.
+        let until = now.saturating_add(wait.0.min(1000));
+        while clock.now_ms() < until {
+            wdt::feed();
+        }
+    }
+}
