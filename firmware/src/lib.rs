@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod hw;
+pub mod i2c_bitbang;
 pub mod transport;
 
 use core::alloc::{GlobalAlloc, Layout};

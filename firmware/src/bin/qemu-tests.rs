@@ -835,6 +835,344 @@ fn injected_panic() -> Result<(), String> {
     expect_eq!(v[i], 0)
 }
 
+
+// ---- bit-banged I2C master against a fake wire -------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    Start,
+    Stop,
+    /// Byte the target received (address bytes included) and whether it ACKed.
+    Rx(u8, bool),
+    /// Byte the target sent and whether the master ACKed it.
+    Tx(u8, bool),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Idle,
+    Addr,
+    Write,
+    Read,
+}
+
+/// An I2C target on a modelled open-drain bus: samples SDA on SCL rising
+/// edges, changes SDA only while SCL is low, detects START/STOP.
+struct FakeTarget {
+    address: u8,
+    mode: Mode,
+    bit: u8,
+    shift: u8,
+    sda_low: bool,
+    tx: Vec<u8>,
+    tx_pos: usize,
+    tx_byte: u8,
+    master_acked: bool,
+    log: Vec<Wire>,
+    /// Data bytes written to the target.
+    rx: Vec<u8>,
+    /// Optional backend: tmc_atecc::sim's chip behind the wire (address ACK,
+    /// read bytes and write packets come from / go to it).
+    sim: Option<tmc_atecc::sim::SimI2c>,
+    /// Bytes of the current write, handed to `sim` at STOP / repeated START.
+    pending: Vec<u8>,
+    pending_addr: u8,
+}
+
+struct FakeBus {
+    m_scl_low: bool,
+    m_sda_low: bool,
+    /// A target holding SCL low for good (stretch timeout check).
+    scl_stuck: bool,
+    scl: bool,
+    sda: bool,
+    target: FakeTarget,
+}
+
+impl FakeBus {
+    fn new(address: u8, tx: &[u8]) -> Self {
+        FakeBus {
+            m_scl_low: false,
+            m_sda_low: false,
+            scl_stuck: false,
+            scl: true,
+            sda: true,
+            target: FakeTarget {
+                address,
+                mode: Mode::Idle,
+                bit: 0,
+                shift: 0,
+                sda_low: false,
+                tx: tx.to_vec(),
+                tx_pos: 0,
+                tx_byte: 0,
+                master_acked: false,
+                log: Vec::new(),
+                rx: Vec::new(),
+                sim: None,
+                pending: Vec::new(),
+                pending_addr: 0,
+            },
+        }
+    }
+
+    fn line_scl(&self) -> bool {
+        !(self.m_scl_low || self.scl_stuck)
+    }
+
+    fn line_sda(&self) -> bool {
+        !(self.m_sda_low || self.target.sda_low)
+    }
+
+    /// Called after every master pin change: the target sees the edges.
+    fn settle(&mut self) {
+        let (scl, sda) = (self.line_scl(), self.line_sda());
+        let t = &mut self.target;
+        if scl && self.scl && sda != self.sda {
+            t.flush();
+            if !sda {
+                t.log.push(Wire::Start);
+                t.mode = Mode::Addr;
+                t.bit = 0;
+                t.shift = 0;
+            } else {
+                t.log.push(Wire::Stop);
+                t.mode = Mode::Idle;
+            }
+            t.sda_low = false;
+        } else if scl && !self.scl {
+            // rising SCL: sample
+            match t.mode {
+                Mode::Addr | Mode::Write if t.bit < 8 => {
+                    t.shift = (t.shift << 1) | u8::from(sda);
+                    t.bit += 1;
+                }
+                Mode::Read if t.bit == 8 => t.master_acked = !sda,
+                _ => {}
+            }
+        } else if !scl && self.scl {
+            // falling SCL: drive the next bit
+            match t.mode {
+                Mode::Addr | Mode::Write if t.bit == 8 => {
+                    let ack = if t.mode == Mode::Write {
+                        true
+                    } else {
+                        t.address_ack(t.shift >> 1)
+                    };
+                    t.log.push(Wire::Rx(t.shift, ack));
+                    if t.mode == Mode::Write {
+                        t.rx.push(t.shift);
+                        t.pending.push(t.shift);
+                    } else {
+                        t.pending_addr = t.shift >> 1;
+                    }
+                    t.sda_low = ack;
+                    t.bit = 9;
+                    if !ack {
+                        t.mode = Mode::Idle;
+                    }
+                }
+                Mode::Addr | Mode::Write if t.bit == 9 => {
+                    t.sda_low = false;
+                    t.bit = 0;
+                    if t.mode == Mode::Addr && t.shift & 1 == 1 {
+                        t.mode = Mode::Read;
+                        t.load();
+                    } else {
+                        t.mode = Mode::Write;
+                        t.shift = 0;
+                    }
+                }
+                Mode::Read if t.bit < 7 => {
+                    t.bit += 1;
+                    t.sda_low = t.tx_byte & (0x80 >> t.bit) == 0;
+                }
+                Mode::Read if t.bit == 7 => {
+                    t.bit = 8;
+                    t.sda_low = false;
+                }
+                Mode::Read => {
+                    t.log.push(Wire::Tx(t.tx_byte, t.master_acked));
+                    if t.master_acked {
+                        t.bit = 0;
+                        t.load();
+                    } else {
+                        t.mode = Mode::Idle;
+                        t.sda_low = false;
+                    }
+                }
+                Mode::Idle => t.sda_low = false,
+                _ => {}
+            }
+        }
+        self.scl = scl;
+        self.sda = self.line_sda();
+    }
+}
+
+impl FakeTarget {
+    fn address_ack(&mut self, addr: u8) -> bool {
+        use embedded_hal::i2c::I2c;
+        match &mut self.sim {
+            None => addr == self.address,
+            // 0x00: the wake pulse (the simulator checks its length from its bus speed).
+            Some(sim) if addr == 0 => sim.write(0, &[]).is_ok(),
+            Some(sim) => sim.read(addr, &mut []).is_ok(),
+        }
+    }
+
+    fn flush(&mut self) {
+        use embedded_hal::i2c::I2c;
+        if let Some(sim) = &mut self.sim {
+            if !self.pending.is_empty() {
+                let _ = sim.write(self.pending_addr, &self.pending);
+            }
+        }
+        self.pending.clear();
+    }
+
+    fn load(&mut self) {
+        use embedded_hal::i2c::I2c;
+        self.tx_byte = self.tx.get(self.tx_pos).copied().unwrap_or(0xFF);
+        if let Some(sim) = &mut self.sim {
+            let mut b = [0xFFu8];
+            let _ = sim.read(self.pending_addr, &mut b);
+            self.tx_byte = b[0];
+        }
+        self.tx_pos += 1;
+        self.sda_low = self.tx_byte & 0x80 == 0;
+    }
+}
+
+impl tmc_firmware::i2c_bitbang::Pins for FakeBus {
+    fn set_scl_low(&mut self) {
+        self.m_scl_low = true;
+        self.settle();
+    }
+    fn release_scl(&mut self) {
+        self.m_scl_low = false;
+        self.settle();
+    }
+    fn set_sda_low(&mut self) {
+        self.m_sda_low = true;
+        self.settle();
+    }
+    fn release_sda(&mut self) {
+        self.m_sda_low = false;
+        self.settle();
+    }
+    fn read_sda(&mut self) -> bool {
+        self.line_sda()
+    }
+    fn read_scl(&mut self) -> bool {
+        self.line_scl()
+    }
+}
+
+struct NoDelay;
+
+impl embedded_hal::delay::DelayNs for NoDelay {
+    fn delay_ns(&mut self, _ns: u32) {}
+}
+
+fn i2c_bitbang_protocol() -> Result<(), String> {
+    use embedded_hal::i2c::{ErrorKind, I2c, NoAcknowledgeSource};
+    use tmc_firmware::i2c_bitbang::{BitBangI2c, Error};
+    use Wire::*;
+
+    // write 03 07 30 00 00 00 03 5D to 0x60
+    let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[]), NoDelay, 100_000);
+    i2c.write(0x60, black_box(&INFO_FRAME)).map_err(|e| alloc::format!("write: {e:?}"))?;
+    let (bus, _) = i2c.release();
+    let mut want = alloc::vec![Start, Rx(0xC0, true)];
+    want.extend(INFO_FRAME.iter().map(|&b| Rx(b, true)));
+    want.push(Stop);
+    expect_eq!(&bus.target.log, &want)?;
+    expect_eq!(&bus.target.rx[..], &INFO_FRAME[..])?;
+    ensure(bus.line_scl() && bus.line_sda(), || String::from("bus not released after write"))?;
+
+    // read 4 bytes: ACK, ACK, ACK, NACK
+    let resp = [0x04, 0x11, 0x33, 0x43];
+    let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &resp), NoDelay, 100_000);
+    let mut buf = [0u8; 4];
+    i2c.read(0x60, &mut buf).map_err(|e| alloc::format!("read: {e:?}"))?;
+    expect_eq!(buf, resp)?;
+    let (bus, _) = i2c.release();
+    expect_eq!(
+        &bus.target.log[..],
+        &[Start, Rx(0xC1, true), Tx(0x04, true), Tx(0x11, true), Tx(0x33, true), Tx(0x43, false), Stop][..]
+    )?;
+
+    // write_read: repeated START between the write and the read
+    let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[0xA5, 0x5A]), NoDelay, 100_000);
+    let mut buf = [0u8; 2];
+    i2c.write_read(0x60, &[0x03], &mut buf).map_err(|e| alloc::format!("write_read: {e:?}"))?;
+    expect_eq!(buf, [0xA5, 0x5A])?;
+    let (bus, _) = i2c.release();
+    expect_eq!(
+        &bus.target.log[..],
+        &[Start, Rx(0xC0, true), Rx(0x03, true), Start, Rx(0xC1, true), Tx(0xA5, true), Tx(0x5A, false), Stop][..]
+    )?;
+
+    // wrong address: NACK, STOP, ErrorKind::NoAcknowledge(Address)
+    let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[]), NoDelay, 100_000);
+    let err = i2c.write(0x61, &[0x01]).err();
+    expect_eq!(err, Some(Error::NoAcknowledge(NoAcknowledgeSource::Address)))?;
+    expect_eq!(
+        embedded_hal::i2c::Error::kind(&err.unwrap()),
+        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)
+    )?;
+    let (bus, _) = i2c.release();
+    expect_eq!(&bus.target.log[..], &[Start, Rx(0xC2, false), Stop][..])?;
+
+    // SCL held low: stretch timeout -> ErrorKind::Bus, no hang
+    let mut bus = FakeBus::new(0x60, &[]);
+    bus.scl_stuck = true;
+    let mut i2c = BitBangI2c::new(bus, NoDelay, 100_000);
+    i2c.set_stretch_timeout_us(50);
+    let err = i2c.write(0x60, &[0x01]).err();
+    expect_eq!(err, Some(Error::ClockStretchTimeout))?;
+    expect_eq!(embedded_hal::i2c::Error::kind(&err.unwrap()), ErrorKind::Bus)
+}
+
+/// The tmc-atecc driver over the bit-banger, against a fake wire target that
+/// wraps tmc_atecc::sim's chip: wake, Info, serial number, sleep.
+fn i2c_bitbang_atecc() -> Result<(), String> {
+    use tmc_atecc::sim::{Model, Power, SimAtecc};
+    use tmc_atecc::{Atecc, Device};
+    use tmc_firmware::i2c_bitbang::BitBangI2c;
+    let e = |what: &str, err: &dyn core::fmt::Debug| alloc::format!("{what}: {err:?}");
+
+    let sim = SimAtecc::new(Model::Atecc608a);
+    let mut bus = FakeBus::new(0x60, &[]);
+    bus.target.sim = Some(sim.i2c());
+    let mut chip = Atecc::new(BitBangI2c::new(bus, NoDelay, 100_000), sim.delay());
+    chip.wake().map_err(|x| e("wake", &x))?;
+    expect_eq!(sim.power(), Power::Awake)?;
+    let rev = chip.info().map_err(|x| e("info", &x))?;
+    expect_eq!(rev.device(), Device::Atecc608 { silicon: 0x02 })?;
+    let frames = sim.command_frames();
+    expect_eq!(frames.len(), 1)?;
+    expect_eq!(frames[0].as_slice(), &INFO_FRAME[..])?;
+    let sn = chip.serial_number().map_err(|x| e("serial", &x))?;
+    let config = sim.config();
+    expect_eq!(&sn[..4], &config[..4])?;
+    expect_eq!(&sn[4..], &config[8..13])?;
+    chip.sleep().map_err(|x| e("sleep", &x))?;
+    expect_eq!(sim.power(), Power::Sleep)?;
+
+    // Absent chip: the driver reports NoWakeResponse, no panic.
+    let sim = SimAtecc::new(Model::Atecc608a);
+    sim.set_responsive(false);
+    let mut bus = FakeBus::new(0x60, &[]);
+    bus.target.sim = Some(sim.i2c());
+    let mut chip = Atecc::new(BitBangI2c::new(bus, NoDelay, 100_000), sim.delay());
+    let err = chip.wake().err();
+    ensure(matches!(err, Some(tmc_atecc::AteccError::NoWakeResponse)), || {
+        alloc::format!("absent chip: wake = {err:?}")
+    })
+}
+
 const CHECKS: &[(&str, Check)] = &[
     #[cfg(feature = "inject-failure")]
     ("injected_failure", injected_failure),
@@ -863,6 +1201,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("node_cycle", node_cycle),
     ("bench_transport_cycle", bench_transport_cycle),
     ("ccount_clock_wrap", ccount_clock_wrap),
+    ("i2c_bitbang_protocol", i2c_bitbang_protocol),
+    ("i2c_bitbang_atecc", i2c_bitbang_atecc),
 ];
 
 #[no_mangle]

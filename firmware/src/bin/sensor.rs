@@ -12,9 +12,17 @@
 use core::fmt::Write;
 
 use tmc_firmware::config;
-use tmc_firmware::hw::{self, adc::ToutAdc, clock::Clock, uart::Uart0, wdt};
+use tmc_atecc::Atecc;
+use tmc_firmware::hw::{self, adc::ToutAdc, clock::{CcountDelay, Clock}, gpio::I2cPins, uart::Uart0, wdt};
+use tmc_firmware::i2c_bitbang::BitBangI2c;
 use tmc_firmware::transport::bench::BenchTransport;
 use tmc_sensor_core::node::{Node, NodeConfig};
+
+/// tmc-atecc is built with its `sim` feature (for the QEMU checks), which
+/// links `alloc`, so a global allocator must exist; the sensor itself does not
+/// allocate (the driver works on stack buffers).
+#[global_allocator]
+static HEAP: tmc_firmware::BumpAlloc = tmc_firmware::BumpAlloc::new();
 
 /// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
 fn next_rng(state: &mut u32) -> u32 {
@@ -27,6 +35,40 @@ fn next_rng(state: &mut u32) -> u32 {
     x ^= x << 5;
     *state = x;
     x
+}
+
+/// Wakes the ATECC508A/608 on the bit-banged bus (SCL GPIO14/D5, SDA
+/// GPIO12/D6, 100 kHz), logs its revision and serial number, puts it back to
+/// sleep. An absent chip (or no pull-ups) is logged, never a panic.
+fn probe_atecc(console: &mut Uart0) {
+    let i2c = BitBangI2c::new(I2cPins::init(), CcountDelay, 100_000);
+    let mut atecc = Atecc::new(i2c, CcountDelay);
+    let result = atecc
+        .wake()
+        .and_then(|()| atecc.info())
+        .and_then(|rev| atecc.serial_number().map(|sn| (rev, sn)));
+    match result {
+        Ok((rev, sn)) => {
+            let _ = write!(
+                console,
+                "atecc: {} rev {:02x} {:02x} {:02x} {:02x}, serial ",
+                rev.device(),
+                rev.0[0],
+                rev.0[1],
+                rev.0[2],
+                rev.0[3]
+            );
+            for b in sn {
+                let _ = write!(console, "{b:02x}");
+            }
+            let _ = writeln!(console);
+            let _ = atecc.sleep();
+        }
+        Err(e) => {
+            let _ = writeln!(console, "atecc: not found ({e})");
+        }
+    }
+    wdt::feed();
 }
 
 #[no_mangle]
@@ -49,6 +91,8 @@ pub extern "C" fn tmc_main() -> i32 {
         config::CLIENT_ID,
         config::SSID
     );
+
+    probe_atecc(&mut console);
 
     let mut node_config =
         NodeConfig::new(config::CLIENT_ID, config::BROKER_HOST, config::CLIENT_ID);

@@ -53,3 +53,18 @@ impl<F: FnMut() -> u32> Clock<F> {
         self.cycles() / CYCLES_PER_MS as u64
     }
 }
+
+/// `embedded_hal::delay::DelayNs` by busy-waiting on CCOUNT at [`CPU_HZ`]
+/// (UNVERIFIED clock, see above: at 52 MHz every delay is 1.54x longer,
+/// which is safe for I²C/ATECC timing). Does not feed the watchdog: keep
+/// single delays well under a second.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CcountDelay;
+
+impl embedded_hal::delay::DelayNs for CcountDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        let cycles = (u64::from(ns) * u64::from(CPU_HZ / 1_000_000)).div_ceil(1000) as u32;
+        let start = crate::cycles();
+        while crate::cycles().wrapping_sub(start) < cycles {}
+    }
+}

@@ -10,6 +10,8 @@
 //!   FEED at +0x14) and Cesanta mongoose-os `esp_hw_wdt_register.h`
 //!   (REG_WDT_BASE 0x60000900, reset/feed register +0x14, feed value 0x73);
 //!   the Technical Reference does not document the WDT registers.
+//! - [GPIO] NONOS SDK `eagle_soc.h` / `pin_mux_register.h` / `gpio_register.h`
+//!   (GPIO and IO_MUX registers, see `gpio.rs` and the README's table).
 //! - [ROM] `eagle.rom.addr.v6.ld` (ROM function addresses, see rt/start.S).
 //!
 //! None of this has run on a chip yet: the sensor binary is built, not tested
@@ -17,6 +19,7 @@
 
 pub mod adc;
 pub mod clock;
+pub mod gpio;
 pub mod uart;
 pub mod wdt;
 
