@@ -27,7 +27,7 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision firmware-deps firmware firmware-test clean crates-inc crates-inc-check
+	crates-inc crates-inc-check layer-check test-scripts image flash provision firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -42,7 +42,9 @@ help:
 	@echo "make image         build tmc-image with kas: MACHINE=raspberrypi4-64|raspberrypi3-64|raspberrypi5 [SOURCE=checkout|git]"
 	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
 	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset]"
-	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock"
+	@echo "make firmware      ESP8266 sensor firmware (ELF + flash images): [SITE=dir NAME=sensor] config from the site file, [ESP8266_SDK=dir] Wi-Fi + TCP"
+	@echo "make firmware-test on-target checks on the lx106 core in QEMU, the firmware images and the SDK link check"
+	@echo "make flash-firmware PORT=/dev/ttyUSB0 [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
 	@echo "make fmt           format the code"
 	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
 
@@ -71,7 +73,7 @@ msrv: deps
 test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
 
-test: layer-check test-scripts fmt-check clippy test-native msrv cross test-aarch64
+test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross test-aarch64
 	@echo "make test: all checks passed"
 
 ifeq ($(CROSS),)
@@ -109,17 +111,34 @@ certs: deps
 	else target/debug/tmc-pki --site "$(SITE)" init $(INIT_ARGS); fi
 	@target/debug/tmc-pki --site "$(SITE)" list
 
-# ESP8266 firmware (firmware/: its own cargo project, Debian rustc-web + the xtensa-lx106 toolchain).
-firmware-deps:
-	@WITH_ESPTOOL=1 sh scripts/firmware-deps.sh
+# ESP8266 firmware (firmware/: its own cargo project; Debian's rustc-web and the xtensa-lx106 binutils).
+# The config is compiled in: SITE=dir NAME=sensor takes it from the site file (tmc-provision sensor-config,
+# written 0600 under target/firmware because it holds the Wi-Fi passphrase); without SITE, the bench
+# defaults in firmware/sensor.toml. ESP8266_SDK=dir links Espressif's NONOS SDK (firmware/README.md).
+ESP8266_SDK ?=
+NAME ?=
+FIRMWARE_CONFIG = $(if $(filter command line environment,$(origin SITE)),$(CURDIR)/target/firmware/$(NAME).toml)
+firmware: deps
+ifneq ($(FIRMWARE_CONFIG),)
+	@[ -n "$(NAME)" ] || { echo "make firmware: SITE= needs NAME=<sensor> (its certificate name, the MQTT client id)" >&2; exit 2; }
+	$(CARGO) run --quiet --locked -p tmc-provision -- sensor-config --site "$(SITE)" --name "$(NAME)" --out "$(FIRMWARE_CONFIG)"
+else
+	@echo "make firmware: config from firmware/sensor.toml (bench defaults; SITE=dir NAME=sensor for a site's)"
+endif
+	TMC_SENSOR_CONFIG="$(or $(FIRMWARE_CONFIG),$(CURDIR)/firmware/sensor.toml)" ESP8266_SDK="$(ESP8266_SDK)" \
+		firmware/build-esp8266.sh sensor
 
-firmware: firmware-deps
-	firmware/build-esp8266.sh
-
-# On-target checks on the lx106 core in QEMU (plain RAM, semihosting): debug and release builds.
-firmware-test: firmware-deps
+# On-target checks on the lx106 core in QEMU (plain RAM, semihosting), debug and release; then the real
+# memory map's images with their size report, and the NONOS SDK link check against a stand-in SDK.
+firmware-test: deps
 	firmware/run-qemu-tests.sh
 	firmware/run-qemu-tests.sh --release
+	firmware/build-esp8266.sh
+	firmware/tools/check-sdk-link
+
+PORT ?=
+flash-firmware:
+	scripts/flash-firmware.sh "$(PORT)"
 
 # Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end.
 DURATION ?=

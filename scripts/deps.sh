@@ -3,7 +3,9 @@
 # a second run finds everything present and changes nothing.
 #
 #   scripts/deps.sh            native build + MSRV toolchain + aarch64 cross toolchain + qemu,
-#                              the layer checks (oelint-adv in a virtualenv, shellcheck) and the flash tests
+#                              the layer checks (oelint-adv in a virtualenv, shellcheck), the flash tests and
+#                              the ESP8266 firmware (xtensa-lx106 binutils/gcc, Rust library source for build-std,
+#                              qemu-system-xtensa, esptool in a virtualenv)
 #
 # Native builds keep the rustup toolchain (stable). The aarch64 build uses Debian's
 # rustc-web/cargo-web (they ship the aarch64 std as a package, which rustup cannot reach here).
@@ -22,10 +24,16 @@ APT_PACKAGES=(
   python3 python3-venv shellcheck   # make layer-check: oelint-adv (PyPI, in a virtualenv), shellcheck
   systemd                # systemd-analyze verify on the shipped units (tmc-demo tests/systemd.rs)
   bmap-tools bzip2 gzip xz-utils zstd fdisk e2fsprogs util-linux mount gawk   # make flash and its tests (loop devices)
+  gcc-xtensa-lx106 binutils-xtensa-lx106   # firmware/: assembles and links the lx106 code (rustc emits assembly)
+  rust-web-src           # firmware/: the core/alloc source that rustc-web's -Z build-std compiles for the lx106
+  qemu-system-misc       # firmware/: qemu-system-xtensa runs the on-target checks on the lx106 core
 )
-# oelint-adv, pinned (scripts/requirements-lint.txt), outside the repository so `cargo clean` keeps it.
-OELINT_VENV="${OELINT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tmc/oelint-venv}"
-LINT_REQUIREMENTS="$(dirname "$0")/requirements-lint.txt"
+# Python tools, pinned, in virtualenvs outside the repository so `cargo clean` keeps them:
+# oelint-adv and kas (scripts/requirements-lint.txt), esptool (scripts/requirements-firmware.txt).
+TMC_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tmc"
+OELINT_VENV="${OELINT_VENV:-$TMC_CACHE/oelint-venv}"
+ESPTOOL_VENV="${ESPTOOL_VENV:-$TMC_CACHE/esptool-venv}"
+SCRIPTS_DIR="$(dirname "$0")"
 
 log() { printf 'deps: %s\n' "$*"; }
 
@@ -88,20 +96,25 @@ ensure_rustup_toolchains() {
   fi
 }
 
-# Reinstalls only when the pinned list changed (its copy in the virtualenv differs).
-ensure_oelint() {
-  if [ -x "$OELINT_VENV/bin/oelint-adv" ] && cmp -s "$LINT_REQUIREMENTS" "$OELINT_VENV/requirements-lint.txt"; then
-    log "oelint-adv present ($OELINT_VENV)"
+# ensure_venv DIR REQUIREMENTS TOOL: reinstalls only when the pinned list changed (its copy in the
+# virtualenv differs) or the tool is missing.
+ensure_venv() {
+  local venv="$1" requirements="$2" tool="$3"
+  local copy
+  copy="$venv/$(basename "$requirements")"
+  if [ -x "$venv/bin/$tool" ] && cmp -s "$requirements" "$copy"; then
+    log "$tool present ($venv)"
     return
   fi
-  log "installing oelint-adv into $OELINT_VENV"
-  python3 -m venv "$OELINT_VENV"
-  "$OELINT_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$LINT_REQUIREMENTS"
-  cp "$LINT_REQUIREMENTS" "$OELINT_VENV/requirements-lint.txt"
+  log "installing $tool into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$copy"
 }
 
 ensure_arm64_arch
 ensure_apt_packages
 ensure_rustup_toolchains
-ensure_oelint
+ensure_venv "$OELINT_VENV" "$SCRIPTS_DIR/requirements-lint.txt" oelint-adv
+ensure_venv "$ESPTOOL_VENV" "$SCRIPTS_DIR/requirements-firmware.txt" esptool
 log "ok"
