@@ -115,13 +115,16 @@ certs: deps
 # The config is compiled in: SITE=dir NAME=sensor takes it from the site file (tmc-provision sensor-config,
 # written 0600 under target/firmware because it holds the Wi-Fi passphrase); without SITE, the bench
 # defaults in firmware/sensor.toml. ESP8266_SDK=dir links Espressif's NONOS SDK (firmware/README.md).
+# SENSOR_ARGS="--topic T --interval-ms MS --broker-port P" overrides the sensor-config defaults.
 ESP8266_SDK ?=
 NAME ?=
+SENSOR_ARGS ?=
 FIRMWARE_CONFIG = $(if $(filter command line environment,$(origin SITE)),$(CURDIR)/target/firmware/$(NAME).toml)
 firmware: deps
 ifneq ($(FIRMWARE_CONFIG),)
 	@[ -n "$(NAME)" ] || { echo "make firmware: SITE= needs NAME=<sensor> (its certificate name, the MQTT client id)" >&2; exit 2; }
-	$(CARGO) run --quiet --locked -p tmc-provision -- sensor-config --site "$(SITE)" --name "$(NAME)" --out "$(FIRMWARE_CONFIG)"
+	$(CARGO) run --quiet --locked -p tmc-provision -- sensor-config --site "$(SITE)" --name "$(NAME)" \
+		--out "$(FIRMWARE_CONFIG)" $(SENSOR_ARGS)
 else
 	@echo "make firmware: config from firmware/sensor.toml (bench defaults; SITE=dir NAME=sensor for a site's)"
 endif

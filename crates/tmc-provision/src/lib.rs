@@ -42,6 +42,22 @@
 //! permissions; **FAT does not** (every file gets the mount's mode), so keep the card to yourself until its
 //! first boot, which removes them.
 //!
+//! ## On the PC: `tmc-provision sensor-config`
+//!
+//! ```text
+//! tmc-provision sensor-config --site site --name esp1 --out esp1.toml
+//! TMC_SENSOR_CONFIG=$PWD/esp1.toml make firmware
+//! ```
+//!
+//! writes the ESP8266 firmware's compiled-in configuration (`firmware/build.rs` format) from the same site
+//! file, through the same parser, that the concentrator's access point is rendered from: `[ap]` ssid and
+//! passphrase (inline or `passphrase_file`, 0600), the broker name (the first `[ap] local_names` entry
+//! resolving to the AP, `mqtt.com`), port 8883, topic `/esp8266`, 5000 ms between readings (`--broker-port`,
+//! `--topic`, `--interval-ms` change them), and `client_id` = `--name`, which must be the sensor's
+//! certificate name (1–23 ASCII letters and digits). The file is written atomically with mode 0600 (it holds
+//! the Wi-Fi passphrase, which is never printed); a raw 64-hex-digit PSK is refused (the firmware takes a
+//! passphrase only).
+//!
 //! ## On the Pi: `tmc-provision firstboot`
 //!
 //! Run as root by a oneshot unit at boot (`ConditionPathExists=/boot/tmc.toml`). Safe to run again at any
@@ -95,10 +111,15 @@ mod firstboot;
 mod fsutil;
 pub mod layout;
 pub mod manifest;
+mod sensor;
 mod write;
 
 pub use firstboot::{firstboot, Action, FirstbootError, FirstbootReport, Outcome};
 pub use manifest::{FileEntry, Manifest, ManifestError, Role, BUNDLE_DIR, MANIFEST_FILE};
+pub use sensor::{
+    check_client_id, sensor_config, SensorConfigError, SensorConfigOptions, SensorConfigReport,
+    DEFAULT_SENSOR_BROKER_PORT, DEFAULT_SENSOR_INTERVAL_MS, DEFAULT_SENSOR_TOPIC,
+};
 pub use tmc_ap::{ServiceManager, Systemctl};
 pub use write::{
     render_receiver, render_relay, write, WriteError, WriteOptions, WriteReport,

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use tmc_provision::{
-    firstboot, write, Outcome, Role, ServiceManager, Systemctl, WriteOptions,
-    DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS,
+    firstboot, sensor_config, write, Outcome, Role, SensorConfigOptions, ServiceManager, Systemctl,
+    WriteOptions, DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS,
 };
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ enum Command {
     /// On the Pi, as root at boot: install the card's bundle, enable the role's units, remove the secrets
     /// from the card. Safe to run again.
     Firstboot(FirstbootArgs),
+    /// On the PC: write an ESP8266 sensor's compiled-in configuration (firmware TMC_SENSOR_CONFIG) from the
+    /// site file: the access point's SSID and passphrase, the broker's name and port, topic, interval.
+    SensorConfig(SensorConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,12 +83,41 @@ struct FirstbootArgs {
     offline: bool,
 }
 
+#[derive(Debug, Args)]
+struct SensorConfigArgs {
+    /// The tmc-pki site directory (its site.toml has the access point settings).
+    #[arg(long)]
+    site: PathBuf,
+    /// The sensor's MQTT client id: must equal its certificate name (CN), since the broker knows a client
+    /// by its certificate; 1–23 ASCII letters and digits (MQTT 3.1.1).
+    #[arg(long)]
+    name: String,
+    /// The site file with the access point settings [default: SITE/site.toml].
+    #[arg(long)]
+    ap: Option<PathBuf>,
+    /// The file to write (0600: it holds the Wi-Fi passphrase; keep it out of git). Build the firmware with
+    /// TMC_SENSOR_CONFIG=FILE. An existing FILE is replaced only if this command wrote it.
+    #[arg(long)]
+    out: PathBuf,
+    /// The topic the sensor publishes to [default: /esp8266]. The sensor's certificate must allow it
+    /// (tmc-pki issue --topic).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Milliseconds between readings, 100..=86400000 [default: 5000].
+    #[arg(long)]
+    interval_ms: Option<u64>,
+    /// The broker's TLS port [default: 8883].
+    #[arg(long)]
+    broker_port: Option<u16>,
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tmc_cli::init_logging(cli.global.verbose);
     let result = match cli.command {
         Command::Write(args) => write_cmd(args),
         Command::Firstboot(args) => firstboot_cmd(&args),
+        Command::SensorConfig(args) => sensor_config_cmd(args),
     };
     tmc_cli::exit_status("tmc-provision", result)
 }
@@ -138,6 +170,42 @@ fn write_cmd(args: WriteArgs) -> anyhow::Result<()> {
     println!(
         "{} {:?} is on the card: the secret files leave it at the board's first boot (FAT keeps no file permissions: keep the card to yourself until then)",
         options.role, options.name
+    );
+    Ok(())
+}
+
+fn sensor_config_cmd(args: SensorConfigArgs) -> anyhow::Result<()> {
+    let report = sensor_config(&SensorConfigOptions {
+        site: args.site,
+        name: args.name,
+        ap: args.ap,
+        out: args.out,
+        topic: args.topic,
+        interval_ms: args.interval_ms,
+        broker_port: args.broker_port,
+    })?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "wrote    {} (0600: it holds the Wi-Fi passphrase)",
+        report.out.display()
+    );
+    println!(
+        "sensor   {:?} joins {:?} (from {}), publishes to {:?} on {}:{} every {} ms",
+        report.client_id,
+        report.ssid,
+        report.site_file.display(),
+        report.topic,
+        report.broker_host,
+        report.broker_port,
+        report.interval_ms
+    );
+    // build.rs reads the variable from the firmware directory: give an absolute path.
+    let absolute = std::fs::canonicalize(&report.out).unwrap_or(report.out);
+    println!(
+        "build    the firmware with TMC_SENSOR_CONFIG={}",
+        absolute.display()
     );
     Ok(())
 }
