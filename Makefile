@@ -32,10 +32,10 @@ MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
 	@echo "make build         build the workspace (native, debug)"
-	@echo "make test          fmt check + clippy -D warnings + tests + MSRV $(MSRV) build + aarch64 build + tests under qemu"
+	@echo "make test          layer checks, script tests, fmt check, clippy -D warnings, tests, firmware checks in QEMU, MSRV $(MSRV) build, aarch64 build + tests under qemu"
 	@echo "make cross         release binaries for $(AARCH64) (Debian toolchain; CROSS=1 uses cross-rs + docker, TARGET= to pick)"
 	@echo "make bench         criterion benchmarks"
-	@echo "make fuzz          fuzz the token and frame parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
+	@echo "make fuzz          fuzz the token, frame and MQTT parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
 	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
 	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
