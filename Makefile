@@ -44,7 +44,7 @@ help:
 	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset]"
 	@echo "make firmware      ESP8266 sensor firmware (ELF + flash images): [SITE=dir NAME=sensor] config from the site file, [ESP8266_SDK=dir] Wi-Fi + TCP"
 	@echo "make firmware-test on-target checks on the lx106 core in QEMU, the firmware images and the SDK link check"
-	@echo "make flash-firmware PORT=/dev/ttyUSB0 [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
+	@echo "make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir ERASE=1] [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
 	@echo "make fmt           format the code"
 	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
 
@@ -139,9 +139,10 @@ firmware-test: deps
 	firmware/build-esp8266.sh
 	firmware/tools/check-sdk-link
 
+# The images `make firmware` wrote (with ESP8266_SDK: the SDK build's, with its PHY init data).
 PORT ?=
-flash-firmware:
-	scripts/flash-firmware.sh "$(PORT)"
+flash-firmware: deps
+	scripts/flash-firmware.sh "$(PORT)" "$(CURDIR)/firmware/target/$(if $(ESP8266_SDK),esp8266-sdk,esp8266)/image/sensor-"
 
 # Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end.
 DURATION ?=

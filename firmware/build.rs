@@ -1,5 +1,6 @@
 //! Assembles rt/start.S with the Debian xtensa-lx106 toolchain into
-//! `libtmcrt.a`, selects the linker script (QEMU `sim` or ESP8266) and
+//! `libtmcrt.a`, selects the linker script (QEMU `sim`, ESP8266, or with
+//! feature `nonos-sdk` the NONOS SDK from `ESP8266_SDK`, checked here) and
 //! compiles the sensor configuration (`sensor.toml`, or the file named by
 //! `TMC_SENSOR_CONFIG`) into `$OUT_DIR/sensor_config.rs` (see src/config.rs).
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::process::Command;
 fn run(cmd: &mut Command) {
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e} (run scripts/firmware-deps.sh)"));
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e} (run make deps)"));
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
@@ -163,6 +164,114 @@ fn sensor_config(manifest: &Path, out: &Path) {
     std::fs::write(out.join("sensor_config.rs"), code).expect("write sensor_config.rs");
 }
 
+/// The NONOS SDK release the `nonos-sdk` feature is written against (its
+/// `eagle.app.v6.ld` enters at `call_user_start1`, new in this tag).
+const SDK_VERSION: &str = "ESP8266_NONOS_SDK v3.0.6";
+
+/// SDK libraries linked by the `nonos-sdk` build (`lib/lib<name>.a`): the
+/// Wi-Fi station + espconn TCP subset of the SDK examples' link line. `driver`
+/// holds the v3.0.6 entry `call_user_start1` (ROM patch, then libmain's
+/// `call_user_start`); `c`/`gcc` are the SDK's stripped newlib/libgcc (the
+/// stripped functions come from the ROM via eagle.rom.addr.v6.ld).
+const SDK_LIBS: &[&str] = &[
+    "main", "net80211", "wpa", "lwip", "pp", "phy", "crypto", "hal", "driver", "c", "gcc",
+];
+
+/// SDK files checked before linking: the ROM symbol table we INCLUDE, the
+/// SDK's own app script (only as a version marker: link/sdk.ld replaces it,
+/// see there) and the version header.
+const SDK_FILES: &[&str] = &["ld/eagle.rom.addr.v6.ld", "ld/eagle.app.v6.ld", "include/version.h"];
+
+fn sdk_error(msg: String) -> ! {
+    // One line: cargo shows it under "failed to run custom build command".
+    eprintln!("error: ESP8266_SDK: {msg} (expected {SDK_VERSION}; see firmware/README.md)");
+    std::process::exit(1);
+}
+
+/// Checks `ESP8266_SDK` and returns the directory (feature `nonos-sdk`).
+fn sdk_dir() -> PathBuf {
+    println!("cargo:rerun-if-env-changed=ESP8266_SDK");
+    let Some(dir) = env::var_os("ESP8266_SDK").filter(|d| !d.is_empty()) else {
+        sdk_error("not set; the `nonos-sdk` feature links Espressif's NONOS SDK from ESP8266_SDK=<dir>".into());
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        sdk_error(format!("{} is not a directory", dir.display()));
+    }
+    let files = SDK_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .chain(SDK_LIBS.iter().map(|l| dir.join(format!("lib/lib{l}.a"))));
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        if !path.is_file() {
+            sdk_error(format!("missing {}", path.display()));
+        }
+    }
+    let version = std::fs::read_to_string(dir.join("include/version.h")).unwrap_or_default();
+    let field = |name: &str| {
+        version.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("#define") && w.next() == Some(name))
+                .then(|| w.next().map(str::to_string))
+                .flatten()
+        })
+    };
+    // v3.0.6 still says 3.0.4 in version.h; only 3.0 is checked there.
+    if field("ESP_SDK_VERSION_MAJOR").as_deref() != Some("3")
+        || field("ESP_SDK_VERSION_MINOR").as_deref() != Some("0")
+    {
+        sdk_error(format!(
+            "{} is not a 3.0.x SDK (ESP_SDK_VERSION_MAJOR/MINOR)",
+            dir.join("include/version.h").display()
+        ));
+    }
+    let app_ld = std::fs::read_to_string(dir.join("ld/eagle.app.v6.ld")).unwrap_or_default();
+    if !app_ld.contains("call_user_start1") {
+        sdk_error(format!(
+            "{} does not enter at call_user_start1 (older than v3.0.6?)",
+            dir.join("ld/eagle.app.v6.ld").display()
+        ));
+    }
+    dir
+}
+
+/// Names the SDK's ROM table PROVIDEs (`PROVIDE ( name = 0x... );`), one per
+/// line, for tools/xtensa-link to localize in compiler_builtins: the SDK
+/// expects the ROM's memcpy/__udivdi3/soft-float (it strips them from its
+/// libc/libgcc), and compiler_builtins' copies would otherwise win.
+fn rom_symbols(sdk: &Path, out: &Path) -> PathBuf {
+    let rom = sdk.join("ld/eagle.rom.addr.v6.ld");
+    let text = std::fs::read_to_string(&rom)
+        .unwrap_or_else(|e| sdk_error(format!("cannot read {}: {e}", rom.display())));
+    let names: String = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("PROVIDE"))
+        .filter_map(|l| l.trim_start().strip_prefix('('))
+        .filter_map(|l| l.split('=').next())
+        .map(|name| format!("{}\n", name.trim()))
+        .collect();
+    let path = out.join("rom-symbols.txt");
+    std::fs::write(&path, names).expect("write rom-symbols.txt");
+    path
+}
+
+/// Link arguments for the SDK build: our link/sdk.ld (SDK memory map, Rust
+/// code in irom0) INCLUDEs the SDK's eagle.rom.addr.v6.ld from `-L<sdk>/ld`.
+fn sdk_link(sdk: &Path, link_dir: &Path, out: &Path) {
+    let rom = rom_symbols(sdk, out);
+    println!("cargo:rustc-link-arg=--tmc-rom-symbols={}", rom.display());
+    println!("cargo:rustc-link-arg=-L{}", link_dir.display());
+    println!("cargo:rustc-link-arg=-L{}", sdk.join("ld").display());
+    println!("cargo:rustc-link-arg=-L{}", sdk.join("lib").display());
+    println!("cargo:rustc-link-arg=-T{}", link_dir.join("sdk.ld").display());
+    println!("cargo:rustc-link-arg=-Wl,--start-group");
+    for lib in SDK_LIBS {
+        println!("cargo:rustc-link-arg=-l{lib}");
+    }
+    println!("cargo:rustc-link-arg=-Wl,--end-group");
+}
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -174,10 +283,17 @@ fn main() {
     let obj = out.join("start.o");
     let lib = out.join("libtmcrt.a");
     let esp8266 = env::var_os("CARGO_FEATURE_ESP8266").is_some();
+    let nonos_sdk = env::var_os("CARGO_FEATURE_NONOS_SDK").is_some();
+    // Checked first: a bad SDK directory is the likelier mistake.
+    let sdk = nonos_sdk.then(sdk_dir);
     let mut cc = Command::new(format!("{prefix}gcc"));
     cc.args(["-c", "-mlongcalls"]);
     if esp8266 {
         cc.arg("-DTMC_ESP8266");
+    }
+    if nonos_sdk {
+        // The SDK brings the reset entry and exception vectors.
+        cc.arg("-DTMC_NONOS_SDK");
     }
     run(cc.arg("-o").arg(&obj).arg(&src));
     let _ = std::fs::remove_file(&lib);
@@ -189,10 +305,14 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static:+whole-archive=tmcrt");
 
-    let script = if esp8266 { "esp8266.ld" } else { "sim.ld" };
     let link_dir = manifest.join("link");
-    println!("cargo:rustc-link-arg=-L{}", link_dir.display());
-    println!("cargo:rustc-link-arg=-T{}", link_dir.join(script).display());
+    if let Some(sdk) = &sdk {
+        sdk_link(sdk, &link_dir, &out);
+    } else {
+        let script = if esp8266 { "esp8266.ld" } else { "sim.ld" };
+        println!("cargo:rustc-link-arg=-L{}", link_dir.display());
+        println!("cargo:rustc-link-arg=-T{}", link_dir.join(script).display());
+    }
     println!("cargo:rerun-if-changed=rt/start.S");
     println!("cargo:rerun-if-changed=link");
     println!("cargo:rerun-if-env-changed=XTENSA_PREFIX");

@@ -26,7 +26,7 @@ export PATH
 
 for tool in xtensa-lx106-elf-gcc xtensa-lx106-elf-as qemu-system-xtensa; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "run-qemu-tests: $tool not found; run scripts/firmware-deps.sh" >&2
+        echo "run-qemu-tests: $tool not found; run make deps" >&2
         exit 127
     fi
 done

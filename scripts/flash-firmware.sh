@@ -12,6 +12,8 @@
 #   BAUD=460800      the baud rate while flashing (115200 for long or poor cables).
 #   FLASH_MODE=...   qio|qout|dio|dout: rewrite the image header's flash mode (some modules need dio);
 #                    default: keep what the build wrote.
+#   ERASE=1          erase the whole flash first (the first NONOS SDK image: the SDK's RF calibration and
+#                    system parameter sectors must start blank).
 #   ESPTOOL=...      the esptool to run (default: the one `make deps` installs).
 #
 # Exit status: 0 written; 1 esptool failed (the board may hold a partial image: flash again);
@@ -25,7 +27,7 @@ ROOT=$(dirname "$HERE")
 usage() {
   cat >&2 <<'EOF'
 usage: flash-firmware.sh PORT [IMAGE_PREFIX]
-       make flash-firmware PORT=/dev/ttyUSB0 [BAUD=460800] [FLASH_MODE=dio]
+       make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir] [BAUD=460800] [FLASH_MODE=dio] [ERASE=1]
 Writes every IMAGE_PREFIX0x<address>.bin (default firmware/target/esp8266/image/sensor-, from
 `make firmware`) at its address with esptool write-flash.
 EOF
@@ -60,6 +62,12 @@ fi
 
 case "$BAUD" in
   '' | *[!0-9]*) refuse "BAUD=$BAUD is not a number" ;;
+esac
+ERASE=${ERASE:-0}
+case "$ERASE" in
+  0) erase=() ;;
+  1) erase=(--erase-all) ;;
+  *) refuse "ERASE=$ERASE: expected 0 or 1" ;;
 esac
 case "$FLASH_MODE" in
   keep | qio | qout | dio | dout) ;;
@@ -104,7 +112,7 @@ while read -r start image; do
   info "$(printf '0x%05x' "$start")  $size bytes  $image"
 done <<<"$regions"
 
-cmd=("$ESPTOOL" --chip esp8266 --port "$PORT" --baud "$BAUD" write-flash --flash-mode "$FLASH_MODE" "${args[@]}")
+cmd=("$ESPTOOL" --chip esp8266 --port "$PORT" --baud "$BAUD" write-flash "${erase[@]}" --flash-mode "$FLASH_MODE" "${args[@]}")
 info "running: ${cmd[*]}"
 if ! "${cmd[@]}"; then
   echo "flash-firmware: esptool failed: hold FLASH (GPIO0 low) while pressing RESET if the board did not answer, then flash again" >&2

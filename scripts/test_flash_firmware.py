@@ -81,6 +81,22 @@ class FlashFirmwareTest(unittest.TestCase):
         self.assertEqual(args[args.index("--baud") + 1], "115200")
         self.assertEqual(args[args.index("--flash-mode") + 1], "dio")
 
+    def test_erase_writes_the_whole_chip_first(self):
+        self.image("0x00000")
+        self.image("0x3fc000", 128)
+        res = self.flash(ERASE="1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        args = self.esptool_args()
+        self.assertEqual(args[args.index("write-flash") + 1], "--erase-all")
+        self.assertEqual(args[-2:], ["0x3fc000", self.prefix + "0x3fc000.bin"])
+        self.assertNotIn("--erase-all", self.esptool_args_without_erase())
+
+    def esptool_args_without_erase(self):
+        os.remove(self.args_file)
+        res = self.flash()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return self.esptool_args()
+
     def test_esptool_failure_is_exit_1_with_a_hint(self):
         self.image("0x00000")
         res = self.flash(FAKE_ESPTOOL_EXIT="2")
@@ -128,6 +144,7 @@ class FlashFirmwareTest(unittest.TestCase):
         self.image("0x00000")
         self.assert_refused(self.flash(BAUD="fast"), "BAUD=fast is not a number")
         self.assert_refused(self.flash(FLASH_MODE="quad"), "FLASH_MODE=quad")
+        self.assert_refused(self.flash(ERASE="yes"), "ERASE=yes: expected 0 or 1")
 
     def test_refuses_a_missing_esptool(self):
         self.image("0x00000")

@@ -13,6 +13,10 @@
         .set    SYS_exit,  1
         .set    SYS_write, 4
 
+#ifndef TMC_NONOS_SDK
+/* Under the NONOS SDK (feature `nonos-sdk`) the SDK's libmain owns the
+ * vectors and the reset path (call_user_start1 -> user_init), so only the
+ * helpers below `#endif` are built. */
 /* ------------------------------------------------------------------ */
 /* Exception vectors (VECBASE-relative, lx106 layout).  Every exception
  * is fatal here: exit(0x80 | vector id) under QEMU, spin on hardware. */
@@ -86,6 +90,10 @@ _start:
         call0   semihost_exit
 3:      j       3b
         .size   _start, . - _start
+#else
+        .section .text.tmc_rt, "ax"
+        .literal_position
+#endif /* TMC_NONOS_SDK */
 
 /* isize semihost_write(u32 fd, const u8 *ptr, usize len) */
         .global semihost_write
@@ -116,8 +124,13 @@ semihost_exit:
         .type   abort, @function
         .align  4
 abort:
+#ifdef TMC_NONOS_SDK
+        /* No semihosting host on the chip: spin until the watchdog resets. */
+1:      j       1b
+#else
         movi    a2, 134
         j       semihost_exit
+#endif
         .size   abort, . - abort
 
 /* u32 tmc_irq_disable(void): raise INTLEVEL to 15, return old PS. */

@@ -1,12 +1,15 @@
 //! TMC firmware support for ESP8266 (Xtensa lx106): semihosting console,
 //! a bump allocator over a linker-provided heap, a panic handler, the
-//! register-level ESP8266 drivers (`hw`), the node transports (`transport`)
-//! and the compiled-in sensor configuration (`config`).
+//! register-level ESP8266 drivers (`hw`), the node transports (`transport`),
+//! the NONOS SDK bindings and application (`sdk`, feature `nonos-sdk`) and
+//! the compiled-in sensor configuration (`config`).
 #![no_std]
 
 pub mod config;
 pub mod hw;
 pub mod i2c_bitbang;
+#[cfg(feature = "nonos-sdk")]
+pub mod sdk;
 pub mod transport;
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -19,7 +22,11 @@ extern "C" {
     fn tmc_irq_disable() -> u32;
     fn tmc_irq_restore(ps: u32);
     fn tmc_ccount() -> u32;
+    // Under the NONOS SDK `_heap_start` is the start of the SDK's own heap;
+    // link/sdk.ld gives the bump allocator a separate (empty) range.
+    #[cfg_attr(feature = "nonos-sdk", link_name = "_tmc_heap_start")]
     static _heap_start: u8;
+    #[cfg_attr(feature = "nonos-sdk", link_name = "_tmc_heap_end")]
     static _heap_end: u8;
 }
 

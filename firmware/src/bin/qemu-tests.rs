@@ -744,6 +744,30 @@ fn node_cycle() -> Result<(), String> {
     expect_eq!(node.queued().len(), 0)
 }
 
+/// `transport::ring::ByteRing`, the SDK transport's receive ring and send
+/// queue: FIFO order across the wrap, all-or-nothing push, partial pop.
+fn byte_ring() -> Result<(), String> {
+    use tmc_firmware::transport::ring::ByteRing;
+    let mut ring: ByteRing<8> = ByteRing::new();
+    let mut out = [0u8; 8];
+    expect_eq!(ring.pop(&mut out), 0)?;
+    expect_eq!(ring.push(&[1, 2, 3, 4, 5]), true)?;
+    expect_eq!(ring.pop(&mut out[..3]), 3)?;
+    expect_eq!(&out[..3], &[1, 2, 3])?;
+    // 2 queued, 6 free: 6 more wrap around the end of the buffer.
+    expect_eq!(ring.push(&[6, 7, 8, 9, 10, 11]), true)?;
+    expect_eq!((ring.len(), ring.free()), (8, 0))?;
+    // Full: nothing of a packet that does not fit goes in.
+    expect_eq!(ring.push(&[12]), false)?;
+    expect_eq!(ring.pop(&mut out), 8)?;
+    expect_eq!(out, [4, 5, 6, 7, 8, 9, 10, 11])?;
+    expect_eq!(ring.is_empty(), true)?;
+    expect_eq!(ring.push(&[0; 9]), false)?;
+    expect_eq!(ring.push(&[42, 43]), true)?;
+    ring.clear();
+    expect_eq!(ring.pop(&mut out), 0)
+}
+
 /// The sensor binary's bench transport (`transport::bench`) and TOUT stand-in
 /// (`hw::adc::ToutAdc`) driving a `Node`: CONNECT/CONNACK, QoS 1 PUBLISH and
 /// PUBACK, PINGREQ/PINGRESP, as hex lines on the trace writer.
@@ -1200,6 +1224,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("sensor_reading", sensor_reading),
     ("node_cycle", node_cycle),
     ("bench_transport_cycle", bench_transport_cycle),
+    ("byte_ring", byte_ring),
     ("ccount_clock_wrap", ccount_clock_wrap),
     ("i2c_bitbang_protocol", i2c_bitbang_protocol),
     ("i2c_bitbang_atecc", i2c_bitbang_atecc),

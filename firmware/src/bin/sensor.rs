@@ -1,6 +1,13 @@
 //! The TMC sensor node for the real ESP8266 (feature `esp8266`, built by
 //! `build-esp8266.sh`). Built, NOT yet tested on hardware.
 //!
+//! Two builds of this binary:
+//! - default (bare metal, bench transport): `tmc_main` below;
+//! - feature `nonos-sdk` (`ESP8266_SDK=<dir>`): the SDK boots and calls
+//!   `user_pre_init`/`user_init` below; the application is
+//!   `tmc_firmware::sdk::app` (Wi-Fi + plain TCP, `system_adc_read`).
+//!
+//! Bare-metal build:
 //! Boot: UART0 at 115200 8N1, banner, then the main loop: feed the watchdog,
 //! read the CCOUNT millisecond clock, `Node::poll` with the bench transport
 //! (loopback broker on the console, see `transport::bench`) and the TOUT ADC
@@ -11,12 +18,16 @@
 
 use core::fmt::Write;
 
-use tmc_firmware::config;
 use tmc_atecc::Atecc;
-use tmc_firmware::hw::{self, adc::ToutAdc, clock::{CcountDelay, Clock}, gpio::I2cPins, uart::Uart0, wdt};
+use tmc_firmware::hw::{clock::CcountDelay, gpio::I2cPins, uart::Uart0};
 use tmc_firmware::i2c_bitbang::BitBangI2c;
-use tmc_firmware::transport::bench::BenchTransport;
-use tmc_sensor_core::node::{Node, NodeConfig};
+#[cfg(not(feature = "nonos-sdk"))]
+use {
+    tmc_firmware::config,
+    tmc_firmware::hw::{self, adc::ToutAdc, clock::Clock, wdt},
+    tmc_firmware::transport::bench::BenchTransport,
+    tmc_sensor_core::node::{Node, NodeConfig},
+};
 
 /// tmc-atecc is built with its `sim` feature (for the QEMU checks), which
 /// links `alloc`, so a global allocator must exist; the sensor itself does not
@@ -25,6 +36,7 @@ use tmc_sensor_core::node::{Node, NodeConfig};
 static HEAP: tmc_firmware::BumpAlloc = tmc_firmware::BumpAlloc::new();
 
 /// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
+#[cfg(not(feature = "nonos-sdk"))]
 fn next_rng(state: &mut u32) -> u32 {
     let mut x = *state ^ tmc_firmware::cycles();
     if x == 0 {
@@ -68,9 +80,30 @@ fn probe_atecc(console: &mut Uart0) {
             let _ = writeln!(console, "atecc: not found ({e})");
         }
     }
+    // Under the SDK the SDK feeds the hardware watchdog.
+    #[cfg(not(feature = "nonos-sdk"))]
     wdt::feed();
 }
 
+/// SDK hook, before `user_init`: the partition table (SDK 3.0 requires it).
+#[cfg(feature = "nonos-sdk")]
+#[no_mangle]
+pub extern "C" fn user_pre_init() {
+    tmc_firmware::sdk::app::pre_init();
+}
+
+/// SDK hook: banner, ATECC probe (a few ms of busy-waiting, once), then the
+/// Wi-Fi + poll-timer application; returns at once.
+#[cfg(feature = "nonos-sdk")]
+#[no_mangle]
+pub extern "C" fn user_init() {
+    let mut console = Uart0::init();
+    tmc_firmware::sdk::app::banner(&mut console);
+    probe_atecc(&mut console);
+    tmc_firmware::sdk::app::start();
+}
+
+#[cfg(not(feature = "nonos-sdk"))]
 #[no_mangle]
 pub extern "C" fn tmc_main() -> i32 {
     wdt::feed();

@@ -1,0 +1,270 @@
+//! The sensor application as the NONOS SDK runs it (feature `nonos-sdk`).
+//!
+//! The SDK owns the boot: its entry `call_user_start1` (libdriver, v3.0.6)
+//! initialises the chip and calls `user_pre_init` (partition table, see
+//! [`pre_init`]) and `user_init` (src/bin/sensor.rs: banner, ATECC probe,
+//! [`start`]). `user_init` must return; from then on everything runs from
+//! SDK callbacks:
+//!
+//! - the Wi-Fi event handler tells the transport when the station has an IP;
+//! - a periodic `os_timer` ([`POLL_MS`]) runs the transport's
+//!   [`pump`](crate::transport::sdk::pump) and `Node::poll` with the SDK's
+//!   microsecond clock and `system_adc_read()`. The node's `Wait` is not
+//!   needed: the timer polls often enough for every deadline it has.
+//!
+//! Nothing here feeds a watchdog: the SDK feeds the hardware WDT and its
+//! soft WDT itself as long as every callback returns promptly, which they
+//! do (no busy-waits; UART0 logging blocks only while the 128-byte FIFO is
+//! full).
+use core::ffi::c_void;
+use core::fmt::Write;
+use core::ptr::null_mut;
+
+use tmc_sensor_core::node::{Node, NodeConfig};
+
+use super::ffi::{self, EtsTimer, FastScanThreshold, PartitionItem, StationConfig, SystemEvent};
+use super::{SdkAdc, SdkStatic, TaskCell};
+use crate::config;
+use crate::hw::clock::Clock;
+use crate::hw::uart::Uart0;
+use crate::transport::sdk::{self as link, SdkTransport};
+
+/// Period of the poll timer.
+pub const POLL_MS: u32 = 50;
+
+/// `SPI_FLASH_SIZE_MAP` 4 = `FLASH_SIZE_32M_MAP_512_512` (user_interface.h):
+/// a 4 MB flash, as on the usual ESP-12 modules. A different flash size
+/// needs a different map and the partition addresses below.
+pub const FLASH_SIZE_MAP: u32 = 4;
+
+/// Non-FOTA layout (SDK v3.0.6 "documents/EN/ Partition Table.md"): the two
+/// image files as customer partitions, RF calibration, PHY init data and the
+/// SDK's parameter area at the top of a 4 MB flash (the SDK examples'
+/// addresses for map 4).
+static PARTITIONS: [PartitionItem; 5] = [
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_CUSTOMER_BEGIN + 1,
+        addr: 0x0,
+        size: 0x1_0000,
+    },
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_CUSTOMER_BEGIN + 2,
+        addr: 0x1_0000,
+        // irom0_0_seg in link/sdk.ld.
+        size: 0x5_C000,
+    },
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_RF_CAL,
+        addr: 0x3F_B000,
+        size: 0x1000,
+    },
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_PHY_DATA,
+        addr: 0x3F_C000,
+        size: 0x1000,
+    },
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_SYSTEM_PARAMETER,
+        addr: 0x3F_D000,
+        size: 0x3000,
+    },
+];
+
+struct App {
+    node: Node<'static>,
+    transport: SdkTransport,
+    sensor: SdkAdc,
+    clock: Clock,
+    rng: u32,
+}
+
+static APP: TaskCell<Option<App>> = TaskCell::new(None);
+static POLL_TIMER: SdkStatic<EtsTimer> = SdkStatic::new(EtsTimer {
+    next: null_mut(),
+    expire: 0,
+    period: 0,
+    func: None,
+    arg: null_mut(),
+});
+
+/// `user_pre_init`: registers the partition table (mandatory since SDK
+/// 3.0). A refusal is a build/flash mismatch nothing can fix at run time:
+/// report it and stop (the watchdog then resets, and the log repeats).
+pub fn pre_init() {
+    // SAFETY: static table, count matches.
+    let ok = unsafe {
+        ffi::system_partition_table_regist(
+            PARTITIONS.as_ptr(),
+            PARTITIONS.len() as u32,
+            FLASH_SIZE_MAP,
+        )
+    };
+    if ok == 0 {
+        let _ = writeln!(
+            Uart0,
+            "\nsdk: partition table refused (flash map {FLASH_SIZE_MAP}, 4 MB expected)"
+        );
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+}
+
+/// Banner for `user_init`.
+pub fn banner(console: &mut Uart0) {
+    // SAFETY: plain SDK call.
+    let chip = unsafe { ffi::system_get_chip_id() };
+    let _ = writeln!(
+        console,
+        "\ntmc-sensor {} esp8266 (NONOS SDK), chip id {:06x}, config: broker {}:{} topic {} interval {} ms",
+        env!("CARGO_PKG_VERSION"),
+        chip,
+        config::BROKER_HOST,
+        config::BROKER_PORT,
+        config::TOPIC,
+        config::INTERVAL_MS,
+    );
+    let _ = writeln!(
+        console,
+        "client id {}, ssid {}, transport: sdk (Wi-Fi station, plain TCP, NO TLS), sensor: system_adc_read (TOUT)",
+        config::CLIENT_ID,
+        config::SSID
+    );
+}
+
+fn sdk_time_us() -> u32 {
+    // SAFETY: plain SDK call.
+    unsafe { ffi::system_get_time() }
+}
+
+fn station_config() -> StationConfig {
+    let mut sta = StationConfig {
+        ssid: [0; 32],
+        password: [0; 64],
+        channel: 0,
+        bssid_set: 0,
+        bssid: [0; 6],
+        threshold: FastScanThreshold {
+            rssi: 0,
+            authmode: ffi::AUTH_WPA2_PSK,
+        },
+        open_and_wep_mode_disable: 1,
+        all_channel_scan: 0,
+    };
+    // build.rs limits ssid to 32 and the passphrase to 63 bytes; `min` keeps
+    // this in bounds regardless. The SDK takes the SSID unterminated when it
+    // is 32 bytes, the passphrase NUL-terminated (64-byte field).
+    let ssid = config::SSID.as_bytes();
+    let n = ssid.len().min(sta.ssid.len());
+    sta.ssid[..n].copy_from_slice(&ssid[..n]);
+    let pass = config::PASSPHRASE.as_bytes();
+    let n = pass.len().min(sta.password.len() - 1);
+    sta.password[..n].copy_from_slice(&pass[..n]);
+    sta
+}
+
+/// `user_init` after the banner: Wi-Fi station with the compiled-in
+/// network, the event handler, the node and the poll timer. Returns at once.
+pub fn start() {
+    let mut sta = station_config();
+    // SAFETY: SDK calls from user_init; `sta` is copied by the SDK.
+    // `_current` variants: nothing is written to flash on every boot. Per the
+    // SDK API reference the station connects by itself after user_init when
+    // the config is set here (UNVERIFIED on a chip); the reconnect policy
+    // makes it rejoin after losing the AP.
+    let ok = unsafe {
+        ffi::wifi_set_opmode_current(ffi::STATION_MODE) != 0
+            && ffi::wifi_station_set_config_current(&mut sta) != 0
+            && ffi::wifi_station_set_reconnect_policy(1) != 0
+    };
+    if !ok {
+        let _ = writeln!(Uart0, "wifi: station set-up refused by the SDK");
+    }
+    // SAFETY: registers a `extern "C"` handler with the SDK's signature.
+    unsafe { ffi::wifi_set_event_handler_cb(on_wifi_event) };
+
+    let mut node_config =
+        NodeConfig::new(config::CLIENT_ID, config::BROKER_HOST, config::CLIENT_ID);
+    node_config.port = config::BROKER_PORT;
+    node_config.topic = config::TOPIC;
+    node_config.interval_ms = config::INTERVAL_MS;
+    // The transport's connect covers Wi-Fi association, DHCP, DNS and TCP.
+    node_config.connack_timeout_ms = 30_000;
+    // SAFETY: plain SDK calls.
+    let seed = unsafe { ffi::system_get_chip_id() } ^ crate::cycles();
+    let app = App {
+        node: Node::new(node_config),
+        transport: SdkTransport::new(config::BROKER_HOST, config::BROKER_PORT),
+        sensor: SdkAdc,
+        clock: Clock::with_source(sdk_time_us as fn() -> u32),
+        rng: seed | 1,
+    };
+    APP.with(|slot| *slot = Some(app));
+
+    let timer = POLL_TIMER.get();
+    // SAFETY: static timer, handler with the SDK's signature; armed once.
+    unsafe {
+        ffi::ets_timer_setfn(timer, on_poll, null_mut());
+        ffi::ets_timer_arm_new(timer, POLL_MS, 1, 1);
+    }
+}
+
+/// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
+fn next_rng(state: &mut u32) -> u32 {
+    let mut x = *state ^ crate::cycles();
+    if x == 0 {
+        x = 0x9E37_79B9;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    x
+}
+
+extern "C" fn on_poll(_arg: *mut c_void) {
+    link::pump();
+    APP.with(|slot| {
+        if let Some(app) = slot {
+            // system_get_time() is in µs and wraps every 71 minutes; Clock
+            // extends it (polled every 50 ms).
+            let now_ms = app.clock.cycles() / 1000;
+            let rng = next_rng(&mut app.rng);
+            let _wait = app
+                .node
+                .poll(now_ms, rng, &mut app.transport, &mut app.sensor, &mut Uart0);
+        }
+    });
+}
+
+extern "C" fn on_wifi_event(event: *mut SystemEvent) {
+    if event.is_null() {
+        return;
+    }
+    // SAFETY: the SDK passes a valid event for the duration of the call.
+    let kind = unsafe { (*event).event };
+    match kind {
+        ffi::EVENT_STAMODE_GOT_IP => {
+            // SAFETY: for GOT_IP the union starts with the IPv4 address.
+            let ip = unsafe { ffi::event_got_ip(event) };
+            let _ = writeln!(
+                Uart0,
+                "wifi: got ip {}.{}.{}.{}",
+                ip[0], ip[1], ip[2], ip[3]
+            );
+            link::wifi_event(true);
+        }
+        ffi::EVENT_STAMODE_DISCONNECTED => {
+            // SAFETY: the union holds the disconnected member for this event.
+            let reason = unsafe { (*event).disconnected.reason };
+            let _ = writeln!(Uart0, "wifi: disconnected (reason {reason})");
+            link::wifi_event(false);
+        }
+        ffi::EVENT_STAMODE_CONNECTED => {
+            let _ = writeln!(Uart0, "wifi: associated");
+        }
+        ffi::EVENT_STAMODE_DHCP_TIMEOUT => {
+            let _ = writeln!(Uart0, "wifi: DHCP timeout");
+        }
+        _ => {}
+    }
+}
