@@ -26,6 +26,12 @@ DEBIAN_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	/usr/bin/cargo
 MSRV_CARGO   := env CARGO_TARGET_DIR=$(CURDIR)/target/msrv $(CARGO) +$(MSRV)
 
+# PRUNE=1 (CI sets it) deletes a compiler's build tree once the last stage that uses it has passed: `make test`
+# builds the workspace with three compilers plus the firmware, and a fresh CI machine may have only a few GB
+# of disk. It deletes build output only, never a check.
+PRUNE ?= 0
+prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
+
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
 	crates-inc crates-inc-check layer-check test-scripts image flash provision firmware firmware-test flash-firmware clean
 
@@ -65,13 +71,16 @@ clippy: deps
 
 test-native: deps
 	$(CARGO) test --workspace --locked
+	$(call prune,$(CURDIR)/target/debug)
 
 # Yocto 6.0 builds with Rust 1.94.1: everything, tests and benchmarks included, must build with it.
 msrv: deps
 	$(MSRV_CARGO) build --workspace --all-targets --locked
+	$(call prune,$(CURDIR)/target/msrv)
 
 test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
+	$(call prune,$(CURDIR)/target/debian)
 
 test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross test-aarch64
 	@echo "make test: all checks passed"
@@ -138,6 +147,7 @@ firmware-test: deps
 	firmware/run-qemu-tests.sh --release
 	firmware/build-esp8266.sh
 	firmware/tools/check-sdk-link
+	$(call prune,$(CURDIR)/firmware/target)
 
 # The images `make firmware` wrote (with ESP8266_SDK: the SDK build's, with its PHY init data).
 PORT ?=
