@@ -62,9 +62,11 @@ build: deps
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --all --manifest-path firmware/Cargo.toml
 
 fmt-check: deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --all --manifest-path firmware/Cargo.toml -- --check
 
 clippy: deps
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -180,7 +180,11 @@ const SDK_LIBS: &[&str] = &[
 /// SDK files checked before linking: the ROM symbol table we INCLUDE, the
 /// SDK's own app script (only as a version marker: link/sdk.ld replaces it,
 /// see there) and the version header.
-const SDK_FILES: &[&str] = &["ld/eagle.rom.addr.v6.ld", "ld/eagle.app.v6.ld", "include/version.h"];
+const SDK_FILES: &[&str] = &[
+    "ld/eagle.rom.addr.v6.ld",
+    "ld/eagle.app.v6.ld",
+    "include/version.h",
+];
 
 fn sdk_error(msg: String) -> ! {
     // One line: cargo shows it under "failed to run custom build command".
@@ -192,7 +196,10 @@ fn sdk_error(msg: String) -> ! {
 fn sdk_dir() -> PathBuf {
     println!("cargo:rerun-if-env-changed=ESP8266_SDK");
     let Some(dir) = env::var_os("ESP8266_SDK").filter(|d| !d.is_empty()) else {
-        sdk_error("not set; the `nonos-sdk` feature links Espressif's NONOS SDK from ESP8266_SDK=<dir>".into());
+        sdk_error(
+            "not set; the `nonos-sdk` feature links Espressif's NONOS SDK from ESP8266_SDK=<dir>"
+                .into(),
+        );
     };
     let dir = PathBuf::from(dir);
     if !dir.is_dir() {
@@ -264,7 +271,10 @@ fn sdk_link(sdk: &Path, link_dir: &Path, out: &Path) {
     println!("cargo:rustc-link-arg=-L{}", link_dir.display());
     println!("cargo:rustc-link-arg=-L{}", sdk.join("ld").display());
     println!("cargo:rustc-link-arg=-L{}", sdk.join("lib").display());
-    println!("cargo:rustc-link-arg=-T{}", link_dir.join("sdk.ld").display());
+    println!(
+        "cargo:rustc-link-arg=-T{}",
+        link_dir.join("sdk.ld").display()
+    );
     println!("cargo:rustc-link-arg=-Wl,--start-group");
     for lib in SDK_LIBS {
         println!("cargo:rustc-link-arg=-l{lib}");

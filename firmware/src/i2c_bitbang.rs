@@ -14,7 +14,9 @@
 //! No multi-master arbitration.
 
 use embedded_hal::delay::DelayNs;
-use embedded_hal::i2c::{self, ErrorKind, ErrorType, NoAcknowledgeSource, Operation, SevenBitAddress};
+use embedded_hal::i2c::{
+    self, ErrorKind, ErrorType, NoAcknowledgeSource, Operation, SevenBitAddress,
+};
 
 /// The two open-drain lines. "low" drives the line to 0, "release" lets the
 /// pull-up take it to 1 (unless someone else holds it low).
@@ -178,7 +180,8 @@ impl<P: Pins, D: DelayNs> BitBangI2c<P, D> {
                 previous_read = Some(is_read);
             }
             // The last byte of a run of reads is NACKed.
-            let next_is_read = index + 1 < count && matches!(operations[index + 1], Operation::Read(_));
+            let next_is_read =
+                index + 1 < count && matches!(operations[index + 1], Operation::Read(_));
             match &mut operations[index] {
                 Operation::Write(bytes) => {
                     for &b in bytes.iter() {

@@ -859,7 +859,6 @@ fn injected_panic() -> Result<(), String> {
     expect_eq!(v[i], 0)
 }
 
-
 // ---- bit-banged I2C master against a fake wire -------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1106,42 +1105,67 @@ fn i2c_bitbang_protocol() -> Result<(), String> {
 
     // write 03 07 30 00 00 00 03 5D to 0x60
     let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[]), NoDelay, 100_000);
-    i2c.write(0x60, black_box(&INFO_FRAME)).map_err(|e| alloc::format!("write: {e:?}"))?;
+    i2c.write(0x60, black_box(&INFO_FRAME))
+        .map_err(|e| alloc::format!("write: {e:?}"))?;
     let (bus, _) = i2c.release();
     let mut want = alloc::vec![Start, Rx(0xC0, true)];
     want.extend(INFO_FRAME.iter().map(|&b| Rx(b, true)));
     want.push(Stop);
     expect_eq!(&bus.target.log, &want)?;
     expect_eq!(&bus.target.rx[..], &INFO_FRAME[..])?;
-    ensure(bus.line_scl() && bus.line_sda(), || String::from("bus not released after write"))?;
+    ensure(bus.line_scl() && bus.line_sda(), || {
+        String::from("bus not released after write")
+    })?;
 
     // read 4 bytes: ACK, ACK, ACK, NACK
     let resp = [0x04, 0x11, 0x33, 0x43];
     let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &resp), NoDelay, 100_000);
     let mut buf = [0u8; 4];
-    i2c.read(0x60, &mut buf).map_err(|e| alloc::format!("read: {e:?}"))?;
+    i2c.read(0x60, &mut buf)
+        .map_err(|e| alloc::format!("read: {e:?}"))?;
     expect_eq!(buf, resp)?;
     let (bus, _) = i2c.release();
     expect_eq!(
         &bus.target.log[..],
-        &[Start, Rx(0xC1, true), Tx(0x04, true), Tx(0x11, true), Tx(0x33, true), Tx(0x43, false), Stop][..]
+        &[
+            Start,
+            Rx(0xC1, true),
+            Tx(0x04, true),
+            Tx(0x11, true),
+            Tx(0x33, true),
+            Tx(0x43, false),
+            Stop
+        ][..]
     )?;
 
     // write_read: repeated START between the write and the read
     let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[0xA5, 0x5A]), NoDelay, 100_000);
     let mut buf = [0u8; 2];
-    i2c.write_read(0x60, &[0x03], &mut buf).map_err(|e| alloc::format!("write_read: {e:?}"))?;
+    i2c.write_read(0x60, &[0x03], &mut buf)
+        .map_err(|e| alloc::format!("write_read: {e:?}"))?;
     expect_eq!(buf, [0xA5, 0x5A])?;
     let (bus, _) = i2c.release();
     expect_eq!(
         &bus.target.log[..],
-        &[Start, Rx(0xC0, true), Rx(0x03, true), Start, Rx(0xC1, true), Tx(0xA5, true), Tx(0x5A, false), Stop][..]
+        &[
+            Start,
+            Rx(0xC0, true),
+            Rx(0x03, true),
+            Start,
+            Rx(0xC1, true),
+            Tx(0xA5, true),
+            Tx(0x5A, false),
+            Stop
+        ][..]
     )?;
 
     // wrong address: NACK, STOP, ErrorKind::NoAcknowledge(Address)
     let mut i2c = BitBangI2c::new(FakeBus::new(0x60, &[]), NoDelay, 100_000);
     let err = i2c.write(0x61, &[0x01]).err();
-    expect_eq!(err, Some(Error::NoAcknowledge(NoAcknowledgeSource::Address)))?;
+    expect_eq!(
+        err,
+        Some(Error::NoAcknowledge(NoAcknowledgeSource::Address))
+    )?;
     expect_eq!(
         embedded_hal::i2c::Error::kind(&err.unwrap()),
         ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)
@@ -1156,7 +1180,10 @@ fn i2c_bitbang_protocol() -> Result<(), String> {
     i2c.set_stretch_timeout_us(50);
     let err = i2c.write(0x60, &[0x01]).err();
     expect_eq!(err, Some(Error::ClockStretchTimeout))?;
-    expect_eq!(embedded_hal::i2c::Error::kind(&err.unwrap()), ErrorKind::Bus)
+    expect_eq!(
+        embedded_hal::i2c::Error::kind(&err.unwrap()),
+        ErrorKind::Bus
+    )
 }
 
 /// The tmc-atecc driver over the bit-banger, against a fake wire target that
@@ -1192,9 +1219,10 @@ fn i2c_bitbang_atecc() -> Result<(), String> {
     bus.target.sim = Some(sim.i2c());
     let mut chip = Atecc::new(BitBangI2c::new(bus, NoDelay, 100_000), sim.delay());
     let err = chip.wake().err();
-    ensure(matches!(err, Some(tmc_atecc::AteccError::NoWakeResponse)), || {
-        alloc::format!("absent chip: wake = {err:?}")
-    })
+    ensure(
+        matches!(err, Some(tmc_atecc::AteccError::NoWakeResponse)),
+        || alloc::format!("absent chip: wake = {err:?}"),
+    )
 }
 
 const CHECKS: &[(&str, Check)] = &[
