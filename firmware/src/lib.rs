@@ -55,6 +55,20 @@ pub fn cycles() -> u32 {
     unsafe { tmc_ccount() }
 }
 
+/// The next random number for the reconnect back-off's jitter: xorshift32 mixed with CCOUNT, so that
+/// sensors that booted together do not retry in step. Not for anything secret (the ATECC has a real RNG).
+pub fn jitter_rng(state: &mut u32) -> u32 {
+    let mut x = *state ^ cycles();
+    if x == 0 {
+        x = 0x9E37_79B9;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    x
+}
+
 /// Run `f` with interrupts masked (PS.INTLEVEL = 15).
 pub fn interrupt_free<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: paired disable/restore of PS.

@@ -15,7 +15,10 @@
 //!   reading per schedule tick with a per-boot sequence number, PUBLISH QoS 1 with DUP retry,
 //!   keep-alive, back-off and reconnect, a ring of [`node::QUEUE_LEN`] unsent readings.
 //!
-//! `#![no_std]` without `alloc`: output goes into `&mut [u8]` the caller owns, input is borrowed. No
+//! - [`sim`] (feature `sim`, needs `alloc`): the broker and ADC doubles the node's tests use on the host
+//!   and on the lx106 in QEMU.
+//!
+//! `#![no_std]` without `alloc` (but for `sim`): output goes into `&mut [u8]` the caller owns, input is borrowed. No
 //! clock is read here: every function that needs time takes `now_ms`, a monotonic millisecond count.
 //! No atomics, no floats, no `u128`, so it builds for a 32-bit core without atomic compare-and-swap.
 //! Nothing here panics on any input (the MQTT decoder is fuzzed: `crates/tmc-sensor-core/fuzz`).
@@ -25,10 +28,15 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(feature = "sim")]
+extern crate alloc;
+
 pub mod mqtt;
 pub mod node;
 pub mod reading;
 pub mod schedule;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use reading::{adc, fnv1a32, reading_len, write_reading, BufferTooSmall};
 pub use schedule::{Backoff, PublishSchedule, Tick};

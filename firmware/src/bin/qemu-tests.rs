@@ -581,134 +581,19 @@ fn sensor_reading() -> Result<(), String> {
     )
 }
 
-/// A broker simulated byte for byte with the crate's codec, behind `node::Transport`.
-#[derive(Default)]
-struct SimBroker {
-    connected: bool,
-    inbox: Vec<u8>,
-    outbox: alloc::collections::VecDeque<u8>,
-    drop_pubacks: u32,
-    drop_conn_on_publish: u32,
-    connects: u32,
-    publishes: Vec<(u64, bool)>,
-    acked: Vec<u64>,
-}
-
-impl SimBroker {
-    fn answer(&mut self, packet: tmc_sensor_core::mqtt::Packet<'_>) {
-        let mut buf = [0u8; 8];
-        if let Ok(n) = packet.encode(&mut buf) {
-            self.outbox.extend(&buf[..n]);
-        }
-    }
-
-    fn handle(&mut self) {
-        use tmc_sensor_core::mqtt::{decode_remaining_length, ConnAck, Packet, PacketId};
-        while self.inbox.len() >= 2 {
-            let Ok((len, len_bytes)) = decode_remaining_length(&self.inbox[1..]) else {
-                return;
-            };
-            let total = 1 + len_bytes + len as usize;
-            if self.inbox.len() < total {
-                return;
-            }
-            let packet: Vec<u8> = self.inbox.drain(..total).collect();
-            let body = &packet[1 + len_bytes..];
-            match packet[0] >> 4 {
-                1 => {
-                    self.connects += 1;
-                    self.answer(Packet::ConnAck(ConnAck {
-                        session_present: false,
-                        refused: None,
-                    }));
-                }
-                3 => {
-                    let dup = packet[0] & 0b1000 != 0;
-                    let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                    let id = u16::from_be_bytes([body[2 + tl], body[3 + tl]]);
-                    // The payload is {"id":"sensor1","seq":N,"adc":A}: N between "seq": and ,
-                    let payload = core::str::from_utf8(&body[4 + tl..]).unwrap_or("");
-                    let seq = payload
-                        .split("\"seq\":")
-                        .nth(1)
-                        .and_then(|r| r.split(',').next())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    self.publishes.push((seq, dup));
-                    if self.drop_conn_on_publish > 0 {
-                        self.drop_conn_on_publish -= 1;
-                        self.connected = false;
-                        return;
-                    }
-                    if self.drop_pubacks > 0 {
-                        self.drop_pubacks -= 1;
-                        continue;
-                    }
-                    self.acked.push(seq);
-                    if let Some(id) = PacketId::new(id) {
-                        self.answer(Packet::PubAck(id));
-                    }
-                }
-                12 => self.answer(Packet::PingResp),
-                _ => {}
-            }
-        }
-    }
-}
-
-impl tmc_sensor_core::node::Transport for SimBroker {
-    type Error = &'static str;
-    fn connect(&mut self) -> Result<(), Self::Error> {
-        self.connected = true;
-        self.inbox.clear();
-        self.outbox.clear();
-        Ok(())
-    }
-    fn send(&mut self, data: &[u8]) -> Result<(), Self::Error> {
-        if !self.connected {
-            return Err("connection reset");
-        }
-        self.inbox.extend_from_slice(data);
-        self.handle();
-        Ok(())
-    }
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if !self.connected {
-            return Err("connection reset");
-        }
-        let n = buf.len().min(self.outbox.len());
-        for b in buf.iter_mut().take(n) {
-            *b = self.outbox.pop_front().unwrap_or(0);
-        }
-        Ok(n)
-    }
-    fn close(&mut self) {
-        self.connected = false;
-    }
-}
-
-struct SimAdc(u64);
-
-impl tmc_sensor_core::node::Sensor for SimAdc {
-    type Error = &'static str;
-    fn read(&mut self) -> Result<u16, Self::Error> {
-        self.0 += 1;
-        Ok(tmc_sensor_core::adc("sensor1", self.0))
-    }
-}
-
 /// The node's scripted cycle (as in the host tests): publish/PUBACK, a lost PUBACK resent with DUP,
 /// a connection dropped with a reading in flight, reconnect and resend; every reading acknowledged
 /// exactly once, in order.
 fn node_cycle() -> Result<(), String> {
     use tmc_sensor_core::node::{Node, NodeConfig, Wait};
+    use tmc_sensor_core::sim::{SimBroker, SimSensor};
     let config = NodeConfig {
         puback_retry_ms: 2000,
         ..NodeConfig::new("esp8266-1", "broker.local", "sensor1")
     };
     let mut node = Node::new(config);
     let mut broker = SimBroker::default();
-    let mut adc = SimAdc(0);
+    let mut adc = SimSensor::new("sensor1");
     let mut log = String::with_capacity(4096);
     let (mut now, mut rng) = (0u64, 0x1234_5678u32);
     let mut run = |until: u64, node: &mut Node<'_>, broker: &mut SimBroker, log: &mut String| {
@@ -736,8 +621,9 @@ fn node_cycle() -> Result<(), String> {
         || alloc::format!("no loss: {log}"),
     )?;
     expect_eq!(broker.connects, 2)?;
-    expect_eq!(broker.publishes.iter().filter(|p| p.1).count(), 1)?;
-    let reads = adc.0;
+    expect_eq!(broker.publishes.iter().filter(|p| p.dup).count(), 1)?;
+    expect_eq!(broker.violations.len(), 0)?;
+    let reads = adc.reads;
     expect_eq!(reads, 15)?;
     expect_eq!(broker.acked, (1..=reads).collect::<Vec<u64>>())?;
     expect_eq!(node.stats().acked, reads)?;

@@ -35,20 +35,6 @@ use {
 #[global_allocator]
 static HEAP: tmc_firmware::BumpAlloc = tmc_firmware::BumpAlloc::new();
 
-/// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
-#[cfg(not(feature = "nonos-sdk"))]
-fn next_rng(state: &mut u32) -> u32 {
-    let mut x = *state ^ tmc_firmware::cycles();
-    if x == 0 {
-        x = 0x9E37_79B9;
-    }
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    x
-}
-
 /// Wakes the ATECC508A/608 on the bit-banged bus (SCL GPIO14/D5, SDA
 /// GPIO12/D6, 100 kHz), logs its revision and serial number, puts it back to
 /// sleep. An absent chip (or no pull-ups) is logged, never a panic.
@@ -143,7 +129,7 @@ pub extern "C" fn tmc_main() -> i32 {
         let now = clock.now_ms();
         let wait = node.poll(
             now,
-            next_rng(&mut rng),
+            tmc_firmware::jitter_rng(&mut rng),
             &mut transport,
             &mut sensor,
             &mut console,

@@ -208,19 +208,6 @@ pub fn start() {
     }
 }
 
-/// xorshift32 mixed with CCOUNT: jitter for the reconnect back-off only.
-fn next_rng(state: &mut u32) -> u32 {
-    let mut x = *state ^ crate::cycles();
-    if x == 0 {
-        x = 0x9E37_79B9;
-    }
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    x
-}
-
 extern "C" fn on_poll(_arg: *mut c_void) {
     link::pump();
     APP.with(|slot| {
@@ -228,7 +215,7 @@ extern "C" fn on_poll(_arg: *mut c_void) {
             // system_get_time() is in µs and wraps every 71 minutes; Clock
             // extends it (polled every 50 ms).
             let now_ms = app.clock.cycles() / 1000;
-            let rng = next_rng(&mut app.rng);
+            let rng = crate::jitter_rng(&mut app.rng);
             let _wait = app
                 .node
                 .poll(now_ms, rng, &mut app.transport, &mut app.sensor, &mut Uart0);

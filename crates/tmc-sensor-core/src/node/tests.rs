@@ -2,8 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::mqtt::{decode_remaining_length, ConnAck, ConnectRefused, Packet, PacketId};
-use std::collections::VecDeque;
+use crate::sim::{Received, SimBroker, SimSensor};
 use std::string::String;
 use std::vec::Vec;
 
@@ -11,209 +10,10 @@ const CLIENT: &str = "esp8266-1";
 const HOST: &str = "broker.local";
 const SENSOR: &str = "sensor1";
 
-/// One PUBLISH as the broker received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Received {
-    seq: u64,
-    adc: u16,
-    dup: bool,
-    packet_id: u16,
-    topic: String,
-    payload: Vec<u8>,
-}
-
-/// A scripted broker behind the transport.
-#[derive(Debug, Default)]
-struct Broker {
-    connected: bool,
-    inbox: Vec<u8>,
-    outbox: VecDeque<u8>,
-    keep_alive_s: u16,
-    // Script.
-    /// CONNACK return codes for the next CONNECTs (empty: accept).
-    refuse: VecDeque<u8>,
-    /// Transport connects that fail.
-    fail_connects: usize,
-    /// Next PUBLISHes answered with nothing.
-    drop_pubacks: usize,
-    /// Next PUBLISHes after which the connection breaks (received, not acknowledged).
-    drop_conn_on_publish: usize,
-    /// PINGRESP on PINGREQ.
-    silent: bool,
-    /// CONNECTs left unanswered.
-    mute_connects: usize,
-    /// Answers held back this many `recv` calls (a slow link).
-    delay_recvs: usize,
-    // Record.
-    connects: usize,
-    connect_attempts: usize,
-    closes: usize,
-    pings: usize,
-    publishes: Vec<Received>,
-    acked: Vec<u64>,
-}
-
-impl Broker {
-    fn new(keep_alive_s: u16) -> Self {
-        Broker {
-            keep_alive_s,
-            ..Broker::default()
-        }
-    }
-
-    fn answer(&mut self, packet: Packet<'_>) {
-        let mut buf = [0u8; 16];
-        let n = packet.encode(&mut buf).unwrap();
-        self.outbox.extend(&buf[..n]);
-    }
-
-    fn handle(&mut self) {
-        loop {
-            if self.inbox.len() < 2 {
-                return;
-            }
-            let (len, len_bytes) = match decode_remaining_length(&self.inbox[1..]) {
-                Ok(v) => v,
-                Err(e) if e.is_need_more() => return,
-                Err(e) => panic!("node sent a bad remaining length: {e:?}"),
-            };
-            let total = 1 + len_bytes + len as usize;
-            if self.inbox.len() < total {
-                return;
-            }
-            let packet: Vec<u8> = self.inbox.drain(..total).collect();
-            let header = packet[0];
-            let body = &packet[1 + len_bytes..];
-            match header >> 4 {
-                1 => {
-                    let mut expected = [0u8; 64];
-                    let n = mqtt::Connect::new(CLIENT, self.keep_alive_s, true)
-                        .encode(&mut expected)
-                        .unwrap();
-                    assert_eq!(packet, &expected[..n], "CONNECT bytes");
-                    if self.mute_connects > 0 {
-                        self.mute_connects -= 1;
-                        continue;
-                    }
-                    let code = self.refuse.pop_front().unwrap_or(0);
-                    if code == 0 {
-                        self.connects += 1;
-                    }
-                    self.answer(Packet::ConnAck(ConnAck {
-                        session_present: false,
-                        refused: ConnectRefused::from_code(code),
-                    }));
-                }
-                3 => {
-                    assert_eq!(header & 0b0111, 0b0010, "QoS 1, no retain");
-                    let dup = header & 0b1000 != 0;
-                    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                    let topic = String::from_utf8(body[2..2 + topic_len].to_vec()).unwrap();
-                    let packet_id = u16::from_be_bytes([body[2 + topic_len], body[3 + topic_len]]);
-                    let payload = body[4 + topic_len..].to_vec();
-                    let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-                    let seq = json["seq"].as_u64().unwrap();
-                    let adc = u16::try_from(json["adc"].as_u64().unwrap()).unwrap();
-                    assert_eq!(json["id"], SENSOR);
-                    self.publishes.push(Received {
-                        seq,
-                        adc,
-                        dup,
-                        packet_id,
-                        topic,
-                        payload,
-                    });
-                    if self.drop_conn_on_publish > 0 {
-                        self.drop_conn_on_publish -= 1;
-                        self.connected = false;
-                        self.outbox.clear();
-                        self.inbox.clear();
-                        return;
-                    }
-                    if self.drop_pubacks > 0 {
-                        self.drop_pubacks -= 1;
-                        continue;
-                    }
-                    self.acked.push(seq);
-                    self.answer(Packet::PubAck(PacketId::new(packet_id).unwrap()));
-                }
-                12 => {
-                    self.pings += 1;
-                    if !self.silent {
-                        self.answer(Packet::PingResp);
-                    }
-                }
-                14 => {}
-                other => panic!("node sent packet type {other}"),
-            }
-        }
-    }
-}
-
-impl Transport for Broker {
-    type Error = &'static str;
-
-    fn connect(&mut self) -> Result<(), Self::Error> {
-        self.connect_attempts += 1;
-        if self.fail_connects > 0 {
-            self.fail_connects -= 1;
-            return Err("host unreachable");
-        }
-        self.connected = true;
-        self.inbox.clear();
-        self.outbox.clear();
-        Ok(())
-    }
-
-    fn send(&mut self, data: &[u8]) -> Result<(), Self::Error> {
-        if !self.connected {
-            return Err("connection reset");
-        }
-        self.inbox.extend_from_slice(data);
-        self.handle();
-        Ok(())
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if !self.connected {
-            return Err("connection reset");
-        }
-        if self.delay_recvs > 0 {
-            self.delay_recvs -= 1;
-            return Ok(0);
-        }
-        // A byte or three at a time: the node must reassemble.
-        let n = buf.len().min(self.outbox.len()).min(3);
-        for b in buf.iter_mut().take(n) {
-            *b = self.outbox.pop_front().unwrap();
-        }
-        Ok(n)
-    }
-
-    fn close(&mut self) {
-        self.closes += 1;
-        self.connected = false;
-    }
-}
-
-/// The simulated ADC: reading `n` is `adc(SENSOR, n)`.
-#[derive(Default)]
-struct FakeSensor {
-    reads: u64,
-}
-
-impl Sensor for FakeSensor {
-    type Error = &'static str;
-    fn read(&mut self) -> Result<u16, Self::Error> {
-        self.reads += 1;
-        Ok(crate::adc(SENSOR, self.reads))
-    }
-}
-
 struct Sim<'a> {
     node: Node<'a>,
-    broker: Broker,
-    sensor: FakeSensor,
+    broker: SimBroker,
+    sensor: SimSensor<'static>,
     log: String,
     now: u64,
     rng: u32,
@@ -221,10 +21,13 @@ struct Sim<'a> {
 
 impl<'a> Sim<'a> {
     fn new(config: NodeConfig<'a>) -> Self {
+        // A few bytes per read: the node must reassemble packets.
+        let mut broker = SimBroker::default();
+        broker.recv_chunk = 3;
         Sim {
             node: Node::new(config),
-            broker: Broker::new(config.keep_alive_s),
-            sensor: FakeSensor::default(),
+            broker,
+            sensor: SimSensor::new(SENSOR),
             log: String::new(),
             now: 0,
             rng: 0x1234_5678,
@@ -247,6 +50,26 @@ impl<'a> Sim<'a> {
             );
             self.now += w.clamp(1, 60_000).min(until_ms - self.now).max(1);
         }
+        self.assert_broker_content();
+    }
+
+    /// Every CONNECT is byte-exact, every PUBLISH is this sensor's reading, nothing was rejected.
+    fn assert_broker_content(&self) {
+        let mut expected = [0u8; 64];
+        let config = self.node.config();
+        let n = mqtt::Connect::new(CLIENT, config.keep_alive_s, true)
+            .encode(&mut expected)
+            .unwrap();
+        for packet in &self.broker.connect_packets {
+            assert_eq!(packet, &expected[..n], "CONNECT bytes");
+        }
+        assert!(self.broker.publishes.iter().all(|r| r.id == SENSOR));
+        assert_eq!(
+            self.broker.violations,
+            Vec::<String>::new(),
+            "log:\n{}",
+            self.log
+        );
     }
 
     fn lines(&self) -> Vec<&str> {
@@ -412,7 +235,7 @@ fn connack_refused_backs_off_with_jitter_then_resets() {
     sim.assert_all_acked_once();
     // After a successful connect the back-off starts again at the bottom.
     sim.broker.drop_conn_on_publish = 0;
-    sim.broker.connected = false;
+    sim.broker.break_connection();
     sim.run_until(41_000);
     let last = *sim.retries().last().unwrap();
     assert!((250..=500).contains(&last), "{last}");
@@ -423,9 +246,9 @@ fn backoff_jitter_extremes() {
     // rng 0 gives the floor, rng u32::MAX the ceiling (to the millisecond).
     for (rng, expected) in [(0u32, 250u64), (u32::MAX, 500)] {
         let mut node = Node::new(config());
-        let mut broker = Broker::new(60);
+        let mut broker = SimBroker::default();
         broker.fail_connects = 1;
-        let mut sensor = FakeSensor::default();
+        let mut sensor = SimSensor::new(SENSOR);
         let mut log = String::new();
         let Wait(w) = node.poll(0, rng, &mut broker, &mut sensor, &mut log);
         assert_eq!(
@@ -560,7 +383,7 @@ fn wait_is_the_next_thing_to_do() {
     assert_eq!(w, 20);
     // Disconnected: the retry time or the next reading, whichever comes first.
     sim.broker.fail_connects = usize::MAX;
-    sim.broker.connected = false;
+    sim.broker.break_connection();
     let Wait(w) = sim
         .node
         .poll(500, 0, &mut sim.broker, &mut sim.sensor, &mut sim.log);
