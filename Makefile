@@ -134,6 +134,7 @@ FIRMWARE_CONFIG = $(if $(filter command line environment,$(origin SITE)),$(CURDI
 firmware: deps
 ifneq ($(FIRMWARE_CONFIG),)
 	@[ -n "$(NAME)" ] || { echo "make firmware: SITE= needs NAME=<sensor> (its certificate name, the MQTT client id)" >&2; exit 2; }
+	@mkdir -p -m 0700 "$(dir $(FIRMWARE_CONFIG))"
 	$(CARGO) run --quiet --locked -p tmc-provision -- sensor-config --site "$(SITE)" --name "$(NAME)" \
 		--out "$(FIRMWARE_CONFIG)" $(SENSOR_ARGS)
 else

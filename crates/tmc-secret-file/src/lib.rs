@@ -31,6 +31,8 @@ pub enum SecretFileError {
     NotAFile { path: PathBuf },
     #[error("{path}: already exists (refusing to overwrite a secret)")]
     Exists { path: PathBuf },
+    #[error("{}: cannot write {}: the directory does not exist", dir.display(), path.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SecretFileError + '_ {
@@ -131,6 +133,13 @@ pub fn write_atomic(
         })?
         .to_string_lossy()
         .into_owned();
+    // Named here: otherwise the error would name the temporary file, which the user never asked for.
+    if !dir.is_dir() {
+        return Err(SecretFileError::NoDirectory {
+            path: path.to_path_buf(),
+            dir,
+        });
+    }
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let result = write_then_rename(&tmp, path, &dir, contents, mode, overwrite);
     if result.is_err() {
@@ -253,6 +262,22 @@ mod tests {
         assert!(
             matches!(err, SecretFileError::TooOpen { mode: 0o644, .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent").join("key");
+        let err = write_private(&path, b"k", Overwrite::Replace).unwrap_err();
+        assert!(matches!(err, SecretFileError::NoDirectory { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: cannot write {}: the directory does not exist",
+                dir.path().join("absent").display(),
+                path.display()
+            )
         );
     }
 
