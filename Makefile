@@ -90,7 +90,9 @@ test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv c
 ifeq ($(CROSS),)
 cross: deps
 	$(DEBIAN_CARGO) build --workspace --locked --release --target $(AARCH64)
-	@echo "binaries: target/debian/$(AARCH64)/release/"
+	# The ATECC driver over the Pi's i2c-dev (feature linux): nothing in the workspace enables it yet.
+	$(DEBIAN_CARGO) build --locked --release --target $(AARCH64) -p tmc-atecc --features linux --example atecc-info
+	@echo "binaries: target/debian/$(AARCH64)/release/ (atecc-info: examples/)"
 else
 cross:
 	CROSS_CONFIG=$(CURDIR)/cross.toml cross build --workspace --locked --release --target $(TARGET)
