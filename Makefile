@@ -174,7 +174,7 @@ crates-inc-check:
 
 # The layer without a Yocto build (CI cannot fetch the layers; meta-tmc/README.md shows the bitbake parse check).
 OELINT_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tmc/oelint-venv
-SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+SHELL_SCRIPTS := $(wildcard scripts/*.sh firmware/*.sh) firmware/tools/check-sdk-link .ci/run
 layer-check: deps crates-inc-check
 	$(OELINT_VENV)/bin/oelint-adv $$(find meta-tmc -name '*.bb' -o -name '*.bbappend' -o -name '*.bbclass' -o -name '*.inc' | sort)
 	shellcheck $(SHELL_SCRIPTS)

@@ -55,6 +55,31 @@ pub fn cycles() -> u32 {
     unsafe { tmc_ccount() }
 }
 
+/// The two boot lines a user reads first on the console: version, build, chip, the compiled-in config
+/// (never the passphrase) and the transport. A console error is ignored: there is nowhere to report it.
+pub fn write_banner(
+    console: &mut impl core::fmt::Write,
+    build: &str,
+    chip_id: u32,
+    transport: &str,
+) {
+    let _ = writeln!(
+        console,
+        "\ntmc-sensor {} esp8266{build}, chip id {chip_id:06x}, config: broker {}:{} topic {} interval {} ms",
+        env!("CARGO_PKG_VERSION"),
+        config::BROKER_HOST,
+        config::BROKER_PORT,
+        config::TOPIC,
+        config::INTERVAL_MS,
+    );
+    let _ = writeln!(
+        console,
+        "client id {}, ssid {}, transport: {transport}",
+        config::CLIENT_ID,
+        config::SSID
+    );
+}
+
 /// The next random number for the reconnect back-off's jitter: xorshift32 mixed with CCOUNT, so that
 /// sensors that booted together do not retry in step. Not for anything secret (the ATECC has a real RNG).
 pub fn jitter_rng(state: &mut u32) -> u32 {

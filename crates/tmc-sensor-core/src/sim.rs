@@ -14,6 +14,19 @@ use alloc::vec::Vec;
 use crate::mqtt::{decode_remaining_length, ConnAck, ConnectRefused, Packet, PacketId};
 use crate::node::{Sensor, Transport};
 
+/// MQTT remaining lengths and their encoding (MQTT 3.1.1 § 2.2.3): each boundary of the 1–4 byte
+/// forms. The host tests and the on-target checks run the same vectors.
+pub const REMAINING_LENGTH_VECTORS: [(u32, &[u8]); 8] = [
+    (0, &[0x00]),
+    (127, &[0x7F]),
+    (128, &[0x80, 0x01]),
+    (16_383, &[0xFF, 0x7F]),
+    (16_384, &[0x80, 0x80, 0x01]),
+    (2_097_151, &[0xFF, 0xFF, 0x7F]),
+    (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+    (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+];
+
 /// One PUBLISH as the broker received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {

@@ -367,17 +367,7 @@ fn mqtt_remaining_length() -> Result<(), String> {
         decode_remaining_length, encode_remaining_length, remaining_length_len, DecodeError,
         EncodeError, MAX_REMAINING_LENGTH,
     };
-    let cases: [(u32, &[u8]); 8] = [
-        (0, &[0x00]),
-        (127, &[0x7F]),
-        (128, &[0x80, 0x01]),
-        (16_383, &[0xFF, 0x7F]),
-        (16_384, &[0x80, 0x80, 0x01]),
-        (2_097_151, &[0xFF, 0xFF, 0x7F]),
-        (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
-        (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
-    ];
-    for (len, want) in cases {
+    for (len, want) in tmc_sensor_core::sim::REMAINING_LENGTH_VECTORS {
         let len = black_box(len);
         let mut out = [0u8; 4];
         let n =

@@ -94,21 +94,11 @@ pub extern "C" fn user_init() {
 pub extern "C" fn tmc_main() -> i32 {
     wdt::feed();
     let mut console = Uart0::init();
-    let _ = writeln!(
-        console,
-        "\ntmc-sensor {} esp8266, chip id {:06x}, config: broker {}:{} topic {} interval {} ms",
-        env!("CARGO_PKG_VERSION"),
+    tmc_firmware::write_banner(
+        &mut console,
+        "",
         hw::chip_id(),
-        config::BROKER_HOST,
-        config::BROKER_PORT,
-        config::TOPIC,
-        config::INTERVAL_MS,
-    );
-    let _ = writeln!(
-        console,
-        "client id {}, ssid {}, transport: bench (loopback broker on UART0, no Wi-Fi)",
-        config::CLIENT_ID,
-        config::SSID
+        "bench (loopback broker on UART0, no Wi-Fi)",
     );
 
     probe_atecc(&mut console);

@@ -113,21 +113,11 @@ pub fn pre_init() {
 pub fn banner(console: &mut Uart0) {
     // SAFETY: plain SDK call.
     let chip = unsafe { ffi::system_get_chip_id() };
-    let _ = writeln!(
+    crate::write_banner(
         console,
-        "\ntmc-sensor {} esp8266 (NONOS SDK), chip id {:06x}, config: broker {}:{} topic {} interval {} ms",
-        env!("CARGO_PKG_VERSION"),
+        " (NONOS SDK)",
         chip,
-        config::BROKER_HOST,
-        config::BROKER_PORT,
-        config::TOPIC,
-        config::INTERVAL_MS,
-    );
-    let _ = writeln!(
-        console,
-        "client id {}, ssid {}, transport: sdk (Wi-Fi station, plain TCP, NO TLS), sensor: system_adc_read (TOUT)",
-        config::CLIENT_ID,
-        config::SSID
+        "sdk (Wi-Fi station, plain TCP, NO TLS), sensor: system_adc_read (TOUT)",
     );
 }
 
