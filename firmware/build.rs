@@ -8,6 +8,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// The same limits `tmc-provision sensor-config` applies (a build-dependency: compiled for the host).
+use tmc_sensor_core::config as limits;
+
 fn run(cmd: &mut Command) {
     let status = cmd
         .status()
@@ -110,11 +113,11 @@ fn sensor_config(manifest: &Path, out: &Path) {
             config_error(&path, format!("field `{key}` must not be empty"));
         }
     }
-    if get("ssid").len() > 32 {
+    if get("ssid").len() > *limits::SSID_LEN.end() {
         config_error(&path, "field `ssid`: longer than 32 bytes".into());
     }
     let pass = get("passphrase");
-    if !(8..=63).contains(&pass.len()) {
+    if !limits::PASSPHRASE_LEN.contains(&pass.len()) {
         config_error(
             &path,
             "field `passphrase`: WPA2 needs 8..63 characters".into(),
@@ -128,21 +131,21 @@ fn sensor_config(manifest: &Path, out: &Path) {
         );
     }
     let topic = get("topic");
-    if topic.contains(['+', '#', '\0']) {
+    if !limits::is_publish_topic(&topic) {
         config_error(
             &path,
             "field `topic`: no wildcards (+, #) or NUL in a publish topic".into(),
         );
     }
     let interval = num("interval_ms");
-    if !(100..=86_400_000).contains(&interval) {
+    if !limits::INTERVAL_MS.contains(&interval) {
         config_error(
             &path,
             format!("field `interval_ms`: {interval} outside 100..86400000"),
         );
     }
     let client_id = get("client_id");
-    if client_id.len() > 23 || !client_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !limits::is_guaranteed_client_id(&client_id) {
         config_error(
             &path,
             "field `client_id`: MQTT 3.1.1 guarantees 1..23 ASCII letters/digits".into(),

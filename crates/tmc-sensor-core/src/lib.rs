@@ -31,6 +31,7 @@ extern crate std;
 #[cfg(feature = "sim")]
 extern crate alloc;
 
+pub mod config;
 pub mod mqtt;
 pub mod node;
 pub mod reading;

@@ -602,7 +602,7 @@ fn valid_suback_code(code: u8) -> bool {
 
 /// A topic name a PUBLISH may carry (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3-2).
 fn check_topic(topic: &str) -> Result<(), DecodeError> {
-    if topic.is_empty() || topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0)) {
+    if !crate::config::is_publish_topic(topic) {
         return Err(DecodeError::InvalidTopic);
     }
     Ok(())
