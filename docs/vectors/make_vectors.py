@@ -100,9 +100,14 @@ def secure_vector(name, secret, kid, sid, ctr, iat, readings):
     }
 
 
-def legacy_vector(plaintext: bytes):
+def legacy_vector(plaintext: bytes, padding: str = "nul"):
+    """The old deployment's senders padded with NULs (TMC seals so); some padded with PKCS#7 (open only)."""
     key, iv, secret = b"tmctmctmctmctmcA", b"0123456789123456", b"MQTT"
-    padded = plaintext + b"\0" * (-len(plaintext) % 16)
+    if padding == "pkcs7":
+        n = 16 - len(plaintext) % 16
+        padded = plaintext + bytes([n]) * n
+    else:
+        padded = plaintext + b"\0" * (-len(plaintext) % 16)
     ciphertext = openssl("aes-128-cbc", key, iv, padded)
     header = '{"typ":"JWT","alg":"HS256"}'
     claims = '{"data":"%s"}' % base64.b64encode(ciphertext).decode()
@@ -110,6 +115,7 @@ def legacy_vector(plaintext: bytes):
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     token = signing_input + "." + b64url(signature)
     return {
+        "padding": padding,
         "plaintext_hex": plaintext.hex(),
         "ciphertext_hex": ciphertext.hex(),
         "token": token,
@@ -136,6 +142,8 @@ def main():
         "legacy": [
             legacy_vector(b"Temperature: 21.50 C"),
             legacy_vector(b"0123456789abcdef"),
+            legacy_vector(b"Temperature: 21.50 C", "pkcs7"),
+            legacy_vector(b"0123456789abcdef", "pkcs7"),
         ],
     }
     print(json.dumps(vectors, indent=2))

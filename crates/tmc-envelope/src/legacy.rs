@@ -114,8 +114,8 @@ pub fn seal(keys: &LegacyKeys, plaintext: &[u8]) -> Result<Vec<u8>, LegacySealEr
     Ok(frame)
 }
 
-/// Opens a legacy frame (with or without its trailing NUL) and returns the plaintext with the
-/// trailing NUL padding removed.
+/// Opens a legacy frame (with or without its trailing NUL) and returns the plaintext without its padding
+/// (trailing NULs, or PKCS#7: see [`unpad`]).
 pub fn open(keys: &LegacyKeys, frame: &[u8]) -> Result<Vec<u8>, OpenError> {
     warn_insecure();
     let bytes = frame.strip_suffix(&[0]).unwrap_or(frame);
@@ -151,6 +151,25 @@ pub fn open(keys: &LegacyKeys, frame: &[u8]) -> Result<Vec<u8>, OpenError> {
     let plaintext = Aes128CbcDec::new(&keys.aes_key.into(), &keys.iv.into())
         .decrypt_padded_mut::<NoPadding>(&mut buf)
         .map_err(|_| OpenError::Legacy("ciphertext does not decrypt".into()))?;
+    Ok(unpad(plaintext).to_vec())
+}
+
+/// The plaintext without its padding. The old deployment's senders padded with NULs; some used PKCS#7 (the
+/// last byte `n`, 1–16, repeated `n` times). A block that ends in such a run is taken for PKCS#7, the rest
+/// loses its trailing NULs. Legacy readings are text, so a reading that really ends in bytes 0x01–0x10 at a
+/// block boundary does not occur; if it did, those bytes would be taken for padding.
+fn unpad(plaintext: &[u8]) -> &[u8] {
+    if let Some(&n) = plaintext.last() {
+        let n = usize::from(n);
+        if (1..=16).contains(&n)
+            && n <= plaintext.len()
+            && plaintext[plaintext.len() - n..]
+                .iter()
+                .all(|&b| usize::from(b) == n)
+        {
+            return &plaintext[..plaintext.len() - n];
+        }
+    }
     let end = plaintext.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    Ok(plaintext[..end].to_vec())
+    &plaintext[..end]
 }

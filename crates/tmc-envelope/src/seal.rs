@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use tmc_secret_file::{Overwrite, SecretFileError};
+use tmc_secret_file::{ReservedSequence, SecretFileError, SequenceError};
 
 use crate::keys::{KeyRing, SiteKey};
 use crate::reading::{self, Reading};
@@ -85,67 +85,48 @@ impl CounterSource for MemoryCounter {
     }
 }
 
-/// Counters persisted in a file, reserved in blocks ahead of use.
-///
-/// The file holds one decimal number: the first counter not yet reserved. Opening it moves past
-/// every counter an earlier process may have used; taking a counter beyond the reservation first
-/// writes the new bound durably. `block` trades disk writes for counters skipped after a crash.
+/// Counters persisted in a file, reserved in blocks ahead of use ([`ReservedSequence`]): a crash skips at most
+/// `block` counters and never repeats one. The counter `u32::MAX` is never used.
 #[derive(Debug)]
 pub struct CounterFile {
-    path: PathBuf,
+    sequence: ReservedSequence,
     sender: u32,
-    next: u32,
-    reserved_until: u64,
-    block: u32,
 }
 
 impl CounterFile {
     /// Opens (or creates, starting at 0) the counter file of `sender`.
     pub fn open(path: &Path, sender: u32, block: u32) -> Result<Self, SealError> {
-        let next = match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            _ => {
-                let text = tmc_secret_file::read_private_string(path)?;
-                let value: u64 = text.trim().parse().map_err(|_| SealError::CounterFile {
-                    path: path.to_path_buf(),
-                    message: format!("expected one decimal number, found {:?}", text.trim()),
-                })?;
-                u32::try_from(value).map_err(|_| SealError::CounterExhausted { sender })?
-            }
-        };
-        Ok(CounterFile {
-            path: path.to_path_buf(),
-            sender,
-            next,
-            reserved_until: u64::from(next),
-            block: block.max(1),
-        })
+        let sequence = ReservedSequence::open(path, u64::from(block), u64::from(u32::MAX))
+            .map_err(|e| counter_error(e, sender))?;
+        Ok(CounterFile { sequence, sender })
+    }
+}
+
+fn counter_error(e: SequenceError, sender: u32) -> SealError {
+    match e {
+        SequenceError::Exhausted { .. } => SealError::CounterExhausted { sender },
+        SequenceError::Malformed { path, found } => SealError::CounterFile {
+            path,
+            message: format!("expected one decimal number, found {found:?}"),
+        },
+        SequenceError::File(e) => SealError::File(e),
     }
 }
 
 impl CounterSource for CounterFile {
     fn peek(&self) -> u32 {
-        self.next
+        // The sequence never goes beyond its limit, u32::MAX.
+        u32::try_from(self.sequence.peek()).unwrap_or(u32::MAX)
     }
 
     fn take(&mut self) -> Result<u32, SealError> {
-        if self.next == u32::MAX {
-            return Err(SealError::CounterExhausted {
-                sender: self.sender,
-            });
-        }
-        if u64::from(self.next) >= self.reserved_until {
-            let bound = (u64::from(self.next) + u64::from(self.block)).min(u64::from(u32::MAX));
-            tmc_secret_file::write_private(
-                &self.path,
-                format!("{bound}\n").as_bytes(),
-                Overwrite::Replace,
-            )?;
-            self.reserved_until = bound;
-        }
-        let c = self.next;
-        self.next += 1;
-        Ok(c)
+        let n = self
+            .sequence
+            .take()
+            .map_err(|e| counter_error(e, self.sender))?;
+        u32::try_from(n).map_err(|_| SealError::CounterExhausted {
+            sender: self.sender,
+        })
     }
 }
 
@@ -243,6 +224,7 @@ impl<C: CounterSource> Sealer<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tmc_secret_file::Overwrite;
 
     #[test]
     fn counter_file_never_repeats_across_reopen() {

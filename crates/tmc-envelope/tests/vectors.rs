@@ -88,15 +88,24 @@ fn legacy_vectors_seal_and_open_byte_for_byte() {
     let legacy_vectors = all["legacy"].as_array().unwrap();
     assert!(!legacy_vectors.is_empty());
     let keys = LegacyKeys::default();
+    let mut paddings = Vec::new();
     for v in legacy_vectors {
         let plaintext = hex_field(v, "plaintext_hex");
         let frame = hex_field(v, "frame_hex");
-        assert_eq!(legacy::seal(&keys, &plaintext).unwrap(), frame);
-        assert_eq!(legacy::open(&keys, &frame).unwrap(), plaintext);
+        let padding = v["padding"].as_str().unwrap();
+        paddings.push(padding);
+        // TMC seals as the old deployment's sensors did (NUL padding); PKCS#7 senders are only read.
+        match padding {
+            "nul" => assert_eq!(legacy::seal(&keys, &plaintext).unwrap(), frame),
+            "pkcs7" => assert_ne!(legacy::seal(&keys, &plaintext).unwrap(), frame),
+            other => panic!("unknown padding {other}"),
+        }
+        assert_eq!(legacy::open(&keys, &frame).unwrap(), plaintext, "{padding}");
         // Without the trailing NUL too (a sender that strips it).
         assert_eq!(
             legacy::open(&keys, &frame[..frame.len() - 1]).unwrap(),
             plaintext
         );
     }
+    assert!(paddings.contains(&"nul") && paddings.contains(&"pkcs7"));
 }

@@ -17,18 +17,52 @@
 //! recognises the copy by the envelope's (sender, counter). A token the store refuses as a duplicate is
 //! confirmed too, so the relay stops resending it.
 //!
-//! A sender that gave up a round (all its ACKs lost) sends the token again under a new datagram ID. Such a copy
-//! is byte for byte the token confirmed last from that node: it is acknowledged and swallowed here (tokens are
-//! unique, each has its own counter, so equality is a safe test). What survives a receiver restart is caught by
-//! the store (`tmc-queue`'s inbox), which is the real exactly-once guarantee; this layer only saves work.
-//! Frames from nodes outside [`LinkReceiver::with_peers`] are counted, dropped and not acknowledged.
+//! The only copies swallowed below the application are the reliable layer's: a retry of the datagram confirmed
+//! last from that node, same ID and bytes, within the retry window (see `tmc_radio::reliable`). Everything else
+//! goes up, including a token the relay sends again under a new ID after a silent round or a restart: the store
+//! (`tmc-queue`'s inbox, by the envelope's sender and counter) is the one authority on duplicates, and it
+//! survives restarts where this layer's memory does not. Frames from nodes outside
+//! [`LinkReceiver::with_peers`] are counted, dropped and not acknowledged.
+//!
+//! # Header IDs across restarts
+//! A RadioHead receiver drops a new datagram whose ID equals the last one it delivered from that node. A relay
+//! that restarted numbering at 1 would lose its first token to such a gateway whenever the last ID before the
+//! restart was 1, so the sender keeps its IDs in a [`HeaderIdFile`] (reserved ahead of use, like the envelope's
+//! counters): the first ID after a restart always differs from the last one before it.
 
 pub mod radio;
 
-use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use tmc_radio::{Clock, LinkError, PacketRadio, ReceivedFrame, ReliableDatagram};
+use tmc_secret_file::{ReservedSequence, SequenceError};
+
+/// Header IDs reserved per write of a [`HeaderIdFile`]: fewer than 256, so that the first ID after a crash is
+/// never the last one used before it.
+const HEADER_ID_BLOCK: u64 = 64;
+
+/// The sender's RadioHead header IDs, persisted (one write per 64 datagrams, none while idle).
+#[derive(Debug)]
+pub struct HeaderIdFile {
+    sequence: ReservedSequence,
+}
+
+impl HeaderIdFile {
+    /// Opens (or starts) the ID sequence kept in `path`.
+    pub fn open(path: &Path) -> Result<Self, SequenceError> {
+        Ok(HeaderIdFile {
+            sequence: ReservedSequence::open(path, HEADER_ID_BLOCK, u64::MAX)?,
+        })
+    }
+
+    /// The ID for the next datagram: the sequence's low byte, plus one so that a new sender starts at 1 as
+    /// RadioHead's does.
+    pub fn take(&mut self) -> Result<u8, SequenceError> {
+        let [low, ..] = self.sequence.take()?.to_le_bytes();
+        Ok(low.wrapping_add(1))
+    }
+}
 
 /// Something that waits (real time, virtual time, or a sleep that a shutdown can cut short).
 pub trait Wait {
@@ -93,6 +127,8 @@ pub enum SendError {
     Stopped,
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("header IDs: {0}")]
+    HeaderIds(#[from] SequenceError),
 }
 
 /// Counters of the sender.
@@ -114,6 +150,7 @@ pub struct LinkSender<R, C, W> {
     rng: u64,
     stats: SenderStats,
     stop: Option<Box<dyn Fn() -> bool + Send>>,
+    header_ids: Option<HeaderIdFile>,
 }
 
 impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
@@ -133,7 +170,14 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
             rng: seed | 1,
             stats: SenderStats::default(),
             stop: None,
+            header_ids: None,
         }
+    }
+
+    /// Takes every datagram's header ID from `ids`, so that IDs go on across restarts (see the module docs).
+    pub fn with_header_ids(mut self, ids: HeaderIdFile) -> Self {
+        self.header_ids = Some(ids);
+        self
     }
 
     /// Gives up a send (with [`SendError::Stopped`]) between rounds and after every wait once `stop` returns
@@ -171,6 +215,9 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
                 return Err(SendError::Stopped);
             }
             rounds += 1;
+            if let Some(ids) = &mut self.header_ids {
+                self.link.set_next_id(ids.take()?);
+            }
             match self.link.send_to_wait(self.gateway, token) {
                 Ok(delivery) => {
                     self.stats.delivered += 1;
@@ -232,24 +279,35 @@ pub struct Received {
     frame: ReceivedFrame,
 }
 
-/// Counters of the receiver.
+/// Counters of the receiver. Every packet the radio heard is in exactly one of `crc_errors`, `malformed`,
+/// `other_node`, `stray_acks`, `retries`, `unknown_node` and `received`; each received token ends in the
+/// application's own counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
+    /// Packets the radio heard, good or bad.
+    pub heard: u64,
+    /// Packets that failed the radio's CRC.
+    pub crc_errors: u64,
+    /// Packets too short for a RadioHead header.
+    pub malformed: u64,
+    /// Frames addressed to another node.
+    pub other_node: u64,
+    /// ACK frames (for another exchange, or late).
+    pub stray_acks: u64,
+    /// Retries of the token confirmed last from a node (same ID and bytes): acknowledged again.
+    pub retries: u64,
+    /// Frames from nodes that are not peers.
+    pub unknown_node: u64,
     /// New tokens handed to the application.
     pub received: u64,
     /// Tokens the application confirmed (stored, or known already).
     pub confirmed: u64,
-    /// Copies of the last confirmed token from a node, resent after a silent round.
-    pub resent_copies: u64,
-    /// Frames from nodes that are not peers.
-    pub unknown_node: u64,
 }
 
 /// The gateway's end.
 pub struct LinkReceiver<R, C> {
     link: ReliableDatagram<R, C>,
     peers: Option<Vec<u8>>,
-    last: HashMap<u8, Vec<u8>>,
     stats: ReceiverStats,
 }
 
@@ -258,7 +316,6 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
         LinkReceiver {
             link,
             peers: None,
-            last: HashMap::new(),
             stats: ReceiverStats::default(),
         }
     }
@@ -273,8 +330,19 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
         &self.link
     }
 
+    /// Counters, those of the layers below included.
     pub fn stats(&self) -> ReceiverStats {
-        self.stats
+        let datagram = self.link.datagram().stats();
+        let reliable = self.link.stats();
+        ReceiverStats {
+            heard: datagram.rejected + datagram.malformed + datagram.filtered + datagram.accepted,
+            crc_errors: datagram.rejected,
+            malformed: datagram.malformed,
+            other_node: datagram.filtered,
+            stray_acks: reliable.stray_acks,
+            retries: reliable.duplicates,
+            ..self.stats
+        }
     }
 
     /// Waits up to `timeout` for the next new token. It is not acknowledged until [`confirm`](Self::confirm).
@@ -295,11 +363,6 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
                     continue;
                 }
             }
-            if self.last.get(&from) == Some(&frame.data) {
-                self.stats.resent_copies += 1;
-                self.link.confirm(&frame)?;
-                continue;
-            }
             self.stats.received += 1;
             return Ok(Some(Received {
                 from,
@@ -314,7 +377,6 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
     /// Acknowledges `received` on the radio: call it once the token is durably stored (or known to be).
     pub fn confirm(&mut self, received: &Received) -> Result<(), LinkError> {
         self.link.confirm(&received.frame)?;
-        self.last.insert(received.from, received.token.clone());
         self.stats.confirmed += 1;
         Ok(())
     }

@@ -143,6 +143,21 @@ impl RadioSection {
         Ok(())
     }
 
+    /// Takes a relative `board` path and `sim:` directory from `config_file`'s directory, as every path in a
+    /// service's configuration file (the relay and the receiver both call it when they load theirs).
+    pub fn resolve_paths(&mut self, config_file: &Path) {
+        if let Some(board) = &self.board {
+            if board.is_relative() {
+                if let Some(dir) = config_file.parent() {
+                    self.board = Some(dir.join(board));
+                }
+            }
+        }
+        if let Some(sim) = &self.sim {
+            self.sim = Some(resolve_sim_dir(config_file, sim));
+        }
+    }
+
     /// The board preset, if any, with a relative path taken from `config_file`'s directory.
     pub fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError> {
         let Some(board) = &self.board else {

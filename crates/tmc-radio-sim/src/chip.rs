@@ -230,8 +230,10 @@ impl Chip {
     fn write_op_mode(&mut self, value: u8) -> ModeChange {
         let old = self.register(regs::REG_OP_MODE);
         let old_mode = old & regs::MODE_MASK;
-        // LongRangeMode can only change in Sleep; elsewhere the bit keeps its value.
-        let value = if old_mode == regs::MODE_SLEEP {
+        // LongRangeMode can only change in Sleep: on a write from Sleep, or on the write that enters Sleep (the
+        // chip takes the bit with the mode: RadioHead's init writes 0x80 once, from standby, and works on
+        // hardware). A write that stays outside Sleep keeps the bit as it was.
+        let value = if old_mode == regs::MODE_SLEEP || value & regs::MODE_MASK == regs::MODE_SLEEP {
             value
         } else {
             (value & !regs::LONG_RANGE_MODE) | (old & regs::LONG_RANGE_MODE)
@@ -383,6 +385,23 @@ mod tests {
         chip.write(regs::REG_OP_MODE, 0x00);
         chip.write(regs::REG_OP_MODE, 0x80);
         assert_eq!(chip.register(regs::REG_OP_MODE), 0x80);
+        // Back to FSK from LoRa standby: refused, and the mode still changes.
+        chip.write(regs::REG_OP_MODE, 0x81);
+        chip.write(regs::REG_OP_MODE, 0x03);
+        assert_eq!(chip.register(regs::REG_OP_MODE), 0x83);
+    }
+
+    #[test]
+    fn the_write_that_enters_sleep_takes_long_range_mode() {
+        // RadioHead's init: one write of 0x80 from (FSK) standby, then it reads the bit back.
+        let mut chip = Chip::new();
+        chip.write(regs::REG_OP_MODE, 0x80);
+        assert_eq!(chip.register(regs::REG_OP_MODE), 0x80);
+        chip.write(regs::REG_OP_MODE, 0x81);
+        assert_eq!(chip.register(regs::REG_OP_MODE), 0x81);
+        // And back to FSK the same way.
+        chip.write(regs::REG_OP_MODE, 0x00);
+        assert_eq!(chip.register(regs::REG_OP_MODE), 0x00);
     }
 
     #[test]

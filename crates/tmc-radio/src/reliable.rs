@@ -4,13 +4,22 @@
 //! the ACK flag and the one-byte payload `!`. Without one it sends again with the RETRY flag, up to `retries`
 //! more times, each wait being the timeout plus a random back-off of up to the same again (so two nodes that
 //! collided do not collide forever). The receiver acknowledges every copy it gets (the sender may have missed
-//! the first ACK) but hands each (FROM, ID) to the application once.
+//! the first ACK) but hands each datagram to the application once.
+//!
+//! # What counts as a copy
+//! RadioHead's receiver takes a frame for a retry when its (FROM, ID) equals the last one it delivered. That
+//! loses data: a sender that restarts numbers from 1 again, and the old senders that use `RH_RF95::send` put ID 0
+//! on every frame, so a new datagram is taken for a retry, acknowledged and dropped. Here a frame is a copy only
+//! when it is provably the same frame: same FROM, ID **and bytes** as the one delivered last from that node, and
+//! heard within [`ReliableConfig::duplicate_window`] of the previous copy (the span in which a sender still
+//! retries). Anything else is handed over; the layer above (the envelope's sender and counter) is the authority
+//! on duplicates. The receiver remembers only the last datagram per node, in memory.
 
 use core::time::Duration;
 
 use crate::airtime::time_on_air;
 use crate::datagram::{Datagram, LinkError, ReceivedFrame};
-use crate::frame::{flags, BROADCAST, HEADER_LEN};
+use crate::frame::{flags, BROADCAST, HEADER_LEN, MAX_FRAME_LEN};
 use crate::hal::Clock;
 use crate::modem::ModemConfig;
 use crate::packet_radio::PacketRadio;
@@ -29,19 +38,19 @@ pub struct ReliableConfig {
     pub retries: u8,
     /// Base wait for an ACK after our frame is on air; the real wait is this plus up to this again at random.
     pub ack_timeout: Duration,
-    /// RadioHead's `RH_ENABLE_EXPLICIT_RETRY_DEDUP`: treat a repeated ID as a duplicate only if it has the RETRY
-    /// flag, so a node that restarts its sequence after a reboot is not mistaken for a retry. Off by default,
-    /// like RadioHead, because senders older than the RETRY flag never set it.
+    /// RadioHead's `RH_ENABLE_EXPLICIT_RETRY_DEDUP`: take a frame for a copy only if it also has the RETRY flag.
+    /// Off by default, like RadioHead, because senders older than the RETRY flag never set it (the bytes and
+    /// the window already keep a restarted sender's new datagrams from being taken for copies).
     pub explicit_retry_dedup: bool,
+    /// How long after a copy of the last delivered datagram another identical frame still counts as its retry.
+    /// Beyond it an identical frame is new data (an old sender whose reading did not change).
+    pub duplicate_window: Duration,
 }
 
 impl Default for ReliableConfig {
+    /// RadioHead's defaults at its default modem (SF7, 125 kHz, CR 4/5).
     fn default() -> Self {
-        Self {
-            retries: DEFAULT_RETRIES,
-            ack_timeout: DEFAULT_ACK_TIMEOUT,
-            explicit_retry_dedup: false,
-        }
+        Self::for_modem(&ModemConfig::RADIOHEAD_DEFAULT)
     }
 }
 
@@ -49,11 +58,19 @@ impl ReliableConfig {
     /// RadioHead's defaults, with the ACK timeout raised where the modem is slow: the ACK alone takes 827 ms
     /// at SF12, four times RadioHead's 200 ms. The wait covers the ACK's time on air plus 100 ms for the peer to
     /// read our frame and turn its radio round.
+    ///
+    /// The duplicate window is a whole retry sequence of a sender with the same settings: every transmission
+    /// (the longest frame) and every wait (twice the ACK timeout, the most RadioHead's random back-off makes
+    /// it), so that each retry falls inside it even measured from the first copy.
     pub fn for_modem(modem: &ModemConfig) -> Self {
         let ack_airtime = time_on_air(modem, HEADER_LEN + ACK_PAYLOAD.len());
+        let ack_timeout = DEFAULT_ACK_TIMEOUT.max(ack_airtime + Duration::from_millis(100));
+        let longest_frame = time_on_air(modem, MAX_FRAME_LEN);
         Self {
-            ack_timeout: DEFAULT_ACK_TIMEOUT.max(ack_airtime + Duration::from_millis(100)),
-            ..Self::default()
+            retries: DEFAULT_RETRIES,
+            ack_timeout,
+            explicit_retry_dedup: false,
+            duplicate_window: (longest_frame + ack_timeout * 2) * (u32::from(DEFAULT_RETRIES) + 1),
         }
     }
 }
@@ -73,6 +90,8 @@ pub struct ReliableStats {
     pub acks_withheld: u64,
     /// Copies of already delivered datagrams (acknowledged again, not delivered).
     pub duplicates: u64,
+    /// ACK frames heard while not waiting for one (late, or for another exchange): ignored.
+    pub stray_acks: u64,
 }
 
 /// Result of a successful [`ReliableDatagram::send_to_wait`].
@@ -82,6 +101,15 @@ pub struct Delivery {
     pub id: u8,
     /// Transmissions it took (1 = no retry).
     pub attempts: u8,
+}
+
+/// The datagram delivered last from one sender.
+#[derive(Clone, Debug)]
+struct Seen {
+    id: u8,
+    data: Vec<u8>,
+    /// When its last copy was heard (or it was confirmed).
+    heard: Duration,
 }
 
 /// When a received datagram is acknowledged.
@@ -98,9 +126,8 @@ pub struct ReliableDatagram<R, C> {
     datagram: Datagram<R, C>,
     config: ReliableConfig,
     last_sequence: u8,
-    /// Last ID delivered per sender. `None` until the first: RadioHead starts at 0 and so drops a first
-    /// datagram with ID 0, we do not.
-    seen: [Option<u8>; 256],
+    /// The last datagram delivered per sender, to recognise its retries.
+    seen: Vec<Option<Seen>>,
     rng: fastrand::Rng,
     stats: ReliableStats,
 }
@@ -112,7 +139,7 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
             datagram,
             config,
             last_sequence: 0,
-            seen: [None; 256],
+            seen: vec![None; 256],
             rng: fastrand::Rng::with_seed(seed),
             stats: ReliableStats::default(),
         }
@@ -136,6 +163,17 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
     /// Counters.
     pub fn stats(&self) -> ReliableStats {
         self.stats
+    }
+
+    /// The ID the last [`send_to_wait`](Self::send_to_wait) used (0 before the first).
+    pub fn last_id(&self) -> u8 {
+        self.last_sequence
+    }
+
+    /// Makes `id` the ID of the next [`send_to_wait`](Self::send_to_wait). A sender that keeps its IDs across
+    /// restarts sets it (a RadioHead receiver drops a new datagram whose ID equals the last one it got from us).
+    pub fn set_next_id(&mut self, id: u8) {
+        self.last_sequence = id.wrapping_sub(1);
     }
 
     /// Gives the datagram layer back.
@@ -185,10 +223,11 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
             if h.from == to && h.to == self.datagram.address() && h.is_ack() && h.id == id {
                 return Ok(true);
             }
-            if !h.is_ack()
-                && self.seen[usize::from(h.from)] == Some(h.id)
-                && h.to == self.datagram.address()
-            {
+            if h.is_ack() {
+                self.stats.stray_acks += 1;
+                continue;
+            }
+            if h.to == self.datagram.address() && self.is_copy(&frame) {
                 // The peer did not get our ACK for something we already delivered.
                 self.stats.duplicates += 1;
                 self.acknowledge(h.id, h.from)?;
@@ -220,8 +259,38 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
         if h.to == self.datagram.address() {
             self.acknowledge(h.id, h.from)?;
         }
-        self.seen[usize::from(h.from)] = Some(h.id);
+        self.remember(frame);
         Ok(())
+    }
+
+    fn remember(&mut self, frame: &ReceivedFrame) {
+        self.seen[usize::from(frame.header.from)] = Some(Seen {
+            id: frame.header.id,
+            data: frame.data.clone(),
+            heard: self.datagram.clock().now(),
+        });
+    }
+
+    /// Whether `frame` is a retry of the datagram delivered last from its sender (and if so, notes that this
+    /// copy was heard now, for the next one).
+    fn is_copy(&mut self, frame: &ReceivedFrame) -> bool {
+        let h = frame.header;
+        if self.config.explicit_retry_dedup && !h.is_retry() {
+            return false;
+        }
+        let now = self.datagram.clock().now();
+        let window = self.config.duplicate_window;
+        match &mut self.seen[usize::from(h.from)] {
+            Some(seen)
+                if seen.id == h.id
+                    && seen.data == frame.data
+                    && now.saturating_sub(seen.heard) <= window =>
+            {
+                seen.heard = now;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn receive_with(
@@ -240,12 +309,11 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
             };
             let h = frame.header;
             if h.is_ack() {
+                self.stats.stray_acks += 1;
                 continue;
             }
             let for_me = h.to == self.datagram.address();
-            let seen = self.seen[usize::from(h.from)] == Some(h.id);
-            let duplicate = seen && (!self.config.explicit_retry_dedup || h.is_retry());
-            if duplicate {
+            if self.is_copy(&frame) {
                 // The sender missed our ACK: acknowledge again, deliver nothing.
                 if for_me {
                     self.acknowledge(h.id, h.from)?;
@@ -257,7 +325,7 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
                 if for_me {
                     self.acknowledge(h.id, h.from)?;
                 }
-                self.seen[usize::from(h.from)] = Some(h.id);
+                self.remember(&frame);
             }
             return Ok(Some(frame));
         }

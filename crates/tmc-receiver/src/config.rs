@@ -161,6 +161,7 @@ impl Config {
     fn check(file: File, path: &Path) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::invalid(path, message);
         let mut radio = file.radio;
+        radio.resolve_paths(path);
         if radio.board.is_none() && radio.sim.is_none() {
             return Err(invalid(
                 "[radio]: set `board` (a board preset) or `sim` (simulated air)".into(),
@@ -276,6 +277,15 @@ stdout = true
         assert_eq!((u.broker.port, u.broker.keep_alive), (8883, 30));
         assert_eq!(u.broker.ca.as_deref(), Some(Path::new("/site/ca.pem")));
         assert_eq!(u.topic.render("sensors/s1/t", 10), "x/s1");
+
+        // The simulated air's directory and the board preset too, as the relay takes them.
+        let c = parse(&MINIMAL.replace(
+            "sim = \"sim:/tmp/air\"",
+            "sim = \"sim:air,loss=0.1\"\nboard = \"board.toml\"",
+        ))
+        .unwrap();
+        assert_eq!(c.radio.sim.as_deref(), Some("sim:/site/air,loss=0.1"));
+        assert_eq!(c.radio.board.as_deref(), Some(Path::new("/site/board.toml")));
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! | opens, but the inbox fails (disk)       | —              | **no**    | `commit_failures`     |
 //! | legacy frame (`legacy = true`)          | committed      | yes       | `legacy_frames`       |
 //!
+//! Before that, the link (`tmc_link::LinkReceiver`) counts what never becomes a token: CRC errors, packets too
+//! short for a header, frames for other nodes, stray ACKs, frames from non-peers, and retries of the token
+//! acknowledged last (same ID and bytes, within the retry window: acknowledged again). Every packet heard ends
+//! in exactly one of these counters or the table's (`LinkCounters::fates` = `frames_heard`).
+//!
 //! Duplicates are acknowledged so that a relay that missed our ACK stops resending. A refused token is not: the
 //! relay (or the forger) hears nothing. An authentic token whose payload cannot be decoded is a sender bug that
 //! no resend will fix; acknowledging it keeps it from blocking the relay's queue forever (it is logged as an
@@ -94,9 +99,7 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
     pub fn step(&mut self, timeout: Duration) -> Result<Option<Outcome>, LinkError> {
         let received = self.rx.receive(timeout);
         let stats = self.rx.stats();
-        if (stats.unknown_node, stats.resent_copies)
-            != (self.link_stats.unknown_node, self.link_stats.resent_copies)
-        {
+        if stats != self.link_stats {
             let strangers = stats
                 .unknown_node
                 .saturating_sub(self.link_stats.unknown_node);
@@ -106,8 +109,13 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 );
             }
             self.shared.update_link(|l| {
+                l.frames_heard = stats.heard;
+                l.crc_errors = stats.crc_errors;
+                l.malformed_frames = stats.malformed;
+                l.other_node = stats.other_node;
+                l.stray_acks = stats.stray_acks;
                 l.unknown_node = stats.unknown_node;
-                l.resent_copies = stats.resent_copies;
+                l.resent_copies = stats.retries;
             });
             self.link_stats = stats;
         }

@@ -32,9 +32,21 @@ pub struct Snapshot {
     pub outputs: BTreeMap<String, OutputStatus>,
 }
 
-/// What came over the radio since the start.
+/// What came over the radio since the start. Every packet heard ends in exactly one counted fate:
+/// [`LinkCounters::fates`] equals `frames_heard` whenever the radio loop is between two packets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkCounters {
+    /// Packets the radio heard, good or bad.
+    pub frames_heard: u64,
+    /// Packets that failed the radio's CRC (noise, collisions).
+    pub crc_errors: u64,
+    /// Packets too short for a RadioHead header.
+    pub malformed_frames: u64,
+    /// Frames addressed to another node.
+    pub other_node: u64,
+    /// ACK frames heard (another exchange on the channel, or late).
+    pub stray_acks: u64,
     /// Tokens the link handed over (new datagrams from peers).
     pub frames_received: u64,
     /// Tokens committed to the inbox (legacy frames included).
@@ -50,7 +62,8 @@ pub struct LinkCounters {
     pub refused: BTreeMap<String, u64>,
     /// Frames from nodes that are not peers (dropped, not acknowledged).
     pub unknown_node: u64,
-    /// Copies of the token acknowledged last, swallowed by the link layer.
+    /// Retries of the token acknowledged last from a node (same ID and bytes, within the retry window): the
+    /// link layer acknowledged them again.
     pub resent_copies: u64,
     /// Tokens not stored because the inbox failed (not acknowledged: the relay sends them again).
     pub commit_failures: u64,
@@ -59,6 +72,24 @@ pub struct LinkCounters {
     pub last_reading_unix: Option<u64>,
     pub last_rssi_dbm: Option<i16>,
     pub last_snr_db: Option<f32>,
+}
+
+impl LinkCounters {
+    /// The packets accounted for: the link's fates (CRC error, malformed, other node, stray ACK, retry,
+    /// unknown node) and each received token's (stored, duplicate, stale, refused, not stored).
+    pub fn fates(&self) -> u64 {
+        self.crc_errors
+            + self.malformed_frames
+            + self.other_node
+            + self.stray_acks
+            + self.resent_copies
+            + self.unknown_node
+            + self.tokens_stored
+            + self.duplicates
+            + self.stale
+            + self.refused.values().sum::<u64>()
+            + self.commit_failures
+    }
 }
 
 /// One output.

@@ -118,6 +118,16 @@ pub fn human(s: &Snapshot, state: State, age: u64) -> String {
     );
     let _ = writeln!(
         out,
+        "heard:    {} frame(s); CRC errors {}, malformed {}, for other nodes {}, ACKs {}, link retries {}",
+        l.frames_heard,
+        l.crc_errors,
+        l.malformed_frames,
+        l.other_node,
+        l.stray_acks,
+        l.resent_copies
+    );
+    let _ = writeln!(
+        out,
         "received: {} token(s); stored {} ({} reading(s), {} legacy); duplicates {}, stale {}",
         l.frames_received,
         l.tokens_stored,

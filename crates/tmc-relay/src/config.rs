@@ -211,9 +211,7 @@ impl RelayConfig {
         {
             *file = relative_to(path, file);
         }
-        if let Some(sim) = &self.radio.sim {
-            self.radio.sim = Some(tmc_link::radio::resolve_sim_dir(path, sim));
-        }
+        self.radio.resolve_paths(path);
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {

@@ -7,6 +7,10 @@
 //! - a secret file that group or others may read is refused, naming the file and its mode, instead of
 //!   being used silently.
 
+pub mod sequence;
+
+pub use sequence::{ReservedSequence, SequenceError};
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, KeyRing, Reading, Sealer, MAX_TOKEN_LEN};
-use tmc_link::{LinkSender, SendPolicy};
+use tmc_link::{HeaderIdFile, LinkSender, SendPolicy};
 use tmc_queue::{QueueStatus, RelayQueue};
 use tmc_service::{Notifier, Shutdown, StatusFile, Wakeup, Watchdog};
 
@@ -99,6 +99,11 @@ pub fn run_with(
         .radio
         .open(config_path, &air_name, u64::from(std::process::id()))?;
     let sender_id = config.envelope.sender.unwrap_or(u32::from(opened.address));
+    // RadioHead receivers track IDs per node address, so the IDs belong to the address, not to the sender id.
+    let header_ids_path = config
+        .state_dir
+        .join(format!("relay-header-id-{}", opened.address));
+    let header_ids = HeaderIdFile::open(&header_ids_path)?;
     let counter = CounterFile::open(
         &config.state_dir.join(format!("relay-counter-{sender_id}")),
         sender_id,
@@ -144,7 +149,8 @@ pub fn run_with(
         sender::service_wait(shutdown.clone(), sender_beat.clone()),
         u64::from(std::process::id()),
     )
-    .with_stop(move || stop.requested());
+    .with_stop(move || stop.requested())
+    .with_header_ids(header_ids);
     let sender = Sender::new(
         link,
         queue.clone(),

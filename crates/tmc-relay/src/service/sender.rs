@@ -50,6 +50,9 @@ pub struct SenderSnapshot {
     pub last_batch: u64,
     /// Whether the gateway answered the last round.
     pub gateway_answering: bool,
+    /// RadioHead header ID of the last datagram sent (none yet since the start). IDs go on across restarts.
+    #[serde(default)]
+    pub last_header_id: Option<u8>,
 }
 
 /// What the sender needs besides the link.
@@ -200,6 +203,8 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
                     return Ok(true);
                 }
                 Err(SendError::Stopped) => return Ok(false),
+                // The state directory cannot keep the IDs: sending on could repeat one after the next restart.
+                Err(e @ SendError::HeaderIds(_)) => return Err(e.into()),
                 Err(SendError::Silent { to, rounds }) => {
                     self.lock_stats().gateway_answering = false;
                     if !silent_logged {
@@ -235,6 +240,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
         let frames = datagram.stats().sent;
         let mut stats = self.lock_stats();
         stats.frames_sent = frames;
+        stats.last_header_id = (frames > 0).then(|| self.link.link().last_id());
         stats.silent_rounds = link.silent_rounds;
         stats.duty_cycle_waits = link.duty_cycle_waits;
         stats.duty_cycle_wait_s = link.duty_cycle_wait.as_secs_f64();
