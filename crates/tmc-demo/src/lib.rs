@@ -38,6 +38,10 @@ pub struct SiteOptions {
     pub output: String,
     /// Relay `[link]` back-off in seconds (short in tests).
     pub backoff: f64,
+    /// Relay `[envelope] max_batch` (readings per token), when not the default.
+    pub max_batch: Option<usize>,
+    /// Receiver `[envelope] legacy`: also accept the old deployment's frames.
+    pub legacy: bool,
 }
 
 impl Default for SiteOptions {
@@ -52,6 +56,8 @@ impl Default for SiteOptions {
             upstream: None,
             output: "stdout = true\nfile = \"readings.jsonl\"\n".into(),
             backoff: 2.0,
+            max_batch: None,
+            legacy: false,
         }
     }
 }
@@ -127,11 +133,15 @@ impl SiteFiles {
              ca = \"{site}/ecc.ca.cert.pem\"\ncert = \"{site}/ecc.relay.cert.pem\"\nkey = \"{site}/ecc.relay.key.pem\"\n\n\
              {radio}\n\
              [link]\ngateway = {GATEWAY_NODE}\nbackoff = {backoff}\nmax_backoff = {max_backoff}\n\n\
-             [envelope]\nkeys = \"keys.toml\"\nencoding = \"packed\"\n",
+             [envelope]\nkeys = \"keys.toml\"\nencoding = \"packed\"\n{max_batch}",
             port = self.broker_port,
             radio = self.radio(options, RELAY_NODE),
             backoff = options.backoff,
             max_backoff = options.backoff * 8.0,
+            max_batch = options
+                .max_batch
+                .map(|n| format!("max_batch = {n}\n"))
+                .unwrap_or_default(),
         )
     }
 
@@ -141,9 +151,10 @@ impl SiteFiles {
              state_dir = \"receiver-state\"\n\n\
              {radio}\n\
              [link]\npeers = [{RELAY_NODE}]\n\n\
-             [envelope]\nkeys = \"keys.toml\"\n\n\
+             [envelope]\nkeys = \"keys.toml\"\nlegacy = {legacy}\n\n\
              [output]\n{output}\n{upstream}",
             radio = self.radio(options, GATEWAY_NODE),
+            legacy = options.legacy,
             output = options.output,
             upstream = options.upstream.clone().unwrap_or_default(),
         )
@@ -177,7 +188,21 @@ impl SiteFiles {
         readings: Option<u64>,
         ledger: Option<&Path>,
     ) -> anyhow::Result<Service> {
+        self.start_sensors_from(1, interval, readings, ledger)
+    }
+
+    /// [`start_sensors`](Self::start_sensors) continuing an earlier run: each sensor's first reading is
+    /// `first_seq`.
+    pub fn start_sensors_from(
+        &self,
+        first_seq: u64,
+        interval: &str,
+        readings: Option<u64>,
+        ledger: Option<&Path>,
+    ) -> anyhow::Result<Service> {
         let mut args: Vec<String> = [
+            "--first-seq",
+            &first_seq.to_string(),
             "--site",
             &self.site.dir().display().to_string(),
             "--sensors",

@@ -122,7 +122,9 @@ fn a_radiohead_retry_of_a_delivered_datagram_is_acked_but_not_delivered_again() 
 }
 
 /// What `gateway.receive` makes of each frame a RadioHead node sends: delivered or not, and always acknowledged.
-fn deliveries(frames: &[(&[u8], Option<Duration>)]) -> (Vec<bool>, tmc_radio::reliable::ReliableStats) {
+fn deliveries(
+    frames: &[(&[u8], Option<Duration>)],
+) -> (Vec<bool>, tmc_radio::reliable::ReliableStats) {
     let channel = SimChannel::new(ChannelConfig::default());
     let me = channel.participant();
     let mut node = driver(channel.add_chip_for(&me), radiohead_default());
@@ -145,7 +147,12 @@ fn deliveries(frames: &[(&[u8], Option<Duration>)]) -> (Vec<bool>, tmc_radio::re
             panic!("no data frame")
         };
         assert_eq!(data.payload(), *bytes);
-        delivered.push(gateway.receive(Duration::from_millis(300)).unwrap().is_some());
+        delivered.push(
+            gateway
+                .receive(Duration::from_millis(300))
+                .unwrap()
+                .is_some(),
+        );
         let Reception::Packet(ack) = sniffer.receive(SECOND).unwrap() else {
             panic!("no ACK for {bytes:?}")
         };

@@ -285,7 +285,10 @@ stdout = true
         ))
         .unwrap();
         assert_eq!(c.radio.sim.as_deref(), Some("sim:/site/air,loss=0.1"));
-        assert_eq!(c.radio.board.as_deref(), Some(Path::new("/site/board.toml")));
+        assert_eq!(
+            c.radio.board.as_deref(),
+            Some(Path::new("/site/board.toml"))
+        );
     }
 
     #[test]

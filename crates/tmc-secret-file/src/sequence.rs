@@ -75,7 +75,11 @@ impl ReservedSequence {
         }
         if self.next >= self.reserved_until {
             let bound = self.next.saturating_add(self.block).min(self.limit);
-            write_private(&self.path, format!("{bound}\n").as_bytes(), Overwrite::Replace)?;
+            write_private(
+                &self.path,
+                format!("{bound}\n").as_bytes(),
+                Overwrite::Replace,
+            )?;
             self.reserved_until = bound;
         }
         let n = self.next;
@@ -112,12 +116,20 @@ mod tests {
         let path = dir.path().join("seq");
         let mut s = ReservedSequence::open(&path, 64, 2).unwrap();
         assert_eq!((s.take().unwrap(), s.take().unwrap()), (0, 1));
-        assert!(matches!(s.take(), Err(SequenceError::Exhausted { limit: 2, .. })));
+        assert!(matches!(
+            s.take(),
+            Err(SequenceError::Exhausted { limit: 2, .. })
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "2\n");
 
         write_private(&path, b"12x\n", Overwrite::Replace).unwrap();
-        let err = ReservedSequence::open(&path, 1, 10).unwrap_err().to_string();
-        assert!(err.contains("seq: expected one decimal number, found \"12x\""), "{err}");
+        let err = ReservedSequence::open(&path, 1, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("seq: expected one decimal number, found \"12x\""),
+            "{err}"
+        );
         write_private(&path, b"11\n", Overwrite::Replace).unwrap();
         assert!(matches!(
             ReservedSequence::open(&path, 1, 10),

@@ -77,6 +77,18 @@ impl Harness {
             .unwrap()
     }
 
+    /// [`sensors`](Self::sensors) continuing an earlier run from `first_seq`.
+    pub fn sensors_from(&self, first_seq: u64, readings: u64, interval: &str) -> Service {
+        self.files
+            .start_sensors_from(
+                first_seq,
+                interval,
+                Some(readings),
+                Some(&self.ledger_path()),
+            )
+            .unwrap()
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.dir.path().join("ledger.jsonl")
     }
@@ -116,6 +128,20 @@ impl Harness {
                 )
             })
             .collect()
+    }
+
+    /// Lines of the receiver's JSON-lines file once it has at least `n` (bounded wait).
+    pub fn wait_for_lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = std::fs::read_to_string(self.files.readings_file()).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n || Instant::now() >= deadline {
+                return lines;
+            }
+            // Another process writes the file: poll it.
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits (bounded) until the output holds at least `n` readings.
@@ -231,13 +257,68 @@ impl Harness {
         limit: Duration,
         check: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let status = self.receiver_status();
-            if check(&status) || Instant::now() >= deadline {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_for_status(limit, || self.receiver_status(), check)
     }
+
+    /// Waits (bounded) until `check` holds for the relay's status.
+    pub fn wait_for_relay(
+        &self,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        wait_for_status(limit, || self.relay_status(), check)
+    }
+}
+
+/// Polls a status (another process writes it every two seconds) until `check` holds or `limit` passes.
+fn wait_for_status(
+    limit: Duration,
+    read: impl Fn() -> serde_json::Value,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = read();
+        if check(&status) || Instant::now() >= deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every packet the receiver heard ends in exactly one counted fate (its status says how many of each).
+pub fn assert_every_frame_accounted(link: &serde_json::Value) {
+    let n = |key: &str| {
+        link[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {link}"))
+    };
+    let refused: u64 = link["refused"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let fates = [
+        "crc_errors",
+        "malformed_frames",
+        "other_node",
+        "stray_acks",
+        "resent_copies",
+        "unknown_node",
+        "tokens_stored",
+        "duplicates",
+        "stale",
+        "commit_failures",
+    ]
+    .iter()
+    .map(|k| n(k))
+    .sum::<u64>()
+        + refused;
+    assert_eq!(n("frames_heard"), fates, "a frame without a fate: {link}");
+    assert_eq!(
+        n("frames_received"),
+        n("tokens_stored") + n("duplicates") + n("stale") + refused + n("commit_failures"),
+        "a token without a fate: {link}"
+    );
 }
