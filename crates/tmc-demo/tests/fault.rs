@@ -1,5 +1,5 @@
 //! Faults on every part of the path, with real processes: 20 % frame loss and 1 % corruption on the air, the
-//! relay killed (SIGKILL) and restarted twice, the site broker restarted once, the receiver killed and
+//! relay killed (SIGKILL) and restarted four times, the site broker restarted once, the receiver killed and
 //! restarted once, the upstream broker down for the first part of the run. At the end, every reading the
 //! broker acknowledged to a sensor is in the receiver's file exactly once, in per-sensor order, and the
 //! upstream outbox is empty (everything was PUBACKed upstream).
@@ -36,8 +36,8 @@ fn every_acknowledged_reading_is_output_exactly_once_through_crashes_restarts_an
     // Publishing spans the whole run (100 readings 350 ms apart), so every fault hits readings in flight.
     let sensors = h.sensors(READINGS, "350ms");
 
-    // The relay dies twice, mid-stream.
-    for at in [60, 160] {
+    // The relay dies four times, mid-stream, after varied numbers of frames (its header IDs go on each time).
+    for at in [25, 60, 110, 160] {
         assert!(
             h.wait_for_output(at, WAIT).len() >= at,
             "stalled before {at}"
@@ -85,6 +85,7 @@ fn every_acknowledged_reading_is_output_exactly_once_through_crashes_restarts_an
         "the sensors could not get every reading acknowledged"
     );
     assert_eq!(acked, SENSORS * READINGS as usize);
+    common::assert_every_frame_accounted(link);
     assert_eq!(
         status["snapshot"]["outputs"]["upstream"]["backlog"].as_u64(),
         Some(0),

@@ -381,3 +381,25 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn header_ids_start_at_1_and_never_restart_on_the_last_one() {
+        for used in [1u32, 63, 64, 65, 255, 256, 257, 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ids");
+            let mut ids = HeaderIdFile::open(&path).unwrap();
+            let taken: Vec<u8> = (0..used).map(|_| ids.take().unwrap()).collect();
+            assert_eq!(taken[0], 1);
+            // Consecutive, wrapping 255 → 0 as RadioHead's.
+            assert!(taken.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+            drop(ids);
+            let first_after = HeaderIdFile::open(&path).unwrap().take().unwrap();
+            assert_ne!(first_after, taken[taken.len() - 1], "after {used} IDs");
+        }
+    }
+}

@@ -366,5 +366,15 @@ mod tests {
             slow.ack_timeout,
             Duration::from_micros(827_392) + Duration::from_millis(100)
         );
+        // A whole retry sequence: 4 × (longest frame + 2 × ACK timeout).
+        assert_eq!(
+            fast.duplicate_window,
+            (Duration::from_micros(399_616) + Duration::from_millis(400)) * 4
+        );
+        assert_eq!(
+            slow.duplicate_window,
+            (Duration::from_micros(9_019_392) + slow.ack_timeout * 2) * 4
+        );
+        assert_eq!(ReliableConfig::default(), fast);
     }
 }

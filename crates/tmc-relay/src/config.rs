@@ -1,7 +1,7 @@
 //! `relay.toml`: what `tmc-relay run` and `tmc-relay status` read.
 //!
 //! ```toml
-//! state_dir = "/var/lib/tmc"      # queue (relay.db), message counter, status snapshot
+//! state_dir = "/var/lib/tmc"      # queue (relay.db), message counter, radio header IDs, status snapshot
 //!
 //! [mqtt]                          # the site broker, mutual TLS with the relay's certificate
 //! host = "mqtt.com"
