@@ -62,7 +62,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let data = match (&cli.hex, &cli.legacy) {
-        (Some(hex), _) => decode_hex(hex).context("--hex")?,
+        (Some(text), _) => hex::decode(text.trim()).context("--hex")?,
         (None, Some(text)) => legacy::seal(&LegacyKeys::default(), text.as_bytes())?,
         (None, None) => anyhow::bail!("give --hex or --legacy"),
     };
@@ -97,16 +97,4 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         println!("{}", if acked { "ack" } else { "no-ack" });
     }
     Ok(())
-}
-
-fn decode_hex(text: &str) -> anyhow::Result<Vec<u8>> {
-    let text = text.trim();
-    anyhow::ensure!(text.len() % 2 == 0, "odd number of hex digits");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .with_context(|| format!("{:?} is not a hex byte", &text[i..i + 2]))
-        })
-        .collect()
 }

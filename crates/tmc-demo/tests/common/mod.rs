@@ -114,28 +114,20 @@ impl Harness {
 
     /// Readings in the receiver's JSON-lines file, in file order: (sensor, seq, payload).
     pub fn output(&self) -> Vec<(String, u64, String)> {
+        readings(&self.lines())
+    }
+
+    /// The lines of the receiver's JSON-lines file.
+    fn lines(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.files.readings_file()).unwrap_or_default();
-        text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("output line {line:?}: {e}"));
-                let payload = v["data"].as_str().unwrap().to_owned();
-                let p: serde_json::Value = serde_json::from_str(&payload).unwrap();
-                (
-                    p["id"].as_str().unwrap().to_owned(),
-                    p["seq"].as_u64().unwrap(),
-                    payload,
-                )
-            })
-            .collect()
+        text.lines().map(str::to_owned).collect()
     }
 
     /// Lines of the receiver's JSON-lines file once it has at least `n` (bounded wait).
     pub fn wait_for_lines(&self, n: usize, limit: Duration) -> Vec<String> {
         let deadline = Instant::now() + limit;
         loop {
-            let text = std::fs::read_to_string(self.files.readings_file()).unwrap_or_default();
-            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let lines = self.lines();
             if lines.len() >= n || Instant::now() >= deadline {
                 return lines;
             }
@@ -146,16 +138,26 @@ impl Harness {
 
     /// Waits (bounded) until the output holds at least `n` readings.
     pub fn wait_for_output(&self, n: usize, limit: Duration) -> Vec<(String, u64, String)> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let out = self.output();
-            if out.len() >= n || Instant::now() >= deadline {
-                return out;
-            }
-            // Another process writes the file: poll it.
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        readings(&self.wait_for_lines(n, limit))
     }
+}
+
+/// The sensor readings in output lines: (sensor, seq, payload).
+fn readings(lines: &[String]) -> Vec<(String, u64, String)> {
+    lines
+        .iter()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("output line {line:?}: {e}"));
+            let payload = v["data"].as_str().unwrap().to_owned();
+            let p: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["seq"].as_u64().unwrap(),
+                payload,
+            )
+        })
+        .collect()
 }
 
 /// Checks exactly-once, per-sensor order and content; returns (acknowledged, output, extra) counts where extra
