@@ -30,7 +30,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
-SRCREV = "79022b960563f74eb0d90fd580d315f020810e74"
+SRCREV = "f3c4bc3b8993edb40de4c8fdfbc7711a0d443f81"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
