@@ -33,7 +33,7 @@ PRUNE ?= 0
 prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision firmware firmware-test flash-firmware clean
+	crates-inc crates-inc-check layer-check test-scripts image flash provision boards firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -47,7 +47,8 @@ help:
 	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
 	@echo "make image         build tmc-image with kas: MACHINE=raspberrypi4-64|raspberrypi3-64|raspberrypi5 [SOURCE=checkout|git]"
 	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
-	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset]"
+	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset] [ADDRESS=node]"
+	@echo "make boards        SITE=<site dir>: the site's boards with their node addresses and sender ids"
 	@echo "make firmware      ESP8266 sensor firmware (ELF + flash images): [SITE=dir NAME=sensor] config from the site file, [ESP8266_SDK=dir] Wi-Fi + TCP"
 	@echo "make firmware-test on-target checks on the lx106 core in QEMU, the firmware images and the SDK link check"
 	@echo "make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir ERASE=1] [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
@@ -201,9 +202,15 @@ ROLE ?=
 NAME ?=
 BOARD ?= board-config/dragino-lora-hat.toml
 provision: deps
-	@[ -n "$(BOOT)" ] && [ -n "$(ROLE)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset.toml]" >&2; exit 2; }
+	@[ -n "$(BOOT)" ] && [ -n "$(ROLE)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset.toml] [ADDRESS=node]" >&2; exit 2; }
 	$(CARGO) build --locked -p tmc-provision
-	target/debug/tmc-provision write --boot "$(BOOT)" --role "$(ROLE)" --site "$(SITE)" --name "$(NAME)" --board "$(BOARD)"
+	target/debug/tmc-provision write --boot "$(BOOT)" --role "$(ROLE)" --site "$(SITE)" --name "$(NAME)" --board "$(BOARD)" \
+		$(if $(ADDRESS),--address "$(ADDRESS)")
+
+# The site's boards: node addresses and sender ids as provisioning assigned them (SITE/boards.toml).
+boards: deps
+	$(CARGO) build --locked -p tmc-provision
+	target/debug/tmc-provision list --site "$(SITE)"
 
 clean:
 	$(CARGO) clean

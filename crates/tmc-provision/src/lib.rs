@@ -107,6 +107,7 @@
 //! Each action is one line on stdout (installed, unchanged, removed from boot, enabled, ...); nothing
 //! secret is ever printed.
 
+pub mod boards;
 mod firstboot;
 mod fsutil;
 pub mod layout;
@@ -114,6 +115,7 @@ pub mod manifest;
 mod sensor;
 mod write;
 
+pub use boards::{Board, Boards, BoardsError, BOARDS_FILE};
 pub use firstboot::{firstboot, Action, FirstbootError, FirstbootReport, Outcome};
 pub use manifest::{FileEntry, Manifest, ManifestError, Role, BUNDLE_DIR, MANIFEST_FILE};
 pub use sensor::{

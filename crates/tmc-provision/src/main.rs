@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use tmc_provision::{
     firstboot, sensor_config, write, Outcome, Role, SensorConfigOptions, ServiceManager, Systemctl,
-    WriteOptions, DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS,
+    WriteOptions, DEFAULT_GATEWAY_ADDRESS,
 };
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,15 @@ enum Command {
     /// On the PC: write an ESP8266 sensor's compiled-in configuration (firmware TMC_SENSOR_CONFIG) from the
     /// site file: the access point's SSID and passphrase, the broker's name and port, topic, interval.
     SensorConfig(SensorConfigArgs),
+    /// On the PC: the site's boards with their node addresses and sender ids (SITE/boards.toml).
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// The tmc-pki site directory.
+    #[arg(long)]
+    site: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -56,7 +65,8 @@ struct WriteArgs {
     /// Use this relay.toml / receiver.toml instead of rendering one (checked with the service's parser).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// This board's node address [default: 10 for a concentrator, 1 for a gateway].
+    /// This board's node address [default: the board's own if the site has provisioned it before, else the
+    /// first free one from 10 for a concentrator, from 1 for a gateway].
     #[arg(long)]
     address: Option<u8>,
     /// Concentrator: the gateway's node address [default: 1].
@@ -118,6 +128,7 @@ fn main() -> std::process::ExitCode {
         Command::Write(args) => write_cmd(args),
         Command::Firstboot(args) => firstboot_cmd(&args),
         Command::SensorConfig(args) => sensor_config_cmd(args),
+        Command::List(args) => list_cmd(&args),
     };
     tmc_cli::exit_status("tmc-provision", result)
 }
@@ -153,24 +164,38 @@ fn write_cmd(args: WriteArgs) -> anyhow::Result<()> {
     for path in &report.written {
         println!("wrote    {}", path.display());
     }
-    if options.config.is_none() {
-        match options.role {
-            Role::Concentrator => println!(
-                "link     relay node {} sends to gateway node {}",
-                options.address.unwrap_or(DEFAULT_RELAY_ADDRESS),
-                options.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS)
-            ),
-            Role::Gateway => println!(
-                "link     gateway node {} accepts relay nodes {:?}",
-                options.address.unwrap_or(DEFAULT_GATEWAY_ADDRESS),
-                options.peers.clone().unwrap_or(vec![DEFAULT_RELAY_ADDRESS])
-            ),
-        }
+    let board = &report.board;
+    match board.sender {
+        Some(sender) => println!(
+            "assigned node address {} and sender id {sender} to {:?} (site inventory {})",
+            board.address,
+            board.name,
+            options.site.join(tmc_provision::BOARDS_FILE).display()
+        ),
+        None => println!(
+            "assigned node address {} to {:?} (site inventory {})",
+            board.address,
+            board.name,
+            options.site.join(tmc_provision::BOARDS_FILE).display()
+        ),
+    }
+    if options.config.is_none() && options.role == Role::Concentrator {
+        println!(
+            "link     relay node {} sends to gateway node {}",
+            board.address,
+            options.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS)
+        );
     }
     println!(
         "{} {:?} is on the card: the secret files leave it at the board's first boot (FAT keeps no file permissions: keep the card to yourself until then)",
         options.role, options.name
     );
+    Ok(())
+}
+
+fn list_cmd(args: &ListArgs) -> anyhow::Result<()> {
+    let boards = tmc_provision::Boards::load(&args.site)?;
+    print!("{}", boards.table());
     Ok(())
 }
 

@@ -22,6 +22,7 @@ fn write_puts_the_bundle_and_manifest_on_the_card_and_issues_a_new_relay() {
     assert_eq!(
         boot_files(&f.boot),
         [
+            "assignment.toml",
             "board.toml",
             "broker/ecc.broker.cert.pem",
             "broker/ecc.broker.key.pem",
@@ -108,10 +109,10 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
             _ => None,
         })
         .collect();
-    assert_eq!(installed.len(), 18, "{installed:?}");
-    assert_eq!(installed[15], "/etc/tmc/relay.toml", "{installed:?}");
+    assert_eq!(installed.len(), 19, "{installed:?}");
+    assert_eq!(installed[16], "/etc/tmc/relay.toml", "{installed:?}");
     assert_eq!(
-        installed[16..],
+        installed[17..],
         ["/etc/mosquitto/mosquitto.conf", "/etc/hosts"],
         "{installed:?}"
     );
@@ -128,6 +129,7 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
     expect("/etc/tmc", 0o750, root_tmc);
     for public in [
         "/etc/tmc/relay.toml",
+        "/etc/tmc/assignment.toml",
         "/etc/tmc/board.toml",
         "/etc/tmc/site.toml",
         "/etc/tmc/ecc.ca.cert.pem",
@@ -210,6 +212,7 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
     assert_eq!(
         boot_files(&f.boot),
         [
+            "assignment.toml",
             "board.toml",
             "broker/ecc.broker.cert.pem",
             "broker/ecc.ca.cert.pem",
@@ -373,7 +376,7 @@ fn an_interrupted_run_is_completed_by_the_next() {
         )
     })
     .collect();
-    assert_eq!(card.len(), 15);
+    assert_eq!(card.len(), 16);
     f.firstboot();
 
     // A crash after part of the install, before the card was cleaned: the secrets are back on the card,

@@ -40,6 +40,7 @@ use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
 use tmc_service::notify::Heartbeat;
 use tmc_service::Shutdown;
 
+use crate::sender_watch::{SenderWatch, Verdict};
 use crate::shared::{unix_now, Shared};
 
 /// How long one receive waits before the loop checks for a stop and beats its heartbeat.
@@ -72,6 +73,7 @@ pub struct Gateway<R, C> {
     ring: KeyRing,
     opener: Opener,
     legacy: Option<LegacyKeys>,
+    watch: SenderWatch,
 }
 
 impl<R: PacketRadio, C: Clock> Gateway<R, C> {
@@ -92,6 +94,7 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
             ring,
             opener,
             legacy: legacy.then(LegacyKeys::default),
+            watch: SenderWatch::default(),
         }
     }
 
@@ -206,6 +209,8 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                     opened.sender,
                     opened.counter
                 );
+                self.watch
+                    .stored(opened.sender, opened.counter, &received.token);
                 self.stored(received, readings);
                 Outcome::Stored {
                     readings,
@@ -281,6 +286,23 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
 
     fn duplicate(&mut self, received: &Received, e: &ReplayError) -> Outcome {
         let stale = matches!(e, ReplayError::Stale { .. });
+        let (sender, verdict) = match *e {
+            ReplayError::Replayed { sender, counter } => (
+                sender,
+                self.watch.replayed(sender, counter, &received.token),
+            ),
+            ReplayError::Stale { sender, .. } => (sender, self.watch.stale(sender)),
+        };
+        if let Verdict::Conflict { count, warn } = verdict {
+            if warn {
+                tracing::warn!(
+                    "sender {sender}: {count} tokens reuse counters another token of this sender took, or fall far                      behind its newest: two relays are likely sealing with sender id {sender} (each relay needs its                      own: provision the boards with tmc-provision, which assigns them), or this relay's counter file                      was lost or restored; one relay's readings are being refused as replays"
+                );
+            }
+            self.shared.update_link(|l| {
+                l.sender_conflicts.insert(sender.to_string(), count);
+            });
+        }
         tracing::warn!(
             "node {}: {e}; acknowledged, not stored again",
             received.from

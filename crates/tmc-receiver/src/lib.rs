@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod line;
 pub mod outputs;
 mod run_cmd;
+pub mod sender_watch;
 pub mod service;
 pub mod shared;
 mod status_cmd;

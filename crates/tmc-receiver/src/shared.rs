@@ -60,6 +60,10 @@ pub struct LinkCounters {
     pub stale: u64,
     /// Tokens refused, by reason (`bad_signature`, `unknown_kid`, `malformed`, ...).
     pub refused: BTreeMap<String, u64>,
+    /// By sender id: tokens that one honest relay cannot send (its counter taken by other bytes, or far
+    /// behind): two relays likely share the sender id (see `sender_watch`). Counted among the duplicates and
+    /// stale tokens too, not a fate of their own.
+    pub sender_conflicts: BTreeMap<String, u64>,
     /// Frames from nodes that are not peers (dropped, not acknowledged).
     pub unknown_node: u64,
     /// Retries of the token acknowledged last from a node (same ID and bytes, within the retry window): the

@@ -149,6 +149,12 @@ pub fn human(s: &Snapshot, state: State, age: u64) -> String {
         l.commit_failures,
         l.radio_errors
     );
+    for (sender, n) in &l.sender_conflicts {
+        let _ = writeln!(
+            out,
+            "WARNING:  sender {sender}: {n} token(s) that one relay cannot send (a counter reused with other bytes, or far behind): two relays likely share sender id {sender}"
+        );
+    }
     let signal = match (l.last_rssi_dbm, l.last_snr_db) {
         (Some(rssi), Some(snr)) => format!(" (RSSI {rssi} dBm, SNR {snr:.2} dB)"),
         _ => String::new(),

@@ -1,6 +1,7 @@
 //! The `tmc-relay` command line. Each subcommand is a thin layer over a library crate.
 
 mod airtime_cmd;
+pub mod assignment;
 pub mod config;
 mod keys_cmd;
 mod seal_cmd;

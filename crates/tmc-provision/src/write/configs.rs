@@ -23,7 +23,7 @@ fn etc(name: &str) -> String {
 }
 
 /// The concentrator's relay configuration.
-pub fn render_relay(name: &str, address: u8, gateway: u8) -> String {
+pub fn render_relay(name: &str, address: u8, gateway: u8, sender: u32) -> String {
     format!(
         "# relay.toml of {name}, written by tmc-provision (see tmc_relay::config for every setting).\n\
          state_dir = \"{STATE_DIR}\"\n\
@@ -43,7 +43,8 @@ pub fn render_relay(name: &str, address: u8, gateway: u8) -> String {
          gateway = {gateway}\n\
          \n\
          [envelope]\n\
-         keys = \"{keys}\"\n",
+         keys = \"{keys}\"\n\
+         sender = {sender}\n",
         ca = etc(CA_CERT),
         cert = etc(&relay_cert(name)),
         key = etc(&relay_key(name)),
@@ -271,7 +272,7 @@ mod tests {
     fn rendered_relay_passes_the_relays_loader() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
-        std::fs::write(&path, render_relay("relay-7", 12, 3)).unwrap();
+        std::fs::write(&path, render_relay("relay-7", 12, 3, 12)).unwrap();
         let c = tmc_relay::config::RelayConfig::load(&path).unwrap();
         assert_eq!(c.mqtt.host, "mqtt.com");
         assert_eq!(c.mqtt.port, 8883);

@@ -92,6 +92,9 @@ pub enum WriteError {
         /// What is wrong.
         problem: String,
     },
+    /// The site's board inventory refused the address or sender id.
+    #[error(transparent)]
+    Boards(#[from] crate::boards::BoardsError),
     /// The bundle built does not pass the manifest checks (a bug, caught before writing).
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use tmc_pki::{Identity, Site};
 
+use crate::boards::{Board, Boards};
+
 use crate::layout::{BOARD_FILE, KEYS_FILE, RECEIVER_CONFIG, RELAY_CONFIG};
 use crate::manifest::{check_name, Manifest, Role, MANIFEST_FILE};
 use bundle::Bundle;
@@ -63,6 +65,8 @@ pub struct WriteReport {
     pub written: Vec<PathBuf>,
     /// Things the user should know (default Wi-Fi passphrase, a path not on the card, ...).
     pub warnings: Vec<String>,
+    /// The board as the site's inventory now records it (address, sender id).
+    pub board: Board,
 }
 
 /// Builds the bundle, checks it whole, then writes it to the card.
@@ -89,12 +93,15 @@ pub fn write(options: &WriteOptions) -> Result<WriteReport, WriteError> {
     )?;
     bundle.add(KEYS_FILE, keys, true);
 
-    let issued = match options.role {
-        Role::Concentrator => concentrator(options, &site, &mut bundle, &mut warnings)?,
-        Role::Gateway => {
-            gateway(options, &mut bundle, &mut warnings)?;
-            None
+    let mut boards = Boards::load(site.dir())?;
+    let (issued, board) = match options.role {
+        Role::Concentrator => {
+            concentrator(options, &site, &mut boards, &mut bundle, &mut warnings)?
         }
+        Role::Gateway => (
+            None,
+            gateway(options, &mut boards, &mut bundle, &mut warnings)?,
+        ),
     };
 
     let manifest = bundle.manifest(options.role, &options.name);
@@ -107,6 +114,7 @@ pub fn write(options: &WriteOptions) -> Result<WriteReport, WriteError> {
         previous,
         written,
         warnings,
+        board,
     })
 }
 
@@ -161,14 +169,47 @@ fn check_options(o: &WriteOptions) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// The node address a board's preset gives it (a custom configuration without `[radio] address`).
+fn preset_address(o: &WriteOptions) -> Result<u8, WriteError> {
+    Ok(tmc_board::BoardPreset::from_file(&o.board)?
+        .radio
+        .node_address)
+}
+
 fn concentrator(
     o: &WriteOptions,
     site: &Site,
+    boards: &mut Boards,
     bundle: &mut Bundle,
     warnings: &mut Vec<String>,
-) -> Result<Option<Identity>, WriteError> {
-    let address = o.address.unwrap_or(DEFAULT_RELAY_ADDRESS);
+) -> Result<(Option<Identity>, Board), WriteError> {
     let gateway = o.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS);
+    let (address, sender) = match &o.config {
+        Some(path) => {
+            let config = tmc_relay::config::RelayConfig::load(path)?;
+            let address = match config.radio.address {
+                Some(address) => address,
+                None => preset_address(o)?,
+            };
+            (
+                address,
+                config.envelope.sender.unwrap_or(u32::from(address)),
+            )
+        }
+        None => {
+            let address = match o.address {
+                Some(address) => address,
+                None => boards.address_for(
+                    &o.name,
+                    Role::Concentrator,
+                    DEFAULT_RELAY_ADDRESS,
+                    &[gateway],
+                )?,
+            };
+            (address, u32::from(address))
+        }
+    };
+    boards.check(&o.name, address, Some(sender))?;
     if o.config.is_none() && address == gateway {
         return Err(WriteError::Option {
             option: "--address",
@@ -196,7 +237,12 @@ fn concentrator(
             names.add(RELAY_CONFIG, Vec::new(), false);
             configs::custom_relay(path, &mut names, warnings)?
         }
-        None => render_relay(&o.name, address, gateway).into_bytes(),
+        None => render_relay(&o.name, address, gateway, sender).into_bytes(),
+    };
+    let assignment = tmc_relay::assignment::Assignment {
+        name: o.name.clone(),
+        address,
+        sender,
     };
 
     // Every check that needs no new certificate has passed: only now may the site change.
@@ -205,25 +251,58 @@ fn concentrator(
     } else {
         Some(pki::issue_relay(site, &o.name)?)
     };
+    let board = Board {
+        name: o.name.clone(),
+        role: Role::Concentrator,
+        address,
+        sender: Some(sender),
+    };
+    boards.record(board.clone());
+    boards.save()?;
     pki::add_relay_files(site, &o.name, bundle)?;
     pki::add_broker_files(site, bundle)?;
+    bundle.add(
+        tmc_relay::assignment::FILE_NAME,
+        assignment.to_toml().into_bytes(),
+        false,
+    );
     bundle.add(RELAY_CONFIG, relay_toml, false);
-    Ok(issued)
+    Ok((issued, board))
 }
 
 fn gateway(
     o: &WriteOptions,
+    boards: &mut Boards,
     bundle: &mut Bundle,
     warnings: &mut Vec<String>,
-) -> Result<(), WriteError> {
-    let receiver_toml = match &o.config {
+) -> Result<Board, WriteError> {
+    let (receiver_toml, address) = match &o.config {
         Some(path) => {
+            let config = tmc_receiver::config::Config::load(path)?;
+            let address = match (config.radio.address, config.radio.board.is_some()) {
+                (Some(address), _) => address,
+                (None, true) => preset_address(o)?,
+                (None, false) => DEFAULT_GATEWAY_ADDRESS,
+            };
+            boards.check(&o.name, address, None)?;
             bundle.add(RECEIVER_CONFIG, Vec::new(), false);
-            configs::custom_receiver(path, bundle, warnings)?
+            (configs::custom_receiver(path, bundle, warnings)?, address)
         }
         None => {
-            let address = o.address.unwrap_or(DEFAULT_GATEWAY_ADDRESS);
-            let peers = o.peers.clone().unwrap_or(vec![DEFAULT_RELAY_ADDRESS]);
+            let address = match o.address {
+                Some(address) => address,
+                None => boards.address_for(&o.name, Role::Gateway, DEFAULT_GATEWAY_ADDRESS, &[])?,
+            };
+            boards.check(&o.name, address, None)?;
+            // By default a gateway accepts every relay of the site (the existing sites' node 10 if none yet).
+            let peers = o.peers.clone().unwrap_or_else(|| {
+                let relays = boards.relay_addresses();
+                if relays.is_empty() {
+                    vec![DEFAULT_RELAY_ADDRESS]
+                } else {
+                    relays
+                }
+            });
             if peers.contains(&address) {
                 return Err(WriteError::Option {
                     option: "--peers",
@@ -233,9 +312,17 @@ fn gateway(
             let text = render_receiver(address, &peers);
             let at = Path::new(crate::layout::ETC_TMC).join(RECEIVER_CONFIG);
             tmc_receiver::config::Config::parse(&text, &at)?;
-            text.into_bytes()
+            (text.into_bytes(), address)
         }
     };
+    let board = Board {
+        name: o.name.clone(),
+        role: Role::Gateway,
+        address,
+        sender: None,
+    };
+    boards.record(board.clone());
+    boards.save()?;
     bundle.add(RECEIVER_CONFIG, receiver_toml, false);
-    Ok(())
+    Ok(board)
 }

@@ -19,6 +19,7 @@ use tmc_link::{HeaderIdFile, LinkSender, SendPolicy};
 use tmc_queue::{QueueStatus, RelayQueue};
 use tmc_service::{Notifier, Shutdown, StatusFile, Wakeup, Watchdog};
 
+use crate::assignment::Assignment;
 use crate::config::RelayConfig;
 use ingest::{IngestSettings, IngestSnapshot, IngestStats};
 use sender::{Sender, SenderSettings, SenderSnapshot};
@@ -99,6 +100,14 @@ pub fn run_with(
         .radio
         .open(config_path, &air_name, u64::from(std::process::id()))?;
     let sender_id = config.envelope.sender.unwrap_or(u32::from(opened.address));
+    if let Some((assignment, path)) = Assignment::beside(config_path)? {
+        assignment.check(
+            &path,
+            opened.address,
+            sender_id,
+            config.envelope.sender.is_some(),
+        )?;
+    }
     // RadioHead receivers track IDs per node address, so the IDs belong to the address, not to the sender id.
     let header_ids_path = config
         .state_dir
