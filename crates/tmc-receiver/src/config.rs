@@ -201,8 +201,8 @@ impl Config {
             }
         });
         if let Some(u) = &upstream {
-            if u.broker.host.is_empty() {
-                return Err(invalid("[upstream] host is empty".into()));
+            if let Err(e) = tmc_mqtt::check_host(&u.broker.host) {
+                return Err(invalid(format!("[upstream] {e}")));
             }
         }
         let output = file.output;
@@ -314,6 +314,12 @@ stdout = true
             (
                 MINIMAL.replace("keys.toml\"", "keys.toml\"\nwindow = 64"),
                 "[envelope] window = 64: at most 63",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[upstream]\nhost = \"b\\n10.0.0.1 evil\"\ntopic = \"a/{{topic}}\"\n"
+                ),
+                "[upstream] host \"b\\n10.0.0.1 evil\" is not a DNS name or an IP address",
             ),
         ];
         for (text, want) in cases {

@@ -216,6 +216,10 @@ impl RelayConfig {
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::invalid(path, m));
+        // The host ends up in name lookups, the broker certificate check and, on a Pi, a line of /etc/hosts.
+        if let Err(e) = tmc_mqtt::check_host(&self.mqtt.host) {
+            return bad(format!("[mqtt] {e}"));
+        }
         if self.ingest.topics.is_empty() {
             return bad("[ingest] topics: at least one topic filter is needed".into());
         }
@@ -309,6 +313,19 @@ keys = "keys.toml"
             assert!(err.contains(want), "{extra}: {err}");
             assert!(err.contains("relay.toml") && !err.contains('\n'), "{err}");
         }
+        // A host that would add a line to /etc/hosts on the Pi.
+        let err = load(&MINIMAL.replace(
+            "host = \"mqtt.com\"",
+            "host = \"x\\n203.0.113.7 some.host\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains(
+                "[mqtt] host \"x\\n203.0.113.7 some.host\" is not a DNS name or an IP address"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
         let err = load("[mqtt]\nhost = \"x\"\n").unwrap_err();
         assert!(err.contains("missing field `radio`"), "{err}");
     }
