@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -75,19 +76,25 @@ pub struct Status {
 /// hostapd's control socket, as hostapd_cli talks to it: a datagram socket bound to a path of our own.
 pub struct HostapdControl {
     socket: UnixDatagram,
-    local: PathBuf,
+    /// A fresh 0700 directory holding our end's socket, removed on drop. A fixed name in the shared
+    /// temporary directory could be pre-created or swapped by another local user.
+    _local_dir: tempfile::TempDir,
 }
 
 impl HostapdControl {
     /// Connects to the socket of one interface, e.g. `/run/hostapd/wlan0`.
     pub fn connect(path: &Path) -> io::Result<Self> {
-        let local = std::env::temp_dir().join(format!("tmc-ap-ctrl-{}", std::process::id()));
-        let _ = std::fs::remove_file(&local);
-        let socket = UnixDatagram::bind(&local)?;
-        let control = HostapdControl { socket, local };
-        control.socket.connect(path)?;
-        control.socket.set_read_timeout(Some(CTRL_TIMEOUT))?;
-        Ok(control)
+        let local_dir = tempfile::Builder::new()
+            .prefix("tmc-ap-ctrl-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
+        let socket = UnixDatagram::bind(local_dir.path().join("socket"))?;
+        socket.connect(path)?;
+        socket.set_read_timeout(Some(CTRL_TIMEOUT))?;
+        Ok(HostapdControl {
+            socket,
+            _local_dir: local_dir,
+        })
     }
 
     /// Sends a command and returns hostapd's reply.
@@ -117,12 +124,6 @@ impl HostapdControl {
             reply = self.request(&next)?;
         }
         Ok(stations)
-    }
-}
-
-impl Drop for HostapdControl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.local);
     }
 }
 

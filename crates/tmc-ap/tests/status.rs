@@ -107,3 +107,39 @@ fn without_hostapd_the_table_still_shows_leases() {
         "{table}"
     );
 }
+
+#[test]
+fn our_end_of_the_control_socket_is_in_a_fresh_private_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use tmc_ap::status::HostapdControl;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hostapd = dir.path().join("wlan0");
+    let server = UnixDatagram::bind(&hostapd).unwrap();
+    // What another local user could plant at the name the old code bound to: left alone now.
+    let planted = std::env::temp_dir().join(format!("tmc-ap-ctrl-{}", std::process::id()));
+    fs::write(&planted, "planted").unwrap();
+
+    let control = HostapdControl::connect(&hostapd).unwrap();
+    let answer = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"PING");
+        let from = from.as_pathname().unwrap().to_owned();
+        server.send_to(b"PONG\n", &from).unwrap();
+        from
+    });
+    assert_eq!(control.request("PING").unwrap(), "PONG\n");
+    let ours = answer.join().unwrap();
+    let private = ours.parent().unwrap().to_owned();
+    assert_ne!(ours, planted);
+    let meta = fs::symlink_metadata(&private).unwrap();
+    assert!(meta.is_dir(), "{}", private.display());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), fs::metadata(dir.path()).unwrap().uid());
+
+    drop(control);
+    assert!(!private.exists(), "removed with the connection");
+    assert_eq!(fs::read_to_string(&planted).unwrap(), "planted");
+    fs::remove_file(&planted).unwrap();
+}

@@ -7,7 +7,10 @@
 //! - [`BrokerConfig::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
 //!   persistent so the broker keeps QoS 1 messages for a client that is down (the relay during a restart).
 //! - [`TopicTemplate`] renders the upstream topic of a reading from its original topic and sensor id.
+//! - [`check_host`] accepts a DNS name or an IP address and nothing else, before a `host` setting reaches a
+//!   resolver or a line of `/etc/hosts`.
 
+mod host;
 mod template;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +18,9 @@ use std::path::{Path, PathBuf};
 use rumqttc::{BrokerSessionResumePolicy, MqttOptions, SessionMode, TlsConfiguration, Transport};
 use serde::Deserialize;
 
+pub use host::{check_host, HostError};
 pub use rumqttc;
-pub use template::{sensor_of, TemplateError, TopicTemplate};
+pub use template::{sensor_of, TemplateError, TopicTemplate, UNKNOWN_SENSOR};
 
 /// Where a broker is and how to authenticate to it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

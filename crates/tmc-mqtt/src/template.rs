@@ -3,12 +3,23 @@
 //! A template is text with placeholders:
 //! - `{topic}`: the reading's original MQTT topic without leading `/` (`/esp8266` → `esp8266`, so the upstream
 //!   topic has no empty first level);
-//! - `{sensor}`: the sensor id ([`sensor_of`]);
+//! - `{sensor}`: the sensor id, only where the site broker's ACL ties it to the publishing certificate:
+//!   `<id>` in `sensors/<id>/...` ([`sensor_of`]). Any other topic (the legacy `/esp8266`, a sensor's extra
+//!   topics such as `garden/alerts`) says nothing about who published it, and a level of it that looks like
+//!   a name may be another sensor's: `{sensor}` then renders as [`UNKNOWN_SENSOR`], `~unknown`, which no
+//!   site identity can be called (`tmc-pki` names use only `A-Z a-z 0-9 . _ -`);
 //! - `{sender}`: the relay's sender id (which concentrator it came through).
 //!
 //! The default, `tmc/{sender}/{topic}`, keeps sites apart on a shared broker cluster.
 
 use std::fmt;
+
+/// What `{sensor}` renders as when the topic carries no identity the broker vouched for. Not a possible
+/// identity name (the `~`), and a valid MQTT topic level.
+pub const UNKNOWN_SENSOR: &str = "~unknown";
+
+/// The topic level under which the broker's ACL gives each sensor certificate its own space.
+const SENSOR_SPACE: &str = "sensors";
 
 /// A parsed topic template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,15 +121,26 @@ impl fmt::Display for TopicTemplate {
 }
 
 impl TopicTemplate {
-    /// The upstream topic of a reading that arrived on `topic` through relay `sender`. Wildcard characters
-    /// in the original topic (which a broker would never have delivered) are replaced by `_`.
+    /// The upstream topic of a reading that arrived on `topic` through relay `sender`, the topic as the
+    /// site broker delivered it to the relay (so `sensors/<id>/...` names its publisher). Wildcard
+    /// characters in the original topic (which a broker would never have delivered) are replaced by `_`.
     pub fn render(&self, topic: &str, sender: u32) -> String {
+        self.render_with(topic, sensor_of(topic), sender)
+    }
+
+    /// Like [`render`](Self::render) for a reading whose topic no broker ACL stands behind (a legacy
+    /// frame): `{sensor}` is [`UNKNOWN_SENSOR`] whatever the topic says.
+    pub fn render_unverified(&self, topic: &str, sender: u32) -> String {
+        self.render_with(topic, None, sender)
+    }
+
+    fn render_with(&self, topic: &str, sensor: Option<&str>, sender: u32) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Topic => out.push_str(topic.trim_start_matches('/')),
-                Part::Sensor => out.push_str(sensor_of(topic)),
+                Part::Sensor => out.push_str(sensor.unwrap_or(UNKNOWN_SENSOR)),
                 Part::Sender => out.push_str(&sender.to_string()),
             }
         }
@@ -126,20 +148,16 @@ impl TopicTemplate {
     }
 }
 
-/// The sensor id in a topic: `<id>` in `sensors/<id>/...`, otherwise the last non-empty level
-/// (`/esp8266` → `esp8266`), or `unknown` for a topic with no level at all.
-pub fn sensor_of(topic: &str) -> &str {
-    let mut levels = topic.split('/').filter(|l| !l.is_empty());
-    let first = levels.next();
-    if first == Some("sensors") {
-        if let Some(id) = topic.split('/').filter(|l| !l.is_empty()).nth(1) {
-            return id;
-        }
+/// The sensor id of a topic in the broker's per-sensor space: `<id>` in `sensors/<id>` and
+/// `sensors/<id>/...`, exactly as the ACL grants it (`sensors/<id>/#`). `None` for every other topic,
+/// `/sensors/<id>/...` included (its first level is empty, so no ACL line ties it to `<id>`): a topic
+/// outside that space names no publisher, whatever its last level looks like.
+pub fn sensor_of(topic: &str) -> Option<&str> {
+    let mut levels = topic.split('/');
+    if levels.next() != Some(SENSOR_SPACE) {
+        return None;
     }
-    topic
-        .split('/')
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("unknown")
+    levels.next().filter(|id| !id.is_empty())
 }
 
 #[cfg(test)]
@@ -154,7 +172,7 @@ mod tests {
             t.render("sensors/s1/reading", 10),
             "site-a/s1/sensors/s1/reading/via/10"
         );
-        assert_eq!(t.render("/esp8266", 10), "site-a/esp8266/esp8266/via/10");
+        assert_eq!(t.render("/esp8266", 10), "site-a/~unknown/esp8266/via/10");
         assert_eq!(
             TopicTemplate::default().render("/esp8266", 12),
             "tmc/12/esp8266"
@@ -182,14 +200,46 @@ mod tests {
     }
 
     #[test]
-    fn sensor_ids() {
-        assert_eq!(sensor_of("sensors/sensor1/reading"), "sensor1");
-        assert_eq!(sensor_of("/esp8266"), "esp8266");
-        assert_eq!(sensor_of("sensors"), "sensors");
-        assert_eq!(sensor_of("/"), "unknown");
+    fn sensor_ids_only_from_the_acl_tied_space() {
+        assert_eq!(sensor_of("sensors/sensor1/reading"), Some("sensor1"));
+        assert_eq!(sensor_of("sensors/sensor1"), Some("sensor1"));
+        for anonymous in [
+            "/esp8266",
+            "extra/sensorA",
+            "/sensors/sensorA/reading",
+            "sensors",
+            "sensors/",
+            "sensors//x",
+            "/",
+            "",
+        ] {
+            assert_eq!(sensor_of(anonymous), None, "{anonymous:?}");
+        }
         assert_eq!(
             TopicTemplate::default().render("odd/+/topic", 1),
             "tmc/1/odd/_/topic"
+        );
+    }
+
+    #[test]
+    fn topics_without_identity_never_render_a_sensor_name() {
+        let t: TopicTemplate = "site/{sensor}/{topic}".parse().unwrap();
+        // The legacy topic: every old sensor publishes to it, none is "esp8266".
+        assert_eq!(t.render("/esp8266", 1), "site/~unknown/esp8266");
+        // Sensor B's extra topic ending in sensor A's name is not credited to A.
+        assert_eq!(t.render("extra/sensorA", 1), "site/~unknown/extra/sensorA");
+        assert_eq!(
+            t.render("/sensors/sensorA/reading", 1),
+            "site/~unknown/sensors/sensorA/reading"
+        );
+        // Only the ACL-tied space names the sensor, and not for a frame no broker stood behind.
+        assert_eq!(
+            t.render("sensors/sensorB/reading", 1),
+            "site/sensorB/sensors/sensorB/reading"
+        );
+        assert_eq!(
+            t.render_unverified("sensors/sensorB/reading", 1),
+            "site/~unknown/sensors/sensorB/reading"
         );
     }
 }

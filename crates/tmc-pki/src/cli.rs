@@ -53,7 +53,8 @@ enum Command {
         #[arg(long)]
         csr: Option<PathBuf>,
         /// Extra topics a sensor may publish to (it always has sensors/<name>/#); the legacy
-        /// ESP8266 firmware publishes to /esp8266.
+        /// ESP8266 firmware publishes to /esp8266. Concrete, or with # as the whole last level;
+        /// never $ topics or another sensor's sensors/<other>/ space.
         #[arg(long = "topic")]
         topics: Vec<String>,
         #[arg(long, default_value_t = 825)]

@@ -103,17 +103,14 @@ fn check_name(name: &str) -> Result<(), PkiError> {
     }
 }
 
-fn check_topic(name: &str, topic: &str) -> Result<(), PkiError> {
-    let problem = if topic.is_empty() {
-        Some("is empty")
-    } else if topic.contains(['+', '#']) && !topic.ends_with("/#") {
-        Some("a sensor publishes to concrete topics; wildcards only as a trailing /#")
-    } else if topic.chars().any(|c| c.is_control() || c == '\n') {
-        Some("contains control characters")
-    } else {
-        None
-    };
-    match problem {
+/// Sensor topics live under `sensors/<name>/`; the broker ACL grants each sensor its own space.
+const SENSOR_SPACE: &str = "sensors";
+
+/// Checks one topic a sensor may write to, as it goes into the broker ACL (as a write line for the
+/// sensor and a read line for every relay). A topic is concrete, or concrete with `#` as its whole
+/// last level; it may not reach into the broker's `$` topics or another sensor's `sensors/<other>/`.
+pub(crate) fn check_topic(name: &str, topic: &str) -> Result<(), PkiError> {
+    match topic_problem(name, topic) {
         Some(problem) => Err(PkiError::BadTopic {
             name: name.into(),
             topic: topic.into(),
@@ -121,6 +118,45 @@ fn check_topic(name: &str, topic: &str) -> Result<(), PkiError> {
         }),
         None => Ok(()),
     }
+}
+
+fn topic_problem(name: &str, topic: &str) -> Option<&'static str> {
+    if topic.is_empty() {
+        return Some("is empty");
+    }
+    if topic.chars().any(char::is_control) {
+        return Some("contains control characters");
+    }
+    if topic.starts_with(char::is_whitespace) || topic.ends_with(char::is_whitespace) {
+        // mosquitto trims ACL lines: " sensors/x/#" would become another sensor's space.
+        return Some("starts or ends with white space");
+    }
+    if topic.len() > usize::from(u16::MAX) {
+        return Some("is longer than MQTT's 65535 bytes");
+    }
+    if topic.starts_with('$') {
+        return Some("topics starting with $ belong to the broker ($SYS), not to sensors");
+    }
+    let levels: Vec<&str> = topic.split('/').collect();
+    let last = levels.len() - 1;
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('+') || (level.contains('#') && (i != last || *level != "#")) {
+            return Some(
+                "a sensor publishes to concrete topics; the only wildcard allowed is # as the whole last level (garden/#)",
+            );
+        }
+        // A leading empty level is the legacy "/esp8266"; anywhere else it is a typo ("a//b", "a/").
+        if level.is_empty() && i != 0 {
+            return Some("has an empty level (\"//\" or a trailing \"/\")");
+        }
+    }
+    if last == 0 && levels[0] == "#" {
+        return Some("a lone # is every topic, other sensors' included");
+    }
+    if levels[0] == SENSOR_SPACE && levels.get(1) != Some(&name) {
+        return Some("inside sensors/ a sensor may only publish to its own sensors/<name>/ space");
+    }
+    None
 }
 
 fn san(name: &str) -> Result<SanType, PkiError> {
@@ -309,7 +345,7 @@ impl Site {
         if role != Role::Sensor {
             return Ok(Vec::new());
         }
-        let mut all = vec![format!("sensors/{name}/#")];
+        let mut all = vec![format!("{SENSOR_SPACE}/{name}/#")];
         for t in topics {
             check_topic(name, t)?;
             if !all.contains(t) {

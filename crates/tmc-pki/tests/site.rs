@@ -273,3 +273,133 @@ fn the_command_refuses_an_open_key_with_one_line() {
     let err = failure_reason(&pki(&dir.path().join("nowhere"), &["list"]));
     assert!(err.contains("not a TMC site directory"), "{err}");
 }
+
+#[test]
+fn issue_refuses_topics_that_would_widen_the_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    site.issue("sensorA", Role::Sensor, &[], Validity::days(10))
+        .unwrap();
+    for (topic, problem) in [
+        ("+/#", "concrete topics"),
+        ("#/#", "concrete topics"),
+        ("#", "lone #"),
+        ("a/+", "concrete topics"),
+        ("a/b#", "concrete topics"),
+        ("sensors/#", "its own sensors/<name>/ space"),
+        ("sensors/sensorA/#", "its own sensors/<name>/ space"),
+        ("sensors/sensorA/reading", "its own sensors/<name>/ space"),
+        ("sensors", "its own sensors/<name>/ space"),
+        ("$SYS/#", "belong to the broker"),
+        ("$share/g/x", "belong to the broker"),
+        (" sensors/sensorA/#", "white space"),
+        ("a//b", "empty level"),
+        ("a/", "empty level"),
+        ("/", "empty level"),
+        ("x\n203.0.113.7", "control characters"),
+        ("", "is empty"),
+    ] {
+        let err = site
+            .issue("sensorB", Role::Sensor, &[topic.into()], Validity::days(10))
+            .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            matches!(err, PkiError::BadTopic { .. })
+                && line.contains(problem)
+                && !line.contains('\n'),
+            "{topic:?}: {line}"
+        );
+    }
+    assert!(
+        !site.list().unwrap().iter().any(|i| i.name == "sensorB"),
+        "nothing issued"
+    );
+    // The legitimate forms stay: the legacy topic, concrete topics, a trailing #, the own space.
+    let topics: Vec<String> = [
+        "/esp8266",
+        "/#",
+        "garden/alerts",
+        "garden/#",
+        "sensors/sensorB/extra",
+    ]
+    .map(String::from)
+    .into();
+    let b = site
+        .issue("sensorB", Role::Sensor, &topics, Validity::days(10))
+        .unwrap();
+    assert_eq!(b.topics[0], "sensors/sensorB/#");
+    assert_eq!(b.topics[1..], topics[..]);
+}
+
+#[test]
+fn broker_config_refuses_an_inventory_whose_sensor_topic_widens_the_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    site.issue(
+        "sensor1",
+        Role::Sensor,
+        &["/esp8266".into()],
+        Validity::days(10),
+    )
+    .unwrap();
+    site.issue("relay1", Role::Relay, &[], Validity::days(10))
+        .unwrap();
+    let acl = tmc_pki::broker::render_acl(&site).unwrap();
+    assert!(acl.contains("topic read /esp8266"), "{acl}");
+    // pki.toml from before the checks, or edited by hand: relays would read everything.
+    let inventory = site.dir().join("pki.toml");
+    for hostile in ["#", "$SYS/#", "sensors/#", "+/#"] {
+        let text = read(&inventory).replace("\"/esp8266\"", &format!("{hostile:?}"));
+        std::fs::write(&inventory, text).unwrap();
+        for err in [
+            tmc_pki::broker::render_acl(&site).unwrap_err(),
+            tmc_pki::broker::render_loopback_acl(&site).unwrap_err(),
+        ] {
+            let line = err.to_string();
+            assert!(
+                matches!(err, PkiError::BadTopic { .. })
+                    && line.contains(&format!("topic {hostile:?} for \"sensor1\""))
+                    && !line.contains('\n'),
+                "{line}"
+            );
+        }
+        let text = read(&inventory).replace(&format!("{hostile:?}"), "\"/esp8266\"");
+        std::fs::write(&inventory, text).unwrap();
+    }
+}
+
+#[test]
+fn the_command_refuses_a_wildcard_topic_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("site");
+    success_stdout(&pki(&s, &["init"]));
+    let err = failure_reason(&pki(
+        &s,
+        &[
+            "issue", "--name", "sensorB", "--role", "sensor", "--topic", "+/#",
+        ],
+    ));
+    assert_eq!(
+        err,
+        "tmc-pki: topic \"+/#\" for \"sensorB\": a sensor publishes to concrete topics; \
+         the only wildcard allowed is # as the whole last level (garden/#)"
+    );
+    let err = failure_reason(&pki(
+        &s,
+        &[
+            "issue",
+            "--name",
+            "sensorB",
+            "--role",
+            "sensor",
+            "--topic",
+            "sensors/sensorA/#",
+        ],
+    ));
+    assert_eq!(
+        err,
+        "tmc-pki: topic \"sensors/sensorA/#\" for \"sensorB\": inside sensors/ a sensor may only \
+         publish to its own sensors/<name>/ space"
+    );
+    assert!(!s.join("ecc.sensorB.cert.pem").exists());
+}

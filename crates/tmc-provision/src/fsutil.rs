@@ -124,6 +124,65 @@ fn parse_effective_uid(status: &str) -> Option<u32> {
         .and_then(|uid| uid.parse().ok())
 }
 
+/// What makes a directory entry unfit to read or remove by path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotPlain {
+    /// A symbolic link: reading or removing through it reaches wherever it points.
+    Symlink,
+    /// A device, FIFO or socket: reading one may block or have effects.
+    Special,
+}
+
+impl NotPlain {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            NotPlain::Symlink => "a symbolic link",
+            NotPlain::Special => "not a regular file or directory",
+        }
+    }
+}
+
+/// The first entry at or below `path` (`path` itself included, links never followed) that is not a plain
+/// file or directory; `None` when there is none, or nothing at `path`.
+pub(crate) fn first_not_plain(path: &Path) -> io::Result<Option<(PathBuf, NotPlain)>> {
+    let kind = |file_type: fs::FileType| {
+        if file_type.is_symlink() {
+            Some(NotPlain::Symlink)
+        } else if file_type.is_dir() || file_type.is_file() {
+            None
+        } else {
+            Some(NotPlain::Special)
+        }
+    };
+    let top = match fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if let Some(what) = kind(top) {
+        return Ok(Some((path.to_owned(), what)));
+    }
+    let mut dirs = if top.is_dir() {
+        vec![path.to_owned()]
+    } else {
+        Vec::new()
+    };
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            // The entry's own type (lstat): a link to a directory is a link, not a directory.
+            let file_type = entry.file_type()?;
+            if let Some(what) = kind(file_type) {
+                return Ok(Some((entry.path(), what)));
+            }
+            if file_type.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// `path` below `root`: install paths are absolute on the running system.
 pub(crate) fn under(root: &Path, install_path: &Path) -> PathBuf {
     root.join(install_path.strip_prefix("/").unwrap_or(install_path))
@@ -155,6 +214,47 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn finds_links_and_special_files_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("tmc");
+        assert_eq!(first_not_plain(&top).unwrap(), None, "nothing there");
+        fs::create_dir_all(top.join("broker")).unwrap();
+        fs::write(top.join("broker/tmc.conf"), "x").unwrap();
+        fs::write(top.join("keys.toml"), "x").unwrap();
+        assert_eq!(first_not_plain(&top).unwrap(), None);
+
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, top.join("broker/linked")).unwrap();
+        assert_eq!(
+            first_not_plain(&top).unwrap(),
+            Some((top.join("broker/linked"), NotPlain::Symlink))
+        );
+        fs::remove_file(top.join("broker/linked")).unwrap();
+        // A dangling link counts too.
+        std::os::unix::fs::symlink(dir.path().join("absent"), top.join("x.pem")).unwrap();
+        assert_eq!(
+            first_not_plain(&top).unwrap(),
+            Some((top.join("x.pem"), NotPlain::Symlink))
+        );
+        fs::remove_file(top.join("x.pem")).unwrap();
+        let socket = top.join("broker/sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(
+            first_not_plain(&top).unwrap(),
+            Some((socket.clone(), NotPlain::Special))
+        );
+        fs::remove_file(&socket).unwrap();
+
+        let linked_top = dir.path().join("tmc-link");
+        std::os::unix::fs::symlink(&top, &linked_top).unwrap();
+        assert_eq!(
+            first_not_plain(&linked_top).unwrap(),
+            Some((linked_top.clone(), NotPlain::Symlink))
+        );
     }
 
     #[test]

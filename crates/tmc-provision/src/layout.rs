@@ -1,7 +1,8 @@
 //! Where each bundle file goes on the Pi, with which mode and owner, and which units each role runs.
 //!
 //! The placement is decided here from the file's name, never read from the boot partition: a manifest can
-//! only choose among these places, and a file that holds a key is 0600 whatever the manifest says.
+//! only choose among these places, and a file that holds a key (by its name, in any case, or by its
+//! content) is 0600 whatever the manifest says.
 
 use std::path::PathBuf;
 
@@ -83,10 +84,40 @@ fn place(dir: &str, name: &str, mode: u32, user: Account, group: Account) -> Pla
     }
 }
 
-/// Files that hold keys: refused unless the manifest marks them secret.
+/// Files that hold keys by their name: refused unless the manifest marks them secret. Names compare
+/// without case: the boot partition is FAT, where `ecc.broker.key.PEM` is as much a key as
+/// `ecc.broker.key.pem`. Content is checked too, once read: [`holds_private_key`].
 pub fn must_be_secret(name: &str) -> bool {
-    let file = name.rsplit('/').next().unwrap_or(name);
+    let file = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
     file == KEYS_FILE || file == PASSPHRASE_FILE || file.ends_with(".key.pem")
+}
+
+/// Whether `bytes` hold a PEM private key: a `-----BEGIN <label>-----` line whose label ends in
+/// `PRIVATE KEY` (`PRIVATE KEY`, `EC PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`, `OPENSSH PRIVATE KEY`, …),
+/// in any case. Such a file is secret whatever it is called. Scans in place: no copy of a key is made.
+pub fn holds_private_key(bytes: &[u8]) -> bool {
+    const BEGIN: &[u8] = b"-----BEGIN";
+    const DASHES: &[u8] = b"-----";
+    bytes
+        .windows(BEGIN.len())
+        .enumerate()
+        .filter(|(_, w)| w.eq_ignore_ascii_case(BEGIN))
+        .any(|(at, _)| {
+            let rest = &bytes[at + BEGIN.len()..];
+            let Some(end) = rest.windows(DASHES.len()).position(|w| w == DASHES) else {
+                return false;
+            };
+            let label = &rest[..end];
+            let mut words = label
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .rev();
+            !label.contains(&b'\n')
+                && words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"KEY"))
+                && words
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"PRIVATE"))
+        })
 }
 
 /// The placement of bundle file `name` (already checked by [`crate::manifest::check_file_name`]).
@@ -221,7 +252,47 @@ mod tests {
             let err = placement(name, false).unwrap_err();
             assert!(err.contains("must be marked secret"), "{name}: {err}");
         }
+        // FAT does not keep case: these are the same keys.
+        for name in [
+            "KEYS.TOML",
+            "ecc.r1.key.PEM",
+            "broker/ecc.broker.key.PEM",
+            "broker/ECC.BROKER.KEY.pem",
+            "Wifi-Passphrase",
+        ] {
+            let err = placement(name, false).unwrap_err();
+            assert!(err.contains("must be marked secret"), "{name}: {err}");
+            assert_eq!(placement(name, true).unwrap().mode, 0o600, "{name}");
+        }
         assert!(placement("other/x", false).unwrap_err().contains("other/"));
         assert!(placement("provisioned.toml", false).is_err());
+    }
+
+    #[test]
+    fn private_keys_are_found_by_content() {
+        for key in [
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHsMFcG\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIB\n",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNz\n",
+            "-----begin ec private key-----\n",
+            // A certificate first does not hide the key after it.
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\nMHc\n",
+            "# comment\r\n-----BEGIN  PRIVATE KEY-----\r\n",
+        ] {
+            assert!(holds_private_key(key.as_bytes()), "{key:?}");
+        }
+        for public in [
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+            "-----BEGIN X509 CRL-----\nMIIB\n",
+            "[mqtt]\nkey = \"/etc/tmc/ecc.r1.key.pem\" # the PRIVATE KEY file\n",
+            "-----BEGIN CERTIFICATE\nPRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY",
+            "",
+        ] {
+            assert!(!holds_private_key(public.as_bytes()), "{public:?}");
+        }
     }
 }

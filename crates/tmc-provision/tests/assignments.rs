@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use tmc_provision::{Boards, Role, WriteOptions, BOARDS_FILE};
@@ -18,14 +18,14 @@ fn card(f: &Fixture, n: u32) -> PathBuf {
     boot
 }
 
-fn on(f: &Fixture, boot: &PathBuf, role: Role, name: &str) -> WriteOptions {
+fn on(f: &Fixture, boot: &Path, role: Role, name: &str) -> WriteOptions {
     WriteOptions {
-        boot: boot.clone(),
+        boot: boot.to_owned(),
         ..f.options(role, name)
     }
 }
 
-fn assignment(boot: &PathBuf) -> tmc_relay::assignment::Assignment {
+fn assignment(boot: &Path) -> tmc_relay::assignment::Assignment {
     toml::from_str(&fs::read_to_string(boot.join("tmc/assignment.toml")).unwrap()).unwrap()
 }
 

@@ -371,3 +371,181 @@ fn no_manifest_is_nothing_to_provision() {
     assert!(report.actions.is_empty());
     assert_eq!(snapshot(&f.root), before);
 }
+
+/// Puts `bytes` on the card as bundle file `name` (replacing `replaces`, if given, on the card and in
+/// the manifest) and lists it with its sum and `secret`: a card as someone with a pen and a card reader
+/// could make it, with a manifest that checks out.
+fn put_on_card(f: &Fixture, replaces: Option<&str>, name: &str, bytes: &[u8], secret: bool) {
+    let manifest_path = f.boot.join("tmc.toml");
+    let mut manifest = tmc_provision::Manifest::from_file(&manifest_path).unwrap();
+    if let Some(old) = replaces {
+        manifest.files.remove(old).unwrap();
+        fs::remove_file(f.boot.join("tmc").join(old)).unwrap();
+    }
+    fs::write(f.boot.join("tmc").join(name), bytes).unwrap();
+    manifest.files.insert(
+        name.into(),
+        tmc_provision::FileEntry {
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
+            secret,
+        },
+    );
+    fs::write(&manifest_path, manifest.render()).unwrap();
+}
+
+#[test]
+fn a_key_called_public_is_refused_whatever_the_case_of_its_name() {
+    let f = Fixture::new();
+    f.write(Role::Concentrator, "relay-1");
+    let key = fs::read(f.boot.join("tmc/broker/ecc.broker.key.pem")).unwrap();
+    // FAT keeps no case: ecc.broker.key.PEM is the broker key, and was installed 0644 and left on the card.
+    put_on_card(
+        &f,
+        Some("broker/ecc.broker.key.pem"),
+        "broker/ecc.broker.key.PEM",
+        &key,
+        false,
+    );
+    let err = firstboot_refused(&f, "must be marked secret");
+    assert!(
+        err.to_string()
+            .contains("files.\"broker/ecc.broker.key.PEM\": holds a key"),
+        "{err}"
+    );
+    assert!(!f.installed("/etc/mosquitto/tmc").exists());
+}
+
+#[test]
+fn a_file_holding_a_private_key_is_refused_unless_secret_whatever_its_name() {
+    let f = Fixture::new();
+    f.write(Role::Concentrator, "relay-1");
+    let key = fs::read(f.boot.join("tmc/broker/ecc.broker.key.pem")).unwrap();
+    assert!(key.starts_with(b"-----BEGIN PRIVATE KEY-----"));
+    put_on_card(
+        &f,
+        Some("broker/ecc.broker.key.pem"),
+        "broker/ecc.broker.pem",
+        &key,
+        false,
+    );
+    let err = firstboot_refused(&f, "holds a PEM private key");
+    let card_file = f.boot.join("tmc/broker/ecc.broker.pem");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: holds a PEM private key, but the manifest does not mark it secret = true: \
+             nothing was installed, write the card again with `tmc-provision write`",
+            card_file.display()
+        )
+    );
+    assert!(matches!(err, FirstbootError::KeyNotSecret { .. }));
+
+    // The other PEM labels of private keys, in a file of any name.
+    for (i, label) in ["EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
+        .iter()
+        .enumerate()
+    {
+        let f = Fixture::new();
+        f.write(Role::Gateway, "gw");
+        let name = format!("notes-{i}.txt");
+        let text = format!("-----BEGIN {label}-----\nMHcCAQEEIB\n-----END {label}-----\n");
+        put_on_card(&f, None, &name, text.as_bytes(), false);
+        let err = firstboot_refused(&f, "holds a PEM private key");
+        assert!(
+            err.to_string()
+                .starts_with(&f.boot.join("tmc").join(&name).display().to_string()),
+            "{err}"
+        );
+        // Marked secret, the same file is installed 0600 and leaves the card.
+        put_on_card(&f, None, &name, text.as_bytes(), true);
+        assert_eq!(f.firstboot().outcome, Outcome::Provisioned);
+        assert_eq!(mode(&f.installed(&format!("/etc/tmc/{name}"))), 0o600);
+        assert!(!f.boot.join("tmc").join(&name).exists());
+    }
+}
+
+/// Moves the card's `rel` (below BOOT) to a directory outside the card and leaves a symbolic link to it
+/// in its place. Returns that directory.
+fn link_off_the_card(f: &Fixture, rel: &str) -> std::path::PathBuf {
+    let outside = f.dir.join(format!("outside-{}", rel.replace('/', "-")));
+    fs::create_dir_all(&outside).unwrap();
+    let target = outside.join("moved");
+    fs::rename(f.boot.join(rel), &target).unwrap();
+    std::os::unix::fs::symlink(&target, f.boot.join(rel)).unwrap();
+    outside
+}
+
+#[test]
+fn a_symbolic_link_on_the_card_is_refused_before_anything_is_read_or_removed() {
+    for rel in [
+        "tmc/broker",
+        "tmc/ecc.relay-1.key.pem",
+        "tmc/keys.toml",
+        "tmc",
+        "tmc.toml",
+    ] {
+        let f = Fixture::new();
+        f.write(Role::Concentrator, "relay-1");
+        let outside = link_off_the_card(&f, rel);
+        let before = snapshot(&outside);
+        let err = firstboot_refused(&f, "a symbolic link on the boot partition");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: ", f.boot.join(rel).display())),
+            "{rel}: {err}"
+        );
+        assert!(matches!(err, FirstbootError::NotPlain { .. }), "{rel}");
+        assert_eq!(
+            snapshot(&outside),
+            before,
+            "{rel}: what the link points to is unchanged"
+        );
+        assert!(
+            !f.installed("/etc/tmc").exists(),
+            "{rel}: nothing installed"
+        );
+    }
+}
+
+#[test]
+fn a_broker_host_that_is_no_host_name_is_refused_before_etc_hosts_is_written() {
+    for (host, problem) in [
+        (
+            "x\\n203.0.113.7 some.host",
+            "only letters, digits, hyphens and dots are allowed",
+        ),
+        (
+            "mqtt.com evil.host",
+            "only letters, digits, hyphens and dots are allowed",
+        ),
+        (
+            "mqtt..com",
+            "an empty label (a leading, trailing or double dot)",
+        ),
+    ] {
+        let f = Fixture::new();
+        f.write(Role::Concentrator, "relay-1");
+        let relay = f.boot.join("tmc/relay.toml");
+        let text = fs::read_to_string(&relay).unwrap();
+        assert!(text.contains("host = \"mqtt.com\""), "{text}");
+        let hostile = text.replace("host = \"mqtt.com\"", &format!("host = \"{host}\""));
+        put_on_card(
+            &f,
+            Some("relay.toml"),
+            "relay.toml",
+            hostile.as_bytes(),
+            false,
+        );
+        let err = firstboot_refused(&f, "[mqtt] host \"");
+        // The TOML escape is the value's newline: the message quotes it back, on one line.
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: [mqtt] host \"{host}\" is not a DNS name or an IP address: {problem}: \
+                 nothing was installed",
+                relay.display()
+            )
+        );
+        assert!(!f.installed("/etc/hosts").exists());
+    }
+}

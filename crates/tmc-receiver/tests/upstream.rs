@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Opener, Reading, Sealer};
 use tmc_mqtt::rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
 use tmc_mqtt::{BrokerConfig, Session};
-use tmc_queue::Inbox;
+use tmc_queue::{legacy_sender, Inbox, Record};
 use tmc_receiver::config::UpstreamConfig;
 use tmc_receiver::outputs::upstream::Upstream;
 use tmc_receiver::outputs::UPSTREAM;
@@ -233,9 +233,10 @@ fn readings_are_republished_with_qos_1_on_their_templated_topics() {
         "{got:?}"
     );
     assert_eq!(got[0].0, "site/kitchen/10/sensors/kitchen/reading");
-    assert_eq!(got[1].0, "site/esp8266/10/esp8266");
+    // The legacy topic names no sensor: {sensor} is the placeholder, never "esp8266".
+    assert_eq!(got[1].0, "site/~unknown/10/esp8266");
     // A legacy frame's {sender} is the radio node it came from.
-    assert_eq!(got[4].0, "site/esp8266/12/esp8266");
+    assert_eq!(got[4].0, "site/~unknown/12/esp8266");
     // The payload is the reading's JSON line.
     assert_eq!(got[3].2["sender"], 10);
     assert_eq!(got[3].2["counter"], 1);
@@ -248,6 +249,52 @@ fn readings_are_republished_with_qos_1_on_their_templated_topics() {
 
     shutdown.request();
     thread.join().unwrap();
+}
+
+fn record(topic: &str, sender: u32, legacy: bool) -> Record {
+    Record {
+        seq: 1,
+        sender,
+        counter: 1,
+        index: 0,
+        kid: if legacy { 0 } else { 1 },
+        encoding: Encoding::Packed,
+        legacy,
+        topic: topic.into(),
+        time: 1_700_000_000,
+        data: b"1".to_vec(),
+        received_ms: 0,
+    }
+}
+
+#[test]
+fn sensor_comes_only_from_the_topic_level_the_broker_acl_ties_to_the_certificate() {
+    let upstream = Upstream::new(UpstreamConfig {
+        broker: BrokerConfig::plain("127.0.0.1", tmc_testkit::free_port()),
+        topic: "site/{sensor}/{sender}/{topic}".parse().unwrap(),
+    })
+    .unwrap();
+    let topic = |t: &str, legacy: bool| {
+        let sender = if legacy { legacy_sender(12) } else { 10 };
+        upstream.topic(&record(t, sender, legacy))
+    };
+    assert_eq!(
+        topic("sensors/sensorB/reading", false),
+        "site/sensorB/10/sensors/sensorB/reading"
+    );
+    // Sensor B's extra topic ends in sensor A's name: not credited to A.
+    assert_eq!(
+        topic("extra/sensorA", false),
+        "site/~unknown/10/extra/sensorA"
+    );
+    // Every legacy sensor publishes to /esp8266: none of them is "esp8266".
+    assert_eq!(topic("/esp8266", false), "site/~unknown/10/esp8266");
+    // A legacy frame can be forged by anyone: even a sensors/<id>/ topic names nobody.
+    assert_eq!(topic("/esp8266", true), "site/~unknown/12/esp8266");
+    assert_eq!(
+        topic("sensors/sensorA/reading", true),
+        "site/~unknown/12/sensors/sensorA/reading"
+    );
 }
 
 #[test]

@@ -34,6 +34,31 @@ pub enum FirstbootError {
         /// The file's sum.
         found: String,
     },
+    /// A file the manifest calls public holds a private key: installed, it would be readable, and it would
+    /// stay on the card.
+    #[error("{}: holds a PEM private key, but the manifest does not mark it secret = true: nothing was installed, write the card again with `tmc-provision write`", path.display())]
+    KeyNotSecret {
+        /// The file read (on the card, or its installed copy).
+        path: PathBuf,
+    },
+    /// A symbolic link (or a device, FIFO or socket) where the bundle on the card has only files and
+    /// directories: reading or removing through it would reach outside the card.
+    #[error("{}: {kind} on the boot partition, where the bundle has only files and directories: nothing was read, installed or removed; write the card again with `tmc-provision write`", path.display())]
+    NotPlain {
+        /// The entry.
+        path: PathBuf,
+        /// `a symbolic link` or `not a regular file`.
+        kind: &'static str,
+    },
+    /// The relay configuration's broker host is no host name: it would go into `/etc/hosts` as is.
+    #[error("{}: [mqtt] {error}: nothing was installed", path.display())]
+    BrokerHost {
+        /// The relay configuration on the card.
+        path: PathBuf,
+        /// What is wrong with the host.
+        #[source]
+        error: tmc_mqtt::HostError,
+    },
     /// A file is neither on the card nor installed.
     #[error("{}: missing from the card, and {} is not the file the manifest names: nothing was installed, write the card again with `tmc-provision write`", path.display(), installed.display())]
     Missing {

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use tmc_ap::ServiceManager;
 
-use crate::fsutil::{effective_uid, sync_dir, under};
+use crate::fsutil::{effective_uid, first_not_plain, sync_dir, under};
 use crate::layout::{self, Account, ETC_TMC, MOSQUITTO_CONF_D, MOSQUITTO_TMC};
 use crate::manifest::{Manifest, Role, BUNDLE_DIR, MANIFEST_FILE};
 use accounts::Accounts;
@@ -35,11 +35,15 @@ pub fn firstboot(
         return Err(FirstbootError::Root(root.to_owned()));
     }
     let manifest_path = boot.join(MANIFEST_FILE);
+    refuse_links(&manifest_path)?;
     if !manifest_path.exists() {
         return Ok(FirstbootReport::new(Outcome::NothingToProvision));
     }
 
-    // Everything that can refuse does so before the first change.
+    // Everything that can refuse does so before the first change. First the card itself: the files
+    // below are read, and the secrets removed, by path, which a symbolic link would lead off the card
+    // (a boot directory that is not FAT can hold one).
+    refuse_links(&boot.join(BUNDLE_DIR))?;
     let manifest = Manifest::from_file(&manifest_path)?;
     let record_path = record::install_path();
     // Finished before (the record is written last) and the card not written again since: the board is
@@ -69,6 +73,10 @@ pub fn firstboot(
         .iter()
         .map(|u| units::find(root, u))
         .collect::<Result<Vec<_>, _>>()?;
+    let broker_host = match manifest.role {
+        Role::Concentrator => broker_name(&files, &role_config)?,
+        Role::Gateway => None,
+    };
 
     let mut report = FirstbootReport::new(Outcome::Provisioned);
     report.board = Some((manifest.role, manifest.name.clone()));
@@ -112,8 +120,8 @@ pub fn firstboot(
     match manifest.role {
         Role::Concentrator => {
             actions.push(installer.mosquitto_include()?);
-            if let Some(host) = broker_name(&files, &role_config) {
-                actions.push(installer.broker_host(&host)?);
+            if let Some(host) = &broker_host {
+                actions.push(installer.broker_host(host)?);
             }
             actions.extend(ap::configure(root, services.as_deref_mut())?);
         }
@@ -200,13 +208,51 @@ pub fn firstboot(
 }
 
 /// The broker host name of the installed relay configuration, unless it is an address (nothing to resolve).
-fn broker_name(files: &[verify::Verified], relay_config: &Path) -> Option<String> {
-    let file = files
+/// It becomes a line of `/etc/hosts`: anything but a DNS name or an address is refused.
+fn broker_name(
+    files: &[verify::Verified],
+    relay_config: &Path,
+) -> Result<Option<String>, FirstbootError> {
+    let Some(file) = files
         .iter()
-        .find(|f| f.placement.install_path == relay_config)?;
-    let config: toml::Value = toml::from_str(std::str::from_utf8(&file.bytes).ok()?).ok()?;
-    let host = config.get("mqtt")?.get("host")?.as_str()?;
-    (host.parse::<std::net::IpAddr>().is_err() && host != "localhost").then(|| host.to_owned())
+        .find(|f| f.placement.install_path == relay_config)
+    else {
+        return Ok(None);
+    };
+    // An unreadable file is the relay's to report, when it starts: nothing for /etc/hosts from it.
+    let Some(config) = std::str::from_utf8(&file.bytes)
+        .ok()
+        .and_then(|text| toml::from_str::<toml::Value>(text).ok())
+    else {
+        return Ok(None);
+    };
+    let Some(host) = config
+        .get("mqtt")
+        .and_then(|mqtt| mqtt.get("host"))
+        .and_then(toml::Value::as_str)
+    else {
+        return Ok(None);
+    };
+    tmc_mqtt::check_host(host).map_err(|error| FirstbootError::BrokerHost {
+        path: file.boot_path.clone(),
+        error,
+    })?;
+    Ok((host.parse::<std::net::IpAddr>().is_err() && host != "localhost").then(|| host.to_owned()))
+}
+
+/// Refuses a symbolic link (or device, FIFO, socket) at or below `path` on the card.
+fn refuse_links(path: &Path) -> Result<(), FirstbootError> {
+    match first_not_plain(path) {
+        Ok(None) => Ok(()),
+        Ok(Some((path, what))) => Err(FirstbootError::NotPlain {
+            path,
+            kind: what.describe(),
+        }),
+        Err(source) => Err(FirstbootError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Files on the card that the manifest does not list: not installed, worth a warning.

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::firstboot::FirstbootError;
 use crate::fsutil::{sha256_hex, under};
-use crate::layout::{placement, Placement};
+use crate::layout::{holds_private_key, placement, Placement};
 use crate::manifest::{Manifest, BUNDLE_DIR};
 
 /// One verified file and where it goes.
@@ -42,16 +42,16 @@ pub fn verify(
             })
         })?;
         let boot_path = boot.join(BUNDLE_DIR).join(name);
-        let bytes = match read_if_present(&boot_path)? {
+        let (bytes, read_from) = match read_if_present(&boot_path)? {
             Some(bytes) => {
                 check_sum(&boot_path, &entry.sha256, &bytes)?;
-                bytes
+                (bytes, boot_path.clone())
             }
             // Removed by an earlier run after it was installed: the installed copy must be that file.
             None => {
                 let installed = under(root, &placement.install_path);
                 match read_if_present(&installed)? {
-                    Some(bytes) if sha256_hex(&bytes) == entry.sha256 => bytes,
+                    Some(bytes) if sha256_hex(&bytes) == entry.sha256 => (bytes, installed),
                     _ => {
                         return Err(FirstbootError::Missing {
                             path: boot_path,
@@ -61,6 +61,7 @@ pub fn verify(
                 }
             }
         };
+        check_secrecy(entry.secret, &bytes, &read_from)?;
         files.push(Verified {
             bytes,
             secret: entry.secret,
@@ -83,8 +84,20 @@ pub fn only_public_left(manifest: &Manifest, boot: &Path) -> Result<bool, Firstb
             return Ok(false);
         }
         check_sum(&boot_path, &entry.sha256, &bytes)?;
+        check_secrecy(entry.secret, &bytes, &boot_path)?;
     }
     Ok(true)
+}
+
+/// A private key is secret whatever the manifest says (its name was checked with the manifest): as a
+/// public file it would be installed readable and left on the card.
+fn check_secrecy(secret: bool, bytes: &[u8], path: &Path) -> Result<(), FirstbootError> {
+    if !secret && holds_private_key(bytes) {
+        return Err(FirstbootError::KeyNotSecret {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// A file on the card must be the one the manifest lists.

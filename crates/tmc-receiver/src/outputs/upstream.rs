@@ -73,14 +73,17 @@ impl Upstream {
         Ok(Upstream { config, runtime })
     }
 
-    /// The topic a record is republished on. A legacy record's `{sender}` is its radio node.
+    /// The topic a record is republished on. A legacy record's `{sender}` is its radio node, and its
+    /// `{sensor}` is unknown: anyone can forge a legacy frame (its keys are published), so no broker ACL
+    /// stands behind its topic.
     pub fn topic(&self, record: &Record) -> String {
-        let sender = if record.legacy {
-            record.sender.saturating_sub(LEGACY_SENDER_BASE)
+        let template = &self.config.topic;
+        let topic = if record.legacy {
+            let node = record.sender.saturating_sub(LEGACY_SENDER_BASE);
+            template.render_unverified(&record.topic, node)
         } else {
-            record.sender
+            template.render(&record.topic, record.sender)
         };
-        let topic = self.config.topic.render(&record.topic, sender);
         // MQTT forbids U+0000 in topics, and an empty topic; neither may block the outbox.
         let topic = topic.replace('\0', "_");
         if topic.is_empty() {
