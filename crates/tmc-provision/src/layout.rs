@@ -133,7 +133,10 @@ pub fn placement(name: &str, secret: bool) -> Result<Placement, String> {
         }
         // The passphrase (and a site file that holds it inline) is read by tmc-ap, which runs as root:
         // the services' user has no business with the Wi-Fi key.
-        None if secret && (name == PASSPHRASE_FILE || name == SITE_FILE) => {
+        None if secret
+            && (name.eq_ignore_ascii_case(PASSPHRASE_FILE)
+                || name.eq_ignore_ascii_case(SITE_FILE)) =>
+        {
             place(ETC_TMC, name, 0o600, Account::Root, Account::Root)
         }
         // Keys the services read: theirs alone.
@@ -225,6 +228,9 @@ mod tests {
             (0o600, Account::Tmc, Account::Tmc)
         );
         let p = placement("wifi-passphrase", true).unwrap();
+        assert_eq!((p.mode, p.user), (0o600, Account::Root));
+        // FAT keeps no case: the Wi-Fi key stays root's whatever the card calls it.
+        let p = placement("WIFI-PASSPHRASE", true).unwrap();
         assert_eq!((p.mode, p.user), (0o600, Account::Root));
         let p = placement("broker/tmc.conf", false).unwrap();
         assert_eq!(p.install_path, Path::new("/etc/mosquitto/conf.d/tmc.conf"));

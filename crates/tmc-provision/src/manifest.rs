@@ -130,9 +130,17 @@ impl Manifest {
             ));
         }
         check_name(&self.name).map_err(|p| invalid("name".into(), p))?;
+        let mut folded: BTreeMap<String, &String> = BTreeMap::new();
         for (name, entry) in &self.files {
             let field = format!("files.{name:?}");
             check_file_name(name).map_err(|p| invalid(field.clone(), p))?;
+            // FAT does not tell names apart by case: two such entries are one file on the card.
+            if let Some(other) = folded.insert(name.to_ascii_lowercase(), name) {
+                return Err(invalid(
+                    field,
+                    format!("the same file as {other:?} on a FAT boot partition (names differ only in case)"),
+                ));
+            }
             layout::placement(name, entry.secret).map_err(|p| invalid(field.clone(), p))?;
             let hex_ok = entry.sha256.len() == 64
                 && entry
@@ -283,6 +291,20 @@ mod tests {
             let err = check_file_name(bad).unwrap_err();
             assert!(err.contains(want), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_are_one_file_on_fat() {
+        let mut m = gateway();
+        m.files.insert("Board.toml".into(), entry(false));
+        let err = m
+            .validate(Path::new("/boot/tmc.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the same file as \"Board.toml\" on a FAT boot partition"),
+            "{err}"
+        );
     }
 
     #[test]

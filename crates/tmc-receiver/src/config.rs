@@ -28,7 +28,7 @@
 //! key = "/etc/tmc/upstream.key.pem"
 //! client_id = "tmc-receiver"
 //! keep_alive = 30
-//! topic = "tmc/{sender}/{topic}"      # placeholders {topic}, {sensor}, {sender}
+//! topic = "tmc/{sender}/{topic}"      # placeholders {topic}, {sensor} (from sensors/<name>/…, else ~unknown), {sender}
 //! ```
 //!
 //! Unknown keys are refused, every error is one line naming the file (and for syntax errors the line and key),

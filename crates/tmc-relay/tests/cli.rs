@@ -244,3 +244,50 @@ fn airtime_reports_the_datasheet_values_and_refuses_bad_modems() {
     let err = failure_reason(&relay(&["airtime", "--bytes", "252"], dir.path(), None));
     assert!(err.contains("252 data bytes do not fit"), "{err}");
 }
+
+#[test]
+fn run_refuses_a_sender_id_or_address_the_site_did_not_assign() {
+    let site = Site::new();
+    let dir = site.state();
+    let config = dir.join("relay.toml");
+    let write_config = |sender: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = \"state\"\n[mqtt]\nhost = \"127.0.0.1\"\n[radio]\nsim = \"sim:air\"\naddress = 10\n\
+                 [envelope]\nkeys = \"keys.toml\"\n{sender}"
+            ),
+        )
+        .unwrap();
+    };
+    // As provisioning puts it beside relay.toml.
+    std::fs::write(
+        dir.join("assignment.toml"),
+        "name = \"c1\"\naddress = 10\nsender = 10\n",
+    )
+    .unwrap();
+    let run = || {
+        relay(
+            &["run", "--config", &config.display().to_string()],
+            dir,
+            None,
+        )
+    };
+    write_config("sender = 12\n");
+    let reason = failure_reason(&run());
+    assert!(
+        reason.contains("assignment.toml: this board (\"c1\") was assigned sender id 10, but the relay would run with 12 ([envelope] sender)"),
+        "{reason}"
+    );
+    std::fs::write(
+        dir.join("assignment.toml"),
+        "name = \"c1\"\naddress = 11\nsender = 11\n",
+    )
+    .unwrap();
+    write_config("");
+    let reason = failure_reason(&run());
+    assert!(
+        reason.contains("was assigned node address 11, but the relay would run with 10"),
+        "{reason}"
+    );
+}
