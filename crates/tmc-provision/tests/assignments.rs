@@ -89,13 +89,13 @@ fn two_concentrators_without_addresses_get_their_own_and_keep_them() {
         ]
     );
     // The listing, through the command.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmc-provision"))
+    // Through the test runner (qemu for the aarch64 build), as every test-started binary.
+    let out = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-provision"))
         .args(["list", "--site"])
         .arg(f.site.dir())
         .output()
         .unwrap();
-    assert!(out.status.success());
-    let table = String::from_utf8(out.stdout).unwrap();
+    let table = tmc_testkit::success_stdout(&out);
     assert!(
         table
             .lines()
