@@ -66,10 +66,9 @@ impl Assignment {
 
     /// The file's text.
     pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
         format!(
-            "# Assigned by the site (tmc-provision): the relay refuses to run with another address or sender id.\n\
-             name = \"{}\"\naddress = {}\nsender = {}\n",
-            self.name, self.address, self.sender
+            "# Assigned by the site (tmc-provision): the relay refuses to run with another address or sender id.\n{body}"
         )
     }
 

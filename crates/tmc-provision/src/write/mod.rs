@@ -284,7 +284,6 @@ fn gateway(
                 (None, true) => preset_address(o)?,
                 (None, false) => DEFAULT_GATEWAY_ADDRESS,
             };
-            boards.check(&o.name, address, None)?;
             bundle.add(RECEIVER_CONFIG, Vec::new(), false);
             (configs::custom_receiver(path, bundle, warnings)?, address)
         }
@@ -293,7 +292,6 @@ fn gateway(
                 Some(address) => address,
                 None => boards.address_for(&o.name, Role::Gateway, DEFAULT_GATEWAY_ADDRESS, &[])?,
             };
-            boards.check(&o.name, address, None)?;
             // By default a gateway accepts every relay of the site (the existing sites' node 10 if none yet).
             let peers = o.peers.clone().unwrap_or_else(|| {
                 let relays = boards.relay_addresses();
@@ -315,6 +313,7 @@ fn gateway(
             (text.into_bytes(), address)
         }
     };
+    boards.check(&o.name, address, None)?;
     let board = Board {
         name: o.name.clone(),
         role: Role::Gateway,
