@@ -13,7 +13,7 @@
 //! A killed process leaves its socket file behind: senders skip it (the send is refused), and a process that
 //! joins under the same name replaces it. Datagrams that do not decode are counted and dropped.
 //!
-//! Wire format of a datagram (version 1), all integers big-endian:
+//! Wire format of a datagram (version 2), all integers big-endian:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -24,7 +24,11 @@
 //! | 12..14 | preamble length, symbols (u16) |
 //! | 14 | sync word |
 //! | 15 | flags: bit 0 = inverted I/Q, other bits 0 |
-//! | 16.. | payload (0..=255 bytes) |
+//! | 16..20 | sender: the node's identity on the air, random per join (u32) |
+//! | 20.. | payload (0..=255 bytes) |
+//!
+//! The sender lets a receiving process end that node's previous packet when its next one starts (a radio
+//! sends one at a time): a datagram that arrived late would otherwise overlap the next one and collide.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -51,8 +55,8 @@ use crate::{ChannelConfig, ChannelStats, SimChannel, SimChip};
 pub const SOCKET_SUFFIX: &str = ".sock";
 
 const MAGIC: [u8; 4] = *b"TMCA";
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 16;
+const VERSION: u8 = 2;
+const HEADER_LEN: usize = 20;
 const MAX_PAYLOAD: usize = 255;
 const FLAG_INVERT_IQ: u8 = 0x01;
 /// Larger than any valid datagram, so a datagram that fills it was truncated and is malformed.
@@ -420,10 +424,17 @@ pub fn join(spec: &AirSpec, name: &str) -> Result<AirChip, AirError> {
     };
     let dir = spec.dir.clone();
     let hook_counters = counters.clone();
+    let identity = fastrand::u32(..);
     channel
         .shared
         .set_transmit_hook(Some(Box::new(move |emission| {
-            broadcast(&sender, &dir, &own_file, &encode(emission), &hook_counters);
+            broadcast(
+                &sender,
+                &dir,
+                &own_file,
+                &encode(identity, emission),
+                &hook_counters,
+            );
         })));
     // From here on an error drops `link`, which undoes the hook and the socket file.
     let reader = std::thread::Builder::new()
@@ -512,8 +523,8 @@ fn read_loop(socket: &UnixDatagram, channel: &SimChannel, counters: &Counters, s
                     break;
                 }
                 match buf.get(..n).filter(|_| n < RECEIVE_BUFFER).and_then(decode) {
-                    Some(emission) => {
-                        channel.shared.inject(emission);
+                    Some((sender, emission)) => {
+                        channel.shared.inject(sender, emission);
                         // Counted after the packet is on air, so that a test that sees the count sees the packet.
                         bump(&counters.received);
                     }
@@ -533,7 +544,7 @@ fn read_loop(socket: &UnixDatagram, channel: &SimChannel, counters: &Counters, s
     }
 }
 
-fn encode(emission: &Emission) -> Vec<u8> {
+fn encode(sender: u32, emission: &Emission) -> Vec<u8> {
     let Emission {
         modem,
         air,
@@ -549,13 +560,14 @@ fn encode(emission: &Emission) -> Vec<u8> {
     out.extend_from_slice(&modem.preamble_len.to_be_bytes());
     out.push(air.sync_word);
     out.push(if air.invert_iq { FLAG_INVERT_IQ } else { 0 });
+    out.extend_from_slice(&sender.to_be_bytes());
     out.extend_from_slice(payload);
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<Emission> {
+fn decode(bytes: &[u8]) -> Option<(u32, Emission)> {
     let (header, payload) = bytes.split_at_checked(HEADER_LEN)?;
-    let [m0, m1, m2, m3, version, f0, f1, f2, f3, config1, config2, config3, p0, p1, sync_word, flags] =
+    let [m0, m1, m2, m3, version, f0, f1, f2, f3, config1, config2, config3, p0, p1, sync_word, flags, s0, s1, s2, s3] =
         <[u8; HEADER_LEN]>::try_from(header).ok()?;
     if [m0, m1, m2, m3] != MAGIC
         || version != VERSION
@@ -575,11 +587,14 @@ fn decode(bytes: &[u8]) -> Option<Emission> {
         explicit_header: modem.explicit_header,
         invert_iq: flags & FLAG_INVERT_IQ != 0,
     };
-    Some(Emission {
-        modem,
-        air,
-        payload: payload.to_vec(),
-    })
+    Some((
+        u32::from_be_bytes([s0, s1, s2, s3]),
+        Emission {
+            modem,
+            air,
+            payload: payload.to_vec(),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -606,9 +621,10 @@ mod tests {
     #[test]
     fn datagrams_round_trip() {
         let e = emission();
-        let bytes = encode(&e);
+        let bytes = encode(7, &e);
         assert_eq!(bytes.len(), HEADER_LEN + 5);
-        let back = decode(&bytes).unwrap();
+        let (sender, back) = decode(&bytes).unwrap();
+        assert_eq!(sender, 7);
         assert_eq!(back.air, e.air);
         assert_eq!(back.payload, e.payload);
         assert_eq!(
@@ -623,13 +639,13 @@ mod tests {
 
     #[test]
     fn bad_datagrams_do_not_decode() {
-        let good = encode(&emission());
+        let good = encode(7, &emission());
         assert!(decode(&good[..HEADER_LEN - 1]).is_none());
         let mut bad = good.clone();
         bad[0] = b'X';
         assert!(decode(&bad).is_none());
         let mut bad = good.clone();
-        bad[4] = 2;
+        bad[4] = 1;
         assert!(decode(&bad).is_none());
         let mut bad = good.clone();
         bad[10] = 0x64; // SF6

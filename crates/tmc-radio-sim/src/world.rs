@@ -54,6 +54,8 @@ struct Transmission {
     id: u64,
     /// The local chip sending it, or `None` for a sender in another process: no local chip is its sender.
     from: Option<usize>,
+    /// For a sender in another process, its identity on the air (see [`SharedWorld::inject`]).
+    remote: Option<u32>,
     start: u64,
     lock_at: u64,
     end: u64,
@@ -159,10 +161,20 @@ impl Shared {
         self.lock().on_transmit = hook;
     }
 
-    /// A packet from a sender in another process starts now.
-    pub fn inject(&self, emission: Emission) {
+    /// A packet from sender `remote` in another process starts now. A radio sends one packet at a time, so its
+    /// previous packet, if still on air here, ended by now: its datagram only arrived late (a thread not
+    /// scheduled at once), and without this it would seem to overlap the next one and collide with it.
+    pub fn inject(&self, remote: u32, emission: Emission) {
         let mut world = self.lock();
-        world.put_on_air(None, emission);
+        while let Some(index) = world.on_air.iter().position(|t| t.remote == Some(remote)) {
+            if !world.on_air[index].locked {
+                world.lock_receivers(index);
+            }
+            let mut previous = world.on_air.remove(index);
+            previous.end = world.now;
+            world.end_transmission(previous);
+        }
+        world.put_on_air(None, Some(remote), emission);
         drop(world);
         self.wake.notify_all();
     }
@@ -379,13 +391,13 @@ impl World {
         if let Some(hook) = &mut self.on_transmit {
             hook(&emission);
         }
-        let id = self.put_on_air(Some(c), emission);
+        let id = self.put_on_air(Some(c), None, emission);
         self.stats.transmissions += 1;
         self.chips[c].transmitting = Some(id);
     }
 
     /// A packet from local chip `from` (or from another process) starts now. Returns its ID.
-    fn put_on_air(&mut self, from: Option<usize>, emission: Emission) -> u64 {
+    fn put_on_air(&mut self, from: Option<usize>, remote: Option<u32>, emission: Emission) -> u64 {
         let Emission {
             modem,
             air,
@@ -397,6 +409,7 @@ impl World {
         let tx = Transmission {
             id,
             from,
+            remote,
             start,
             lock_at: start.saturating_add(ns(preamble_time(&modem))),
             end: start.saturating_add(ns(time_on_air(&modem, payload.len()))),
