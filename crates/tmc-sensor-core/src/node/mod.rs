@@ -178,7 +178,17 @@ pub struct Node<'a> {
     rx: [u8; RX_LEN],
     rx_len: usize,
     stats: NodeStats,
+    /// No reading with a higher sequence number is taken (`None`: no limit).
+    reading_limit: Option<u64>,
+    /// Readings acknowledged since the caller last drained them ([`Node::take_acked`]), oldest first. At
+    /// most one PUBACK is accepted per step and a poll runs at most [`STEPS_PER_POLL`] steps, so a caller
+    /// that drains after every poll never loses one; beyond that the oldest is overwritten.
+    acked: [Pending; QUEUE_LEN],
+    acked_len: usize,
 }
+
+/// Steps of the connection state machine per [`Node::poll`].
+const STEPS_PER_POLL: usize = 4;
 
 /// A failure that ends the connection (logged as `mqtt: connection lost: <reason>`).
 struct Lost<E>(LostReason<E>);
@@ -236,7 +246,42 @@ impl<'a> Node<'a> {
             rx: [0; RX_LEN],
             rx_len: 0,
             stats: NodeStats::default(),
+            reading_limit: None,
+            acked: [Pending::default(); QUEUE_LEN],
+            acked_len: 0,
         }
+    }
+
+    /// Numbers the next reading `seq` (e.g. continuing a count kept across a restart).
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
+    /// Takes no reading numbered above `last_seq` (`None`: readings go on for ever). The readings already
+    /// taken are still sent.
+    pub fn set_reading_limit(&mut self, last_seq: Option<u64>) {
+        self.reading_limit = last_seq;
+    }
+
+    /// The oldest reading acknowledged by the broker since the last call; call it until `None` after
+    /// every [`poll`](Self::poll). Each acknowledged reading comes out exactly once.
+    pub fn take_acked(&mut self) -> Option<Pending> {
+        if self.acked_len == 0 {
+            return None;
+        }
+        let oldest = self.acked[0];
+        self.acked.copy_within(1..self.acked_len, 0);
+        self.acked_len -= 1;
+        Some(oldest)
+    }
+
+    fn record_acked(&mut self, reading: Pending) {
+        if self.acked_len == QUEUE_LEN {
+            self.acked.copy_within(1.., 0);
+            self.acked_len -= 1;
+        }
+        self.acked[self.acked_len] = reading;
+        self.acked_len += 1;
     }
 
     pub fn config(&self) -> &NodeConfig<'a> {
@@ -273,7 +318,7 @@ impl<'a> Node<'a> {
     ) -> Wait {
         self.take_reading(now_ms, sensor, log);
         // A few steps per call so that e.g. CONNACK then PUBLISH happen in one poll.
-        for _ in 0..4 {
+        for _ in 0..STEPS_PER_POLL {
             match self.step(now_ms, transport, log) {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -300,6 +345,9 @@ impl<'a> Node<'a> {
         let Some(tick) = schedule.poll(now_ms) else {
             return;
         };
+        if self.reading_limit.is_some_and(|last| self.next_seq > last) {
+            return;
+        }
         if tick.missed > 0 {
             self.stats.missed_slots = self.stats.missed_slots.saturating_add(tick.missed);
             let _ = writeln!(log, "schedule: missed {} slot(s)", tick.missed);
@@ -421,6 +469,7 @@ impl<'a> Node<'a> {
                         self.queued -= 1;
                         self.in_flight = None;
                         self.stats.acked = self.stats.acked.saturating_add(1);
+                        self.record_acked(acked);
                         let _ = writeln!(log, "puback seq={}", acked.seq);
                     }
                 }

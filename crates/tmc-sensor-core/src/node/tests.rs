@@ -17,6 +17,8 @@ struct Sim<'a> {
     log: String,
     now: u64,
     rng: u32,
+    /// What [`Node::take_acked`] handed out, in order.
+    taken_acks: Vec<u64>,
 }
 
 impl<'a> Sim<'a> {
@@ -31,6 +33,7 @@ impl<'a> Sim<'a> {
             log: String::new(),
             now: 0,
             rng: 0x1234_5678,
+            taken_acks: Vec::new(),
         }
     }
 
@@ -48,6 +51,9 @@ impl<'a> Sim<'a> {
                 &mut self.sensor,
                 &mut self.log,
             );
+            while let Some(acked) = self.node.take_acked() {
+                self.taken_acks.push(acked.seq);
+            }
             self.now += w.clamp(1, 60_000).min(until_ms - self.now).max(1);
         }
         self.assert_broker_content();
@@ -89,6 +95,7 @@ impl<'a> Sim<'a> {
         let taken = self.sensor.reads;
         let expected: Vec<u64> = (1..=taken).collect();
         assert_eq!(self.broker.acked, expected, "log:\n{}", self.log);
+        assert_eq!(self.taken_acks, expected, "take_acked");
         assert!(self.node.queued().is_empty());
         assert_eq!(self.node.stats().acked, taken);
         for seq in 1..=taken {
@@ -389,4 +396,38 @@ fn wait_is_the_next_thing_to_do() {
         .poll(500, 0, &mut sim.broker, &mut sim.sensor, &mut sim.log);
     assert!(sim.log.ends_with("retry in 250 ms\n"), "{}", sim.log);
     assert_eq!(w, 250);
+}
+
+#[test]
+fn numbering_continues_and_stops_at_the_reading_limit() {
+    let mut sim = Sim::new(config());
+    sim.node.set_next_seq(41);
+    sim.node.set_reading_limit(Some(45));
+    sim.run_until(20_500);
+    let seqs: Vec<u64> = sim.broker.publishes.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [41, 42, 43, 44, 45]);
+    assert_eq!(sim.taken_acks, [41, 42, 43, 44, 45]);
+    assert_eq!(sim.sensor.reads, 5, "no reading is taken beyond the limit");
+    assert_eq!(sim.node.next_seq(), 46);
+    assert!(sim.node.take_acked().is_none());
+}
+
+#[test]
+fn take_acked_keeps_the_newest_when_never_drained() {
+    let mut node = Node::new(config());
+    let mut broker = SimBroker::default();
+    let mut sensor = SimSensor::new(SENSOR);
+    let mut log = String::new();
+    let mut now = 0;
+    while node.stats().acked < QUEUE_LEN as u64 + 3 {
+        let Wait(w) = node.poll(now, 7, &mut broker, &mut sensor, &mut log);
+        now += w.max(1);
+        assert!(now < 60_000, "log:\n{log}");
+    }
+    let taken: Vec<u64> = core::iter::from_fn(|| node.take_acked().map(|p| p.seq)).collect();
+    let acked = node.stats().acked;
+    assert_eq!(
+        taken,
+        ((acked - QUEUE_LEN as u64 + 1)..=acked).collect::<Vec<_>>()
+    );
 }
