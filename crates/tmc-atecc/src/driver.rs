@@ -22,6 +22,8 @@ const WAKE_ATTEMPTS: u32 = 2;
 const CONFIG_BLOCKS: u8 = (CONFIG_ZONE_LEN / BLOCK_LEN) as u8;
 /// Highest key slot.
 const MAX_SLOT: u8 = 15;
+/// Highest 32-byte block of a data slot: slot 8, the largest, has 416 bytes = 13 blocks.
+const MAX_DATA_BLOCK: u8 = 12;
 
 /// An ATECC508A or ATECC608A on an I²C bus.
 ///
@@ -280,6 +282,58 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
             let mut key = [0u8; 64];
             s.execute(&Command::genkey_public(slot), &mut key)?;
             Ok(key)
+        })
+    }
+
+    /// GenKey (create mode 0x04): the chip makes a new P-256 private key from its own RNG, stores it in `slot`
+    /// (replacing any key there) and returns only the public key X || Y. The chip refuses (status 0x0F,
+    /// [`AteccError::ExecutionError`]) a slot that is not a private-key slot, whose SlotConfig forbids GenKey
+    /// once the data zone is locked, or that is slot-locked.
+    pub fn generate_key(&mut self, slot: u8) -> Result<[u8; 64], Error<I2C>> {
+        check_slot(slot)?;
+        self.session(|s| {
+            let mut key = [0u8; 64];
+            s.execute(&Command::genkey_create(slot), &mut key)?;
+            Ok(key)
+        })
+    }
+
+    /// Verify (external mode, P-256): whether `signature` (R || S) is a valid ECDSA signature of `digest` under
+    /// `public_key` (X || Y), checked by the chip: Nonce pass-through of the digest into TempKey, then Verify, in
+    /// one wake. `Ok(false)` when the chip answers miscompare (0x01); any other failure is an error.
+    pub fn verify_external(
+        &mut self,
+        public_key: &[u8; 64],
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<bool, Error<I2C>> {
+        let mut data = [0u8; 128];
+        data[..64].copy_from_slice(signature);
+        data[64..].copy_from_slice(public_key);
+        self.session(|s| {
+            s.nonce_passthrough_awake(digest)?;
+            let mut status_byte = [0u8; 1];
+            match s.execute(&Command::verify_external(&data), &mut status_byte) {
+                Ok(()) => Ok(true),
+                Err(AteccError::Miscompare) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Reads 32-byte block `block` (0..=12) of data slot `slot` (0..=15). The chip refuses (status 0x0F,
+    /// [`AteccError::ExecutionError`]) a secret or private-key slot and any data read before the data zone is
+    /// locked, and answers a parse error (0x03) for a block beyond the slot's end (slots 0..=7 hold 36 bytes:
+    /// block 0 only; 9..=15 hold 72: blocks 0..=1; slot 8 holds 416: blocks 0..=12).
+    pub fn read_slot_block(&mut self, slot: u8, block: u8) -> Result<[u8; BLOCK_LEN], Error<I2C>> {
+        check_slot(slot)?;
+        if block > MAX_DATA_BLOCK {
+            return Err(AteccError::InvalidArgument("data block must be 0..=12"));
+        }
+        self.session(|s| {
+            let mut data = [0u8; BLOCK_LEN];
+            s.execute(&Command::read_data_block(slot, block), &mut data)?;
+            Ok(data)
         })
     }
 

@@ -5,10 +5,12 @@
 //!
 //! - [`crc`]: the packets' CRC-16.
 //! - [`protocol`]: word addresses, opcodes, status codes, command frames, execution times.
-//! - [`Atecc`]: wake/idle/sleep and the commands Info, Random, Nonce (pass-through), GenKey (public key),
-//!   Sign (external digest) and Read (config zone), with lock status and serial number on top.
+//! - [`Atecc`]: wake/idle/sleep and the commands Info, Random, Nonce (pass-through), GenKey (create a key,
+//!   public key), Sign (external digest), Verify (external, P-256) and Read (config zone, data slots), with
+//!   lock status and serial number on top.
 //! - [`AteccError`]: bus errors, protocol errors and the chip's status codes.
-//! - `sim` (feature `sim`): a simulated chip behind the same traits, in virtual time.
+//! - `sim` (feature `sim`): a simulated chip behind the same traits, in virtual time, with real P-256 keys
+//!   (p256, sha2; alloc only). `sim::file` (feature `sim-file`, std): a simulated chip kept in a 0600 file.
 //! - `linux` (feature `linux`): `/dev/i2c-N` through linux-embedded-hal.
 //!
 //! ```no_run
@@ -24,10 +26,10 @@
 #![no_std]
 
 // The simulator needs only `alloc` (Rc, RefCell, Vec, VecDeque), so it also builds for bare-metal targets
-// with a global allocator (the ESP8266 on-target checks); the Linux backend needs std.
+// with a global allocator (the ESP8266 on-target checks); the Linux backend and `sim::file` need std.
 #[cfg(feature = "sim")]
 extern crate alloc;
-#[cfg(feature = "linux")]
+#[cfg(any(feature = "linux", feature = "sim-file"))]
 extern crate std;
 
 pub mod config;

@@ -17,8 +17,8 @@ pub const WAKE_RESPONSE: [u8; 4] = [0x04, 0x11, 0x33, 0x43];
 pub const COMMAND_OVERHEAD: usize = 7;
 /// Bytes of a response packet around its data: count and CRC (2).
 pub const RESPONSE_OVERHEAD: usize = 3;
-/// Largest data field this driver sends (Nonce takes 32 or 64 bytes).
-pub const MAX_COMMAND_DATA: usize = 64;
+/// Largest data field this driver sends: Verify external takes signature R || S and public key X || Y.
+pub const MAX_COMMAND_DATA: usize = 128;
 /// Largest data field this driver accepts in a response (GenKey and Sign return 64 bytes).
 pub const MAX_RESPONSE_DATA: usize = 64;
 /// Largest I²C write this driver makes: word address + command packet.
@@ -50,6 +50,8 @@ pub mod opcode {
     pub const GENKEY: u8 = 0x40;
     /// ECDSA P-256 signature.
     pub const SIGN: u8 = 0x41;
+    /// ECDSA P-256 signature verification.
+    pub const VERIFY: u8 = 0x45;
 }
 
 /// Command mode (param1) values this driver uses.
@@ -62,13 +64,24 @@ pub mod mode {
     pub const NONCE_PASSTHROUGH: u8 = 0x03;
     /// GenKey: compute the public key of the private key in a slot.
     pub const GENKEY_PUBLIC: u8 = 0x00;
+    /// GenKey: create a random private key inside the chip, store it in a slot, return its public key.
+    pub const GENKEY_CREATE: u8 = 0x04;
     /// Sign: external message, the digest in TempKey (loaded by Nonce pass-through).
     pub const SIGN_EXTERNAL: u8 = 0x80;
+    /// Verify: external mode, signature and public key in the data field, message digest in TempKey.
+    pub const VERIFY_EXTERNAL: u8 = 0x02;
     /// Read: the config zone (zone bits 0..1 = 0).
     pub const READ_ZONE_CONFIG: u8 = 0x00;
+    /// Read: the OTP zone.
+    pub const READ_ZONE_OTP: u8 = 0x01;
+    /// Read: the data zone (the 16 slots).
+    pub const READ_ZONE_DATA: u8 = 0x02;
     /// Read: 32 bytes instead of 4 (bit 7).
     pub const READ_32_BYTES: u8 = 0x80;
 }
+
+/// Verify external: param2 (KeyID) names the curve; 0x0004 is P-256 (cryptoauthlib `VERIFY_KEY_P256`).
+pub const VERIFY_KEY_P256: u16 = 0x0004;
 
 /// Status codes of a 4-byte response.
 pub mod status {
@@ -116,8 +129,12 @@ pub const fn max_execution_time_ms(opcode: u8) -> u32 {
         opcode::READ => 5,
         opcode::RANDOM => 23,
         opcode::NONCE => 29,
+        // 508A 115, 608 (M0) 115.
         opcode::GENKEY => 115,
+        // 508A 60, 608 (M0) 115.
         opcode::SIGN => 115,
+        // 508A 72, 608 (M0) 105.
+        opcode::VERIFY => 105,
         _ => 250,
     }
 }
@@ -176,6 +193,37 @@ impl<'a> Command<'a> {
         }
     }
 
+    /// GenKey create: a new private key in `slot` from the chip's RNG. Answers 64 bytes, the public key X || Y.
+    pub const fn genkey_create(slot: u8) -> Self {
+        Self {
+            opcode: opcode::GENKEY,
+            param1: mode::GENKEY_CREATE,
+            param2: slot as u16,
+            data: &[],
+        }
+    }
+
+    /// Verify external, P-256: `signature_and_key` is R || S || X || Y; the digest is in TempKey (Nonce
+    /// pass-through). Answers status 0x00 (valid) or 0x01 (miscompare).
+    pub const fn verify_external(signature_and_key: &'a [u8; 128]) -> Self {
+        Self {
+            opcode: opcode::VERIFY,
+            param1: mode::VERIFY_EXTERNAL,
+            param2: VERIFY_KEY_P256,
+            data: signature_and_key,
+        }
+    }
+
+    /// Read 32 bytes of block `block` of data slot `slot`.
+    pub const fn read_data_block(slot: u8, block: u8) -> Self {
+        Self {
+            opcode: opcode::READ,
+            param1: mode::READ_ZONE_DATA | mode::READ_32_BYTES,
+            param2: data_address(slot, block, 0),
+            data: &[],
+        }
+    }
+
     /// Sign external: ECDSA signature of the digest in TempKey with the key in `slot`. Answers 64 bytes, R || S.
     pub const fn sign_external(slot: u8) -> Self {
         Self {
@@ -220,7 +268,7 @@ impl<'a> Command<'a> {
         let count = self.packet_len();
         let [p2_lo, p2_hi] = self.param2.to_le_bytes();
         frame[0] = word_address::COMMAND;
-        // count ≤ 7 + 64: fits in the count byte.
+        // count ≤ 7 + 128: fits in the count byte.
         frame[1] = count as u8;
         frame[2] = self.opcode;
         frame[3] = self.param1;
@@ -232,6 +280,12 @@ impl<'a> Command<'a> {
         frame[data_end..data_end + 2].copy_from_slice(&crc);
         Some(1 + count)
     }
+}
+
+/// Param2 of a data zone access (cryptoauthlib `calib_get_addr`): 4-byte word offset in bits 0..2, slot in
+/// bits 3..6, 32-byte block in bits 8..11.
+pub const fn data_address(slot: u8, block: u8, word: u8) -> u16 {
+    ((block as u16 & 0x0F) << 8) | ((slot as u16 & 0x0F) << 3) | (word as u16 & 0x07)
 }
 
 /// Param2 of a config or OTP zone read: block in bits 3..7, 4-byte word offset in bits 0..2.

@@ -74,10 +74,9 @@ fn every_operation_ends_in_idle_and_keeps_tempkey() {
     chip.nonce_passthrough(&digest).unwrap();
     assert_eq!(sim.power(), Power::Idle);
     assert_eq!(sim.tempkey(), Some(digest));
-    assert_eq!(
-        chip.sign_tempkey(0).unwrap(),
-        SimAtecc::fake_signature(0, &digest)
-    );
+    // Slot 4 holds the factory key; the signature is real P-256 (checked in tests/p256_sim.rs).
+    assert_eq!(chip.sign_tempkey(4).unwrap().len(), 64);
+    assert_eq!(sim.tempkey(), None, "Sign consumed TempKey");
 }
 
 #[test]
@@ -145,12 +144,16 @@ fn nonce_passthrough_frame_and_tempkey() {
 #[test]
 fn genkey_public_key_round_trip() {
     let (sim, mut chip) = setup(Model::Atecc608a);
-    for slot in [0, 2, 7] {
-        assert_eq!(chip.public_key(slot).unwrap(), SimAtecc::public_key(slot));
+    for slot in [0, 2, 3] {
+        let created = chip.generate_key(slot).unwrap();
+        assert_eq!(chip.public_key(slot).unwrap(), created);
+        assert_eq!(sim.public_key(slot), Some(created));
     }
     let frames = sim.command_frames();
-    assert_eq!(&frames[1][..6], &[0x03, 0x07, 0x40, 0x00, 0x02, 0x00]);
-    // Slot 8 holds no private key in the simulator.
+    // GenKey create (mode 0x04) then public (mode 0x00), param2 = slot.
+    assert_eq!(&frames[0][..6], &[0x03, 0x07, 0x40, 0x04, 0x00, 0x00]);
+    assert_eq!(&frames[3][..6], &[0x03, 0x07, 0x40, 0x00, 0x02, 0x00]);
+    // Slot 8 is a data slot: no private key.
     assert_eq!(chip.public_key(8), Err(AteccError::ExecutionError));
     assert!(matches!(
         chip.public_key(16),
@@ -162,9 +165,16 @@ fn genkey_public_key_round_trip() {
 fn sign_digest_round_trip() {
     let (sim, mut chip) = setup(Model::Atecc508a);
     let digest: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(13) ^ 0xA5);
+    chip.generate_key(3).unwrap();
+    sim.clear_log();
+    let executed_before = sim.executed().len();
     let signature = chip.sign_digest(3, &digest).unwrap();
-    assert_eq!(signature, SimAtecc::fake_signature(3, &digest));
-    assert_eq!(sim.executed(), vec![0x16, 0x41], "Nonce then Sign");
+    assert_ne!(signature, [0; 64]);
+    assert_eq!(
+        sim.executed()[executed_before..],
+        [0x16, 0x41],
+        "Nonce then Sign"
+    );
     let frames = sim.command_frames();
     assert_eq!(&frames[1][..6], &[0x03, 0x07, 0x41, 0x80, 0x03, 0x00]);
     // One wake for both commands.

@@ -261,16 +261,27 @@ fn atecc_driver_on_sim() -> Result<(), String> {
     let sim = SimAtecc::new(Model::Atecc508a);
     let mut chip = Atecc::new(sim.i2c(), sim.delay());
     let digest: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(13) ^ 0xA5);
+    // Real P-256 on the lx106: GenKey create, Sign, and the chip's own Verify of the signature.
+    let pk = chip.generate_key(3).map_err(|x| e("generate_key", &x))?;
+    sim.clear_log();
     let sig = chip
         .sign_digest(3, black_box(&digest))
         .map_err(|x| e("sign_digest", &x))?;
-    expect_eq!(sig, SimAtecc::fake_signature(3, &digest))?;
-    expect_eq!(sim.executed(), alloc::vec![0x16u8, 0x41])?;
+    expect_eq!(sim.executed(), alloc::vec![0x40u8, 0x16, 0x41])?;
     let frames = sim.command_frames();
     expect_eq!(&frames[1][..6], &[0x03u8, 0x07, 0x41, 0x80, 0x03, 0x00][..])?;
     expect_eq!(sim.tempkey(), None)?;
-    let pk = chip.public_key(0).map_err(|x| e("public_key", &x))?;
-    expect_eq!(pk, SimAtecc::public_key(0))?;
+    expect_eq!(chip.verify_external(&pk, &digest, &sig), Ok(true))?;
+    let mut bad = sig;
+    bad[black_box(17)] ^= 0x01;
+    expect_eq!(chip.verify_external(&pk, &digest, &bad), Ok(false))?;
+    expect_eq!(chip.public_key(3).map_err(|x| e("public_key", &x))?, pk)?;
+    expect_eq!(sim.public_key(3), Some(pk))?;
+    // The private-key slot is never readable: execution error 0x0F.
+    expect_eq!(
+        chip.read_slot_block(3, 0),
+        Err(tmc_atecc::AteccError::ExecutionError)
+    )?;
     ensure(chip.public_key(16).is_err(), || {
         String::from("public_key(16) accepted")
     })?;
