@@ -50,9 +50,9 @@
 //!
 //! | slot | size | use | SlotConfig | KeyConfig |
 //! |---|---|---|---|---|
-//! | 0 | 36 | the device's P-256 key (sensor: TLS client key) | `83 20` | `33 00` |
+//! | 0 | 36 | the device's P-256 key (the TLS client key of a sensor or of a concentrator's relay) | `83 20` | `33 00` |
 //! | 1 | 36 | spare P-256 key (rotation: make the new key here, switch over, then retire slot 0's) | `83 20` | `33 00` |
-//! | 2 | 36 | second-purpose P-256 key (the concentrator Pi: its relay key, separate from its TLS key) | `83 20` | `33 00` |
+//! | 2 | 36 | second-purpose P-256 key (unused by TMC today; a future non-TLS signature) | `83 20` | `33 00` |
 //! | 3 | 36 | spare P-256 key | `83 20` | `33 00` |
 //! | 4 | 36 | factory key: generated before the data zone lock, GenKey off since: permanent | `81 00` | `33 00` |
 //! | 5–7 | 36 | unused data | `00 00` | `3c 00` |

@@ -6,10 +6,30 @@
 //!   [`tmc_secret_file::read_private`], so a group- or world-readable key is refused with its path and mode.
 //! - [`BrokerConfig::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
 //!   persistent so the broker keeps QoS 1 messages for a client that is down (the relay during a restart).
+//! - [`MqttConfig`] is the same table for a service whose client key may live in an ATECC508A/608A secure
+//!   element instead of a file (the relay's `[mqtt]`): `key_atecc = "/dev/i2c-1"` (with `key_slot`, default
+//!   [`DEFAULT_KEY_SLOT`], and `atecc_address`, default 0x60) in place of `key`. `cert` is then the
+//!   certificate the site CA issued for the chip's CSR (`tmc-pki issue --csr … --role relay`). The two forms
+//!   exclude each other. Connecting with a chip key needs the feature `atecc` (module `atecc`): one thread
+//!   owns the chip and makes the TLS handshake's signatures; at start the chip's public key must be the
+//!   certificate's.
+//!
+//!   ```toml
+//!   [mqtt]
+//!   host = "mqtt.com"
+//!   ca = "/etc/tmc/ecc.ca.cert.pem"
+//!   cert = "/etc/tmc/ecc.relay.cert.pem"   # issued from the chip's CSR
+//!   key_atecc = "/dev/i2c-1"               # instead of `key`
+//!   key_slot = 0                           # default 0
+//!   atecc_address = 0x60                   # default 0x60 (7-bit)
+//!   ```
 //! - [`TopicTemplate`] renders the upstream topic of a reading from its original topic and sensor id.
 //! - [`check_host`] accepts a DNS name or an IP address and nothing else, before a `host` setting reaches a
 //!   resolver or a line of `/etc/hosts`.
 
+#[cfg(feature = "atecc")]
+pub mod atecc;
+mod chip_config;
 mod host;
 mod template;
 
@@ -18,6 +38,7 @@ use std::path::{Path, PathBuf};
 use rumqttc::{BrokerSessionResumePolicy, MqttOptions, SessionMode, TlsConfiguration, Transport};
 use serde::Deserialize;
 
+pub use chip_config::{ChipKeyConfig, MqttConfig, DEFAULT_ATECC_ADDRESS, DEFAULT_KEY_SLOT};
 pub use host::{check_host, HostError};
 pub use rumqttc;
 pub use template::{sensor_of, TemplateError, TopicTemplate, UNKNOWN_SENSOR};
@@ -74,6 +95,16 @@ pub enum MqttConfigError {
     ClientAuthWithoutTls,
     #[error("host is empty")]
     EmptyHost,
+    /// A combination of settings that cannot work (see [`MqttConfig::check`]).
+    #[error("{0}")]
+    Invalid(String),
+    /// `key_atecc` in a build without the feature `atecc`.
+    #[error("`key_atecc`: this build has no ATECC support (tmc-mqtt feature `atecc`)")]
+    NoChipSupport,
+    /// The chip key could not be set up (chip absent, wrong slot, certificate for another key, …).
+    #[cfg(feature = "atecc")]
+    #[error(transparent)]
+    Chip(#[from] atecc::ChipKeyError),
 }
 
 /// Session kind for [`BrokerConfig::options`].
@@ -117,22 +148,7 @@ impl BrokerConfig {
         default_client_id: &str,
         session: Session,
     ) -> Result<MqttOptions, MqttConfigError> {
-        if self.host.is_empty() {
-            return Err(MqttConfigError::EmptyHost);
-        }
-        let id = self.client_id.as_deref().unwrap_or(default_client_id);
-        let mut options = MqttOptions::new(id, (self.host.as_str(), self.port));
-        options.set_keep_alive(self.keep_alive);
-        match session {
-            Session::Clean => {
-                options.set_session_mode(SessionMode::Clean);
-            }
-            Session::Persistent => {
-                options.set_session_mode(SessionMode::Persistent);
-                options
-                    .set_broker_session_resume_policy(BrokerSessionResumePolicy::AllowBrokerOnly);
-            }
-        }
+        let mut options = self.base_options(default_client_id, session)?;
         let client_auth = match (&self.cert, &self.key) {
             (None, None) => None,
             (Some(_), None) => return Err(MqttConfigError::HalfClientAuth("cert")),
@@ -155,9 +171,34 @@ impl BrokerConfig {
         }
         Ok(options)
     }
+
+    /// Everything but the transport.
+    pub(crate) fn base_options(
+        &self,
+        default_client_id: &str,
+        session: Session,
+    ) -> Result<MqttOptions, MqttConfigError> {
+        if self.host.is_empty() {
+            return Err(MqttConfigError::EmptyHost);
+        }
+        let id = self.client_id.as_deref().unwrap_or(default_client_id);
+        let mut options = MqttOptions::new(id, (self.host.as_str(), self.port));
+        options.set_keep_alive(self.keep_alive);
+        match session {
+            Session::Clean => {
+                options.set_session_mode(SessionMode::Clean);
+            }
+            Session::Persistent => {
+                options.set_session_mode(SessionMode::Persistent);
+                options
+                    .set_broker_session_resume_policy(BrokerSessionResumePolicy::AllowBrokerOnly);
+            }
+        }
+        Ok(options)
+    }
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfigError> {
+pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfigError> {
     std::fs::read(path).map_err(|source| MqttConfigError::Read {
         what,
         path: path.to_owned(),

@@ -48,7 +48,7 @@ fn main() {
     let shutdown = Shutdown::new();
     let mut watchdog = Watchdog::new();
     let settings = IngestSettings {
-        broker: BrokerConfig::plain("127.0.0.1", port),
+        broker: BrokerConfig::plain("127.0.0.1", port).into(),
         topics: vec!["sensors/+/reading".into()],
         max_payload: 200,
         receive_maximum: 256,

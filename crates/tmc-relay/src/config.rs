@@ -8,7 +8,10 @@
 //! port = 8883
 //! ca = "/etc/tmc/ecc.ca.cert.pem"
 //! cert = "/etc/tmc/ecc.relay.cert.pem"
-//! key = "/etc/tmc/ecc.relay.key.pem"
+//! key = "/etc/tmc/ecc.relay.key.pem"   # or, with the key in the Pi's secure element, instead of `key`:
+//! # key_atecc = "/dev/i2c-1"           #   the I2C bus of an ATECC508A/608A holding the relay's private key
+//! # key_slot = 0                       #   its key slot, 0–15 (default 0, the device key slot)
+//! # atecc_address = 0x60               #   its 7-bit I2C address (default 0x60, the factory address)
 //!
 //! [ingest]
 //! topics = ["/esp8266", "sensors/+/reading"]
@@ -33,13 +36,25 @@
 //! capacity = 100000
 //! when_full = "refuse"            # back-pressure to the broker; or "drop-oldest"
 //! ```
+//!
+//! # The MQTT client key in an ATECC508A/608A
+//! With `key_atecc` the relay's private key never exists as a file: the chip on the Pi's I²C bus made it (the
+//! provisioning command's GenKey), the site CA issued `cert` for the chip's CSR
+//! (`tmc-pki issue --name relay --role relay --csr relay.csr.pem`), and the chip signs each TLS handshake (ECDSA P-256,
+//! SHA-256) from a thread that owns it. `key` and `key_atecc` exclude each other; `key_atecc` needs `cert` and
+//! `ca`, and must be an absolute device path. Loading the config checks these without touching the chip;
+//! `tmc-relay run` then opens the bus, reads the slot's public key and refuses to start when `cert` is not
+//! for it ("the certificate in cert (…) is not for the key in the chip's slot N"). A chip that stops answering
+//! fails the handshake after a bounded wait (logged), and the relay retries as for any broker outage. The
+//! relay's user needs read-write access to the bus device (group `i2c` on Raspberry Pi OS-like systems), and
+//! the kernel's `atmel-ecc` driver must not be bound to the chip. See `tmc_mqtt::MqttConfig`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tmc_envelope::Encoding;
 use tmc_link::radio::RadioSection;
-use tmc_mqtt::BrokerConfig;
+use tmc_mqtt::MqttConfig;
 use tmc_queue::FullPolicy;
 use tmc_service::config::relative_to;
 use tmc_service::ConfigError;
@@ -49,7 +64,7 @@ use tmc_service::ConfigError;
 pub struct RelayConfig {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
-    pub mqtt: BrokerConfig,
+    pub mqtt: MqttConfig,
     #[serde(default)]
     pub ingest: IngestSection,
     pub radio: RadioSection,
@@ -205,7 +220,8 @@ impl RelayConfig {
     fn resolve(&mut self, path: &Path) {
         self.state_dir = relative_to(path, &self.state_dir);
         self.envelope.keys = relative_to(path, &self.envelope.keys);
-        for file in [&mut self.mqtt.ca, &mut self.mqtt.cert, &mut self.mqtt.key]
+        let broker = &mut self.mqtt.broker;
+        for file in [&mut broker.ca, &mut broker.cert, &mut broker.key]
             .into_iter()
             .flatten()
         {
@@ -217,7 +233,7 @@ impl RelayConfig {
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::invalid(path, m));
         // The host ends up in name lookups, the broker certificate check and, on a Pi, a line of /etc/hosts.
-        if let Err(e) = tmc_mqtt::check_host(&self.mqtt.host) {
+        if let Err(e) = tmc_mqtt::check_host(&self.mqtt.broker.host) {
             return bad(format!("[mqtt] {e}"));
         }
         if self.ingest.topics.is_empty() {
@@ -328,5 +344,87 @@ keys = "keys.toml"
         assert!(!err.contains('\n'), "{err}");
         let err = load("[mqtt]\nhost = \"x\"\n").unwrap_err();
         assert!(err.contains("missing field `radio`"), "{err}");
+    }
+
+    const CHIP: &str = "ca = \"ca.pem\"\ncert = \"relay.cert.pem\"\nkey_atecc = \"/dev/i2c-1\"";
+
+    #[test]
+    fn key_file_or_key_in_the_chip() {
+        let file = load(&MINIMAL.replace(
+            "host = \"mqtt.com\"",
+            "host = \"mqtt.com\"\nca = \"ca.pem\"\ncert = \"relay.cert.pem\"\nkey = \"relay.key.pem\"",
+        ))
+        .unwrap();
+        assert_eq!(file.mqtt.chip, None);
+        assert!(file.mqtt.broker.key.unwrap().is_absolute());
+
+        let chip = load(&MINIMAL.replace(
+            "host = \"mqtt.com\"",
+            &format!("host = \"mqtt.com\"\n{CHIP}"),
+        ))
+        .unwrap();
+        let key = chip.mqtt.chip.clone().unwrap();
+        assert_eq!(
+            (key.device.to_str(), key.slot, key.address),
+            (Some("/dev/i2c-1"), tmc_mqtt::DEFAULT_KEY_SLOT, 0x60)
+        );
+        assert_eq!(chip.mqtt.broker.key, None);
+        // Files resolve relative to relay.toml; the device path stays as given.
+        assert!(chip.mqtt.broker.cert.unwrap().ends_with("relay.cert.pem"));
+        assert!(chip.mqtt.broker.ca.unwrap().is_absolute());
+
+        let chip = load(&MINIMAL.replace(
+            "host = \"mqtt.com\"",
+            &format!("host = \"mqtt.com\"\n{CHIP}\nkey_slot = 2\natecc_address = 0x61"),
+        ))
+        .unwrap();
+        let key = chip.mqtt.chip.unwrap();
+        assert_eq!((key.slot, key.address), (2, 0x61));
+    }
+
+    #[test]
+    fn chip_key_errors_name_the_settings_and_the_file() {
+        for (mqtt, want) in [
+            (
+                format!("{CHIP}\nkey = \"relay.key.pem\""),
+                "`key` and `key_atecc` exclude each other",
+            ),
+            (format!("{CHIP}\nkey_slot = 16"), "`key_slot` = 16"),
+            (
+                format!("{CHIP}\natecc_address = 0x00"),
+                "`atecc_address` = 0x00",
+            ),
+            (
+                "ca = \"ca.pem\"\nkey_atecc = \"/dev/i2c-1\"".to_string(),
+                "`key_atecc` needs `cert`",
+            ),
+            (
+                "cert = \"c.pem\"\nkey_atecc = \"/dev/i2c-1\"".to_string(),
+                "`key_atecc` needs `ca`",
+            ),
+            (
+                format!(
+                    "{}\nkey_atecc = \"i2c-1\"",
+                    &CHIP[..CHIP.rfind('\n').unwrap()]
+                ),
+                "absolute path",
+            ),
+            (
+                "key_slot = 1".to_string(),
+                "`key_slot` is for a key in an ATECC chip",
+            ),
+            (
+                "key_atecc = 1".to_string(),
+                "line 4, column 13: invalid type: integer `1`, expected path string",
+            ),
+        ] {
+            let err = load(&MINIMAL.replace(
+                "host = \"mqtt.com\"",
+                &format!("host = \"mqtt.com\"\n{mqtt}"),
+            ))
+            .unwrap_err();
+            assert!(err.contains(want), "{mqtt}: {err}");
+            assert!(err.contains("relay.toml") && !err.contains('\n'), "{err}");
+        }
     }
 }

@@ -37,7 +37,7 @@ fn start_ingest_with(
     let shutdown = Shutdown::new();
     let stats = Arc::new(IngestStats::default());
     let settings = IngestSettings {
-        broker: BrokerConfig::plain("127.0.0.1", port),
+        broker: BrokerConfig::plain("127.0.0.1", port).into(),
         topics: topics.iter().map(|t| t.to_string()).collect(),
         max_payload: 64,
         receive_maximum: 256,

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tmc_mqtt::rumqttc::{AckMode, AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
-use tmc_mqtt::{BrokerConfig, Session};
+use tmc_mqtt::{MqttConfig, Session};
 use tmc_queue::{delivery_mark, DeliveryMark, NewEntry, QueueError, RelayQueue};
 use tmc_service::notify::Heartbeat;
 use tmc_service::{Shutdown, Wakeup};
@@ -98,7 +98,7 @@ pub type FitsFrame = Box<dyn Fn(&str, &[u8]) -> bool + Send>;
 
 /// What the ingest needs to know.
 pub struct IngestSettings {
-    pub broker: BrokerConfig,
+    pub broker: MqttConfig,
     pub topics: Vec<String>,
     pub max_payload: usize,
     pub receive_maximum: u16,
