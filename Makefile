@@ -33,7 +33,7 @@ PRUNE ?= 0
 prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision boards firmware firmware-test flash-firmware clean
+	crates-inc crates-inc-check layer-check test-scripts image flash provision boards sensor-identity firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -49,6 +49,7 @@ help:
 	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
 	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset] [ADDRESS=node]"
 	@echo "make boards        SITE=<site dir>: the site's boards with their node addresses and sender ids"
+	@echo "make sensor-identity SITE=<site dir> NAME=<sensor> CHIP=sim:<file>|/dev/i2c-N: key made in the secure element, certificate from its CSR"
 	@echo "make firmware      ESP8266 sensor firmware (ELF + flash images): [SITE=dir NAME=sensor] config from the site file, [ESP8266_SDK=dir] Wi-Fi + TCP"
 	@echo "make firmware-test on-target checks on the lx106 core in QEMU, the firmware images and the SDK link check"
 	@echo "make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir ERASE=1] [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
@@ -211,6 +212,16 @@ provision: deps
 boards: deps
 	$(CARGO) build --locked -p tmc-provision
 	target/debug/tmc-provision list --site "$(SITE)"
+
+# A sensor's identity from its secure element: GenKey in the chip (CHIP=sim:FILE for a simulated chip kept in a
+# 0600 file, or /dev/i2c-N), a CSR the chip signs, the site CA's certificate for it (tmc-provision sensor-identity).
+# IDENTITY_ARGS="--topic T --new-key --config FILE" passes more options.
+CHIP ?=
+IDENTITY_ARGS ?=
+sensor-identity: deps
+	@[ -n "$(NAME)" ] && [ -n "$(CHIP)" ] || { echo "usage: make sensor-identity SITE=<site dir> NAME=<sensor> CHIP=sim:<file>|/dev/i2c-N [IDENTITY_ARGS=...]" >&2; exit 2; }
+	$(CARGO) build --locked -p tmc-provision
+	target/debug/tmc-provision sensor-identity --site "$(SITE)" --name "$(NAME)" --chip "$(CHIP)" $(IDENTITY_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -33,3 +33,23 @@ pub trait SecureElement {
         signature: &[u8; 64],
     ) -> Result<bool, Self::Error>;
 }
+pub mod atecc;
+pub mod csr;
+
+pub mod cert;
+mod der;
+pub mod software;
+#[cfg(feature = "std")]
+pub mod std_socket;
+pub mod tls;
+
+pub use cert::CertError;
+#[cfg(feature = "std")]
+pub use rand_core::OsRng;
+pub use software::{SoftwareKey, SoftwareKeyError};
+#[cfg(feature = "std")]
+pub use std_socket::StdTcpSocket;
+pub use tls::{
+    Socket, TlsBuffers, TlsClient, TlsClientConfig, TlsTransport, TlsTransportError, RX_BUFFER_LEN,
+    TX_BUFFER_LEN,
+};

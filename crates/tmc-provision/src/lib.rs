@@ -58,6 +58,32 @@
 //! the Wi-Fi passphrase, which is never printed); a raw 64-hex-digit PSK is refused (the firmware takes a
 //! passphrase only).
 //!
+//! ## On the PC: `tmc-provision sensor-identity`
+//!
+//! ```text
+//! tmc-provision sensor-identity --site site --name esp1 --chip sim:esp1.chip [--topic /esp8266] [--slot 0] \
+//!                               [--config esp1.toml] [--new-key] [--days 825]
+//! tmc-provision sensor-identity --site site --name esp1 --chip /dev/i2c-1 [--address 0x60]
+//! ```
+//!
+//! gives a sensor its TLS identity from its secure element: the key is made inside the ATECC508A/608A
+//! (GenKey) and never leaves it; the chip signs a PKCS#10 request (CN = `--name`, 1–23 ASCII letters and
+//! digits, the sensor's MQTT client id) and the site CA certifies it as `tmc-pki issue --role sensor --csr`
+//! does (topics `sensors/<name>/#` and `--topic`, default `/esp8266`), writing `SITE/ecc.<name>.cert.pem`.
+//! `--chip sim:PATH` is a simulated chip whose non-volatile state is kept in PATH (created 0600);
+//! `/dev/i2c-N` a real one on the Pi's I²C bus.
+//!
+//! The slot's key is created only if the slot has none: **a re-run keeps the key** and re-issues the
+//! certificate (new serial and validity, as `tmc-pki renew --csr`), so re-provisioning never silently
+//! changes a deployed sensor's key; `--new-key` replaces it. A name issued for another role or revoked is
+//! refused before the chip is touched, and so is a site certificate for another key than the chip's
+//! (another chip under that name) unless `--new-key` moves the name to this chip. With `--config FILE` (the
+//! `sensor-config` file, whose `client_id` must be `--name`), `<name>.identity.toml` is written beside it:
+//! slot, chip serial, public key, and the sensor and CA certificates as one-line base64 DER. It is a
+//! separate file because `firmware/build.rs` refuses keys it does not know. It prints the chip serial, the
+//! slot, whether the key is new, the certificate serial and expiry, and the files written. The library
+//! entry points are [`identity::enroll`] (any I²C bus) and [`identity::enroll_chip`].
+//!
 //! ## On the Pi: `tmc-provision firstboot`
 //!
 //! Run as root by a oneshot unit at boot (`ConditionPathExists=/boot/tmc.toml`). Safe to run again at any
@@ -110,6 +136,7 @@
 pub mod boards;
 mod firstboot;
 mod fsutil;
+pub mod identity;
 pub mod layout;
 pub mod manifest;
 mod sensor;

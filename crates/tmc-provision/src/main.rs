@@ -31,6 +31,14 @@ enum Command {
     /// On the PC: write an ESP8266 sensor's compiled-in configuration (firmware TMC_SENSOR_CONFIG) from the
     /// site file: the access point's SSID and passphrase, the broker's name and port, topic, interval.
     SensorConfig(SensorConfigArgs),
+    /// On the PC (or a Pi with the chip): make an ESP8266 sensor's key in its secure element, have the chip
+    /// sign a certificate request and the site CA certify it. A re-run keeps the key (--new-key replaces it)
+    /// and re-issues the certificate.
+    SensorIdentity(SensorIdentityArgs),
+    /// Where the chip is (a concentrator Pi with an ATECC608 on /dev/i2c-N): make the key in the chip if its
+    /// slot has none (--new-key replaces it) and write a certificate request for it, signed by the chip, for
+    /// `tmc-pki issue --csr FILE --role relay` on the machine with the site CA.
+    ChipCsr(ChipCsrArgs),
     /// On the PC: the site's boards with their node addresses and sender ids (SITE/boards.toml).
     List(ListArgs),
 }
@@ -121,6 +129,71 @@ struct SensorConfigArgs {
     broker_port: Option<u16>,
 }
 
+#[derive(Debug, Args)]
+struct SensorIdentityArgs {
+    /// The tmc-pki site directory (its CA key signs the certificate).
+    #[arg(long)]
+    site: PathBuf,
+    /// The sensor's certificate name (CN) and MQTT client id: 1–23 ASCII letters and digits.
+    #[arg(long)]
+    name: String,
+    /// The secure element: sim:PATH (a simulated chip kept in PATH, created 0600) or /dev/i2c-N.
+    #[arg(long)]
+    chip: String,
+    /// The chip's I2C address on /dev/i2c-N (0x60 from the factory).
+    #[arg(long, default_value = "0x60", value_parser = parse_address)]
+    address: u8,
+    /// The key slot [default: 0].
+    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_DEVICE_SLOT)]
+    slot: u8,
+    /// Extra topics a new sensor certificate allows (repeatable) [default: /esp8266]; a re-issue keeps the
+    /// certificate's topics.
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// Replace the key already in the slot (the sensor's old certificate stops matching it).
+    #[arg(long)]
+    new_key: bool,
+    /// The sensor's `sensor-config` file: NAME.identity.toml (certificates, slot) is written beside it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Certificate lifetime in days.
+    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_CERT_DAYS)]
+    days: i64,
+}
+
+#[derive(Debug, Args)]
+struct ChipCsrArgs {
+    /// The secure element: /dev/i2c-N, or sim:PATH (a simulated chip kept in PATH, created 0600).
+    #[arg(long)]
+    chip: String,
+    /// The chip's I2C address on /dev/i2c-N (0x60 from the factory).
+    #[arg(long, default_value = "0x60", value_parser = parse_address)]
+    address: u8,
+    /// The key slot [default: 0].
+    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_DEVICE_SLOT)]
+    slot: u8,
+    /// The certificate's name (CN): the board's name, e.g. the relay's.
+    #[arg(long)]
+    name: String,
+    /// Replace the key already in the slot (a certificate issued for the old key stops matching it).
+    #[arg(long)]
+    new_key: bool,
+    /// Where to write the request (PEM; not secret).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_address(text: &str) -> Result<u8, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    match parsed {
+        Ok(address) if address <= 0x7f => Ok(address),
+        _ => Err(format!("{text:?} is not a 7-bit I2C address (e.g. 0x60)")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tmc_cli::init_logging(cli.global.verbose);
@@ -128,6 +201,8 @@ fn main() -> std::process::ExitCode {
         Command::Write(args) => write_cmd(args),
         Command::Firstboot(args) => firstboot_cmd(&args),
         Command::SensorConfig(args) => sensor_config_cmd(args),
+        Command::SensorIdentity(args) => sensor_identity_cmd(args),
+        Command::ChipCsr(args) => chip_csr_cmd(&args),
         Command::List(args) => list_cmd(&args),
     };
     tmc_cli::exit_status("tmc-provision", result)
@@ -233,6 +308,91 @@ fn sensor_config_cmd(args: SensorConfigArgs) -> anyhow::Result<()> {
         absolute.display()
     );
     Ok(())
+}
+
+fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
+    use tmc_provision::identity::{enroll_chip, CertOutcome, ChipSpec, EnrollOptions};
+
+    let chip = ChipSpec::parse(&args.chip, args.address)?;
+    let report = enroll_chip(
+        &chip,
+        &EnrollOptions {
+            site: args.site,
+            name: args.name.clone(),
+            topics: args.topics,
+            slot: args.slot,
+            new_key: args.new_key,
+            config: args.config,
+            days: args.days,
+        },
+    )?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "chip     {chip}: serial {}",
+        hex::encode(report.chip_serial)
+    );
+    println!("key      slot {}: {}", report.slot, key_text(report.key));
+    println!("public   04{}", hex::encode(report.public_key));
+    let identity = &report.identity;
+    let expires = time::OffsetDateTime::from_unix_timestamp(identity.not_after)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| identity.not_after.to_string());
+    let what = match report.certificate {
+        CertOutcome::Issued => "issued  ",
+        CertOutcome::Reissued => "reissued",
+    };
+    println!(
+        "{what} sensor certificate for {:?}: serial {}, expires {expires}, topics {}",
+        identity.name,
+        identity.serial,
+        identity.topics.join(" ")
+    );
+    for path in &report.written {
+        println!("wrote    {}", path.display());
+    }
+    println!(
+        "site CA  {} (the broker's clients are checked against it)",
+        report.ca_path.display()
+    );
+    Ok(())
+}
+
+fn chip_csr_cmd(args: &ChipCsrArgs) -> anyhow::Result<()> {
+    use tmc_provision::identity::{chip_csr, ChipSpec};
+
+    let chip = ChipSpec::parse(&args.chip, args.address)?;
+    let request = chip_csr(&chip, args.slot, &args.name, args.new_key)?;
+    tmc_secret_file::write_atomic(
+        &args.out,
+        request.pem.as_bytes(),
+        0o644,
+        tmc_secret_file::Overwrite::Replace,
+    )?;
+    println!(
+        "chip     {chip}: serial {}",
+        hex::encode(request.chip_serial)
+    );
+    println!("key      slot {}: {}", request.slot, key_text(request.key));
+    println!("public   04{}", hex::encode(request.public_key));
+    println!(
+        "wrote    {} (CN {:?}): on the machine with the site CA, `tmc-pki issue --name {} --role relay --csr {}`",
+        args.out.display(),
+        args.name,
+        args.name,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn key_text(key: tmc_provision::identity::KeyOutcome) -> &'static str {
+    use tmc_provision::identity::KeyOutcome;
+    match key {
+        KeyOutcome::Created => "new key (GenKey)",
+        KeyOutcome::Replaced => "new key (GenKey, replaced the slot's key: --new-key)",
+        KeyOutcome::Kept => "existing key kept (--new-key replaces it)",
+    }
 }
 
 fn firstboot_cmd(args: &FirstbootArgs) -> anyhow::Result<()> {

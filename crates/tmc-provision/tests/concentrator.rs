@@ -236,14 +236,14 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
     // The relay's configuration as the relay loads it, and every file it names installed.
     let relay = tmc_relay::config::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
     assert_eq!(
-        (relay.mqtt.host.as_str(), relay.mqtt.port),
+        (relay.mqtt.broker.host.as_str(), relay.mqtt.broker.port),
         ("mqtt.com", 8883)
     );
     assert_eq!((relay.radio.address, relay.link.gateway), (Some(10), 1));
     for file in [
-        relay.mqtt.ca.unwrap(),
-        relay.mqtt.cert.unwrap(),
-        relay.mqtt.key.unwrap(),
+        relay.mqtt.broker.ca.unwrap(),
+        relay.mqtt.broker.cert.unwrap(),
+        relay.mqtt.broker.key.unwrap(),
         relay.radio.board.unwrap(),
         relay.envelope.keys.clone(),
     ] {
@@ -507,9 +507,9 @@ fn a_custom_relay_config_is_used_as_given() {
     let relay = tmc_relay::config::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
     // Relative paths resolve beside the installed file, where the card put those files.
     assert_eq!(
-        relay.mqtt.key.as_deref(),
+        relay.mqtt.broker.key.as_deref(),
         Some(f.installed("/etc/tmc/ecc.relay-9.key.pem").as_path())
     );
-    assert!(relay.mqtt.key.unwrap().is_file());
+    assert!(relay.mqtt.broker.key.unwrap().is_file());
     assert_eq!(relay.envelope.max_batch, 4);
 }

@@ -274,10 +274,10 @@ mod tests {
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, render_relay("relay-7", 12, 3, 12)).unwrap();
         let c = tmc_relay::config::RelayConfig::load(&path).unwrap();
-        assert_eq!(c.mqtt.host, "mqtt.com");
-        assert_eq!(c.mqtt.port, 8883);
+        assert_eq!(c.mqtt.broker.host, "mqtt.com");
+        assert_eq!(c.mqtt.broker.port, 8883);
         assert_eq!(
-            c.mqtt.key.as_deref(),
+            c.mqtt.broker.key.as_deref(),
             Some(Path::new("/etc/tmc/ecc.relay-7.key.pem"))
         );
         assert_eq!(
