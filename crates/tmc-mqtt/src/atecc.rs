@@ -258,7 +258,14 @@ impl ChipKey {
     /// ECDSA P-256 with SHA-256 over `message`, DER-encoded (`Ecdsa-Sig-Value`, what TLS and X.509 carry).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ChipKeyError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
-        Ok(der_signature(&self.sign_digest(&digest)?))
+        let rs = self.sign_digest(&digest)?;
+        // r and s in 1..n-1, or the broker could only say "decrypt error".
+        let signature =
+            p256::ecdsa::Signature::from_slice(&rs).map_err(|_| ChipKeyError::Chip {
+                chip: self.inner.label.clone(),
+                reason: "the chip's signature is not a valid ECDSA signature".into(),
+            })?;
+        Ok(signature.to_der().as_bytes().to_vec())
     }
 
     /// The key with its certificate chain (PEM, end entity first, read from `cert_path`), after checking
@@ -353,38 +360,6 @@ pub fn transport(broker: &BrokerConfig, key: ChipKey) -> Result<Transport, MqttC
     Ok(Transport::tls_with_config(TlsConfiguration::Rustls(config)))
 }
 
-/// R‖S (two 32-byte big-endian integers) as DER `SEQUENCE { INTEGER r, INTEGER s }`.
-pub fn der_signature(rs: &[u8; 64]) -> Vec<u8> {
-    let (r, s) = rs.split_at(32);
-    let (r, s) = (der_integer(r), der_integer(s));
-    // At most 2 × 35 bytes of content: the short length form always fits.
-    let mut out = Vec::with_capacity(2 + r.len() + s.len());
-    out.push(0x30);
-    out.push((r.len() + s.len()) as u8);
-    out.extend_from_slice(&r);
-    out.extend_from_slice(&s);
-    out
-}
-
-/// A non-negative big-endian integer as DER: leading zeros dropped (one kept for zero), and a zero byte in
-/// front when the top bit is set, since DER integers are signed.
-fn der_integer(bytes: &[u8]) -> Vec<u8> {
-    let start = bytes
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(bytes.len().saturating_sub(1));
-    let value = &bytes[start..];
-    let pad = value.first().is_some_and(|&b| b & 0x80 != 0);
-    let mut out = Vec::with_capacity(value.len() + 3);
-    out.push(0x02);
-    out.push((value.len() + usize::from(pad)) as u8);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(value);
-    out
-}
-
 /// The rustls face of a [`ChipKey`].
 #[derive(Debug)]
 struct ChipSigningKey(ChipKey);
@@ -426,19 +401,6 @@ impl Signer for ChipSigner {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn der_integers() {
-        let mut rs = [0u8; 64];
-        rs[31] = 1; // r = 1
-        rs[32] = 0x80; // s has its top bit set
-        let der = der_signature(&rs);
-        assert_eq!(&der[..5], &[0x30, 3 + 35, 0x02, 0x01, 0x01]);
-        assert_eq!(&der[5..9], &[0x02, 33, 0x00, 0x80]);
-        assert_eq!(der.len(), 2 + 3 + 35);
-        // All-zero r still encodes one byte.
-        assert_eq!(&der_signature(&[0u8; 64])[..], &[0x30, 6, 2, 1, 0, 2, 1, 0]);
-    }
 
     struct Stuck;
     impl KeyChip for Stuck {

@@ -312,59 +312,12 @@ fn bit_string(value: &[u8]) -> Result<&[u8], CertError> {
     }
 }
 
-/// A DER Ecdsa-Sig-Value (SEQUENCE { r INTEGER, s INTEGER }) as R‖S, each 32 bytes.
+/// A DER Ecdsa-Sig-Value (SEQUENCE { r INTEGER, s INTEGER }) as R‖S, each 32 bytes; r and s must be in
+/// 1..n-1 (anything else cannot verify).
 pub(crate) fn ecdsa_der_to_rs(sig: &[u8]) -> Result<[u8; 64], CertError> {
-    let mut outer = Reader::new(sig);
-    let mut seq = outer
-        .nested(der::SEQUENCE)
-        .map_err(malformed("ECDSA signature"))?;
-    let mut rs = [0u8; 64];
-    for half in rs.chunks_exact_mut(32) {
-        let int = seq
-            .read(der::INTEGER)
-            .map_err(malformed("ECDSA signature"))?;
-        // A positive INTEGER: a leading 0 only when the next byte has its top bit set.
-        let digits = match int {
-            [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest,
-            [0] => int,
-            [first, ..] if *first != 0 && first & 0x80 == 0 => int,
-            _ => return Err(CertError::Malformed("ECDSA signature integer")),
-        };
-        if digits.len() > 32 {
-            return Err(CertError::Malformed("ECDSA signature integer"));
-        }
-        half[32 - digits.len()..].copy_from_slice(digits);
-    }
-    if !seq.is_empty() || !outer.is_empty() {
-        return Err(CertError::Malformed("ECDSA signature"));
-    }
-    Ok(rs)
-}
-
-/// R‖S as a DER Ecdsa-Sig-Value, into `out`; returns the length (at most 72).
-pub(crate) fn ecdsa_rs_to_der(rs: &[u8; 64], out: &mut [u8; 72]) -> usize {
-    let mut ints = [[0u8; 33]; 2];
-    let mut lens = [0usize; 2];
-    for (i, half) in rs.chunks_exact(32).enumerate() {
-        // Minimal: drop leading zeros (keep one byte), then a 0 if the top bit is set.
-        let skip = half.iter().take(31).take_while(|&&b| b == 0).count();
-        let digits = &half[skip..];
-        let pad = usize::from(digits[0] & 0x80 != 0);
-        ints[i][pad..pad + digits.len()].copy_from_slice(digits);
-        lens[i] = pad + digits.len();
-    }
-    let body = 4 + lens[0] + lens[1];
-    out[0] = der::SEQUENCE;
-    // At most 2 + 33 + 2 + 33 = 70 bytes: always the short length form.
-    out[1] = body as u8;
-    let mut at = 2;
-    for i in 0..2 {
-        out[at] = der::INTEGER;
-        out[at + 1] = lens[i] as u8;
-        out[at + 2..at + 2 + lens[i]].copy_from_slice(&ints[i][..lens[i]]);
-        at += 2 + lens[i];
-    }
-    at
+    p256::ecdsa::Signature::from_der(sig)
+        .map(|signature| signature.to_bytes().into())
+        .map_err(|_| CertError::Malformed("ECDSA signature"))
 }
 
 #[cfg(test)]
@@ -373,20 +326,19 @@ mod tests {
 
     #[test]
     fn signature_encoding_round_trips() {
-        let mut cases = [[0u8; 64]; 4];
-        cases[0].fill(0xff);
-        cases[1][31] = 1;
-        cases[1][63] = 0x7f;
-        cases[2][0] = 0x80;
-        cases[2][32] = 0x01;
-        cases[3]
+        let mut cases = [[0x80u8; 64]; 3];
+        cases[1][..31].fill(0);
+        cases[1][32..63].fill(0);
+        cases[2]
             .iter_mut()
             .enumerate()
-            .for_each(|(i, b)| *b = i as u8);
+            .for_each(|(i, b)| *b = i as u8 + 1);
         for rs in cases {
-            let mut der = [0u8; 72];
-            let n = ecdsa_rs_to_der(&rs, &mut der);
-            assert_eq!(ecdsa_der_to_rs(&der[..n]), Ok(rs));
+            let der = p256::ecdsa::Signature::from_slice(&rs)
+                .map(|s| s.to_der())
+                .ok();
+            let back = der.map(|der| ecdsa_der_to_rs(der.as_bytes()));
+            assert_eq!(back, Some(Ok(rs)));
         }
     }
 

@@ -22,6 +22,8 @@
 
 use core::fmt;
 
+use p256::ecdsa::Signature;
+use pem_rfc7468::LineEnding;
 use sha2::{Digest, Sha256};
 
 use crate::SecureElement;
@@ -30,11 +32,13 @@ use crate::SecureElement;
 pub const MAX_COMMON_NAME_LEN: usize = 64;
 
 /// The longest request [`write_csr`] writes (a 64-byte name, both signature integers 33 bytes).
-pub const MAX_CSR_DER_LEN: usize = der_len(MAX_COMMON_NAME_LEN, 33, 33);
+pub const MAX_CSR_DER_LEN: usize = der_len(MAX_COMMON_NAME_LEN, MAX_SIGNATURE_DER_LEN);
 
 /// The longest PEM [`csr_pem`] writes for a request from [`write_csr`].
 pub const MAX_CSR_PEM_LEN: usize = pem_len(MAX_CSR_DER_LEN);
 
+/// The PEM label of a PKCS#10 request (RFC 7468 §7).
+const PEM_LABEL: &str = "CERTIFICATE REQUEST";
 const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE REQUEST-----\n";
 const PEM_END: &[u8] = b"-----END CERTIFICATE REQUEST-----\n";
 /// RFC 7468 §2: lines of exactly 64 base64 characters, the last one shorter.
@@ -43,7 +47,6 @@ const PEM_LINE: usize = 64;
 // DER tags.
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
-const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const UTF8_STRING: u8 = 0x0c;
 const CONTEXT_0: u8 = 0xa0;
@@ -165,21 +168,25 @@ const fn info_content_len(name_len: usize) -> usize {
 /// SubjectPublicKeyInfo, whole TLV: the algorithm and a 66-byte BIT STRING (unused-bits byte, 04‖X‖Y).
 const SPKI_LEN: usize = tlv_len(EC_P256_ALGORITHM.len() + tlv_len(66));
 
-/// Content length of the signature BIT STRING for integer contents of `r_len` and `s_len` bytes.
-const fn signature_content_len(r_len: usize, s_len: usize) -> usize {
-    1 + tlv_len(tlv_len(r_len) + tlv_len(s_len))
+/// The longest DER Ecdsa-Sig-Value of P-256 (two 33-byte INTEGERs), and the shortest (two 1-byte ones).
+const MAX_SIGNATURE_DER_LEN: usize = 2 + 2 * (2 + 33);
+const MIN_SIGNATURE_DER_LEN: usize = 2 + 2 * (2 + 1);
+
+/// Content length of the signature BIT STRING holding a `signature_len`-byte DER signature.
+const fn signature_content_len(signature_len: usize) -> usize {
+    1 + signature_len
 }
 
 /// Content length of the CertificationRequest.
-const fn request_content_len(name_len: usize, r_len: usize, s_len: usize) -> usize {
+const fn request_content_len(name_len: usize, signature_len: usize) -> usize {
     tlv_len(info_content_len(name_len))
         + ECDSA_SHA256_ALGORITHM.len()
-        + tlv_len(signature_content_len(r_len, s_len))
+        + tlv_len(signature_content_len(signature_len))
 }
 
 /// The whole request's DER length.
-const fn der_len(name_len: usize, r_len: usize, s_len: usize) -> usize {
-    tlv_len(request_content_len(name_len, r_len, s_len))
+const fn der_len(name_len: usize, signature_len: usize) -> usize {
+    tlv_len(request_content_len(name_len, signature_len))
 }
 
 /// Writes DER into a borrowed buffer; every write checks the room left.
@@ -213,17 +220,6 @@ impl Der<'_> {
     }
 }
 
-/// The content bytes of a DER INTEGER holding the unsigned big-endian `value`: no redundant leading
-/// zeros, one zero byte in front when the high bit is set (it would read as negative).
-fn integer_content(value: &[u8; 32]) -> ([u8; 33], usize) {
-    let first = value.iter().position(|b| *b != 0).unwrap_or(31);
-    let digits = &value[first..];
-    let mut content = [0u8; 33];
-    let pad = usize::from(digits[0] & 0x80 != 0);
-    content[pad..pad + digits.len()].copy_from_slice(digits);
-    (content, pad + digits.len())
-}
-
 fn check_name<E>(common_name: &str) -> Result<(), CsrError<E>> {
     if common_name.is_empty() {
         return Err(CsrError::EmptyName);
@@ -252,8 +248,8 @@ pub fn write_csr<E: SecureElement>(
     check_name(common_name)?;
     let name = common_name.as_bytes();
     // Before the element is touched: the largest request this name can give (33-byte integers).
-    let most = der_len(name.len(), 33, 33);
-    if out.len() < der_len(name.len(), 1, 1) {
+    let most = der_len(name.len(), MAX_SIGNATURE_DER_LEN);
+    if out.len() < der_len(name.len(), MIN_SIGNATURE_DER_LEN) {
         return Err(CsrError::BufferTooSmall { needed: most });
     }
     let too_small = |_| CsrError::BufferTooSmall { needed: most };
@@ -283,17 +279,16 @@ pub fn write_csr<E: SecureElement>(
         return Err(CsrError::SignatureMismatch);
     }
 
-    let mut r = [0u8; 32];
-    let mut s = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
-    s.copy_from_slice(&signature[32..]);
-    let (r, r_len) = integer_content(&r);
-    let (s, s_len) = integer_content(&s);
-    let total = der_len(name.len(), r_len, s_len);
+    // A chip's R‖S that is no valid signature (r or s zero or not below the order) did not verify above.
+    let signature = Signature::from_slice(&signature)
+        .map_err(|_| CsrError::SignatureMismatch)?
+        .to_der();
+    let signature = signature.as_bytes();
+    let total = der_len(name.len(), signature.len());
     if out.len() < total {
         return Err(CsrError::BufferTooSmall { needed: total });
     }
-    let content_len = request_content_len(name.len(), r_len, s_len);
+    let content_len = request_content_len(name.len(), signature.len());
     let header_len = total - content_len;
     out.copy_within(info_range, header_len);
 
@@ -302,13 +297,9 @@ pub fn write_csr<E: SecureElement>(
         der.header(SEQUENCE, content_len)?;
         der.pos += info_len;
         der.bytes(ECDSA_SHA256_ALGORITHM)?;
-        der.header(BIT_STRING, signature_content_len(r_len, s_len))?;
+        der.header(BIT_STRING, signature_content_len(signature.len()))?;
         der.bytes(&[0])?; // no unused bits
-        der.header(SEQUENCE, tlv_len(r_len) + tlv_len(s_len))?;
-        der.header(INTEGER, r_len)?;
-        der.bytes(&r[..r_len])?;
-        der.header(INTEGER, s_len)?;
-        der.bytes(&s[..s_len])
+        der.bytes(signature)
     })();
     result.map_err(|_| CsrError::BufferTooSmall { needed: total })?;
     debug_assert_eq!(der.pos, total);
@@ -342,8 +333,6 @@ pub const fn pem_len(der_len: usize) -> usize {
     PEM_BEGIN.len() + base64 + base64.div_ceil(PEM_LINE) + PEM_END.len()
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Writes `der` as a PEM `CERTIFICATE REQUEST` (RFC 7468: base64 lines of 64 characters, `\n` line ends,
 /// a final newline) to the start of `out`; returns its length, [`pem_len`]`(der.len())`.
 pub fn csr_pem(der: &[u8], out: &mut [u8]) -> Result<usize, PemBufferTooSmall> {
@@ -351,46 +340,9 @@ pub fn csr_pem(der: &[u8], out: &mut [u8]) -> Result<usize, PemBufferTooSmall> {
     let Some(out) = out.get_mut(..needed) else {
         return Err(PemBufferTooSmall { needed });
     };
-    out[..PEM_BEGIN.len()].copy_from_slice(PEM_BEGIN);
-    let mut pos = PEM_BEGIN.len();
-    let mut column = 0;
-    for chunk in der.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let group = [
-            BASE64[usize::from(b[0] >> 2)],
-            BASE64[usize::from((b[0] & 0x03) << 4 | b[1] >> 4)],
-            if chunk.len() > 1 {
-                BASE64[usize::from((b[1] & 0x0f) << 2 | b[2] >> 6)]
-            } else {
-                b'='
-            },
-            if chunk.len() > 2 {
-                BASE64[usize::from(b[2] & 0x3f)]
-            } else {
-                b'='
-            },
-        ];
-        out[pos..pos + 4].copy_from_slice(&group);
-        pos += 4;
-        column += 4;
-        if column == PEM_LINE {
-            out[pos] = b'\n';
-            pos += 1;
-            column = 0;
-        }
-    }
-    if column != 0 {
-        out[pos] = b'\n';
-        pos += 1;
-    }
-    out[pos..pos + PEM_END.len()].copy_from_slice(PEM_END);
-    pos += PEM_END.len();
-    debug_assert_eq!(pos, needed);
-    Ok(pos)
+    pem_rfc7468::encode(PEM_LABEL, LineEnding::LF, der, out)
+        .map(str::len)
+        .map_err(|_| PemBufferTooSmall { needed })
 }
 
 #[cfg(test)]
@@ -398,21 +350,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn integers_are_minimal_and_positive() {
-        let mut v = [0u8; 32];
-        assert_eq!(integer_content(&v).1, 1); // zero is one 0x00 byte
-        v[31] = 0x7f;
-        let (c, n) = integer_content(&v);
-        assert_eq!(&c[..n], &[0x7f]);
-        v[31] = 0x80;
-        let (c, n) = integer_content(&v);
-        assert_eq!(&c[..n], &[0x00, 0x80]);
-        v[0] = 0xff;
-        let (c, n) = integer_content(&v);
-        assert_eq!(n, 33);
-        assert_eq!(&c[..2], &[0x00, 0xff]);
-        v[0] = 0x01;
-        assert_eq!(integer_content(&v).1, 32);
+    fn pem_len_is_what_pem_rfc7468_writes() {
+        for len in [1, 2, 3, 47, 48, 49, 300, MAX_CSR_DER_LEN] {
+            let encoded = pem_rfc7468::encoded_len(PEM_LABEL, LineEnding::LF, &[0u8; 400][..len]);
+            assert_eq!(encoded, Ok(pem_len(len)), "{len}");
+        }
     }
 
     #[test]

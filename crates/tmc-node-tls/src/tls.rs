@@ -87,7 +87,7 @@ use embedded_tls::{CryptoRngCore, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tmc_sensor_core::node::Transport;
 
-use crate::cert::{ecdsa_der_to_rs, ecdsa_rs_to_der, CertError, Certificate};
+use crate::cert::{ecdsa_der_to_rs, CertError, Certificate};
 use crate::SecureElement;
 
 /// Receive record buffer: one record of max_fragment_length 1024 (1024 + 1 + 16 + 5).
@@ -516,16 +516,14 @@ impl<E: SecureElement> TlsVerifier<Aes128GcmSha256> for SiteVerifier<'_, E> {
     }
 }
 
-/// A DER ECDSA signature (at most 72 bytes), what embedded-tls puts in CertificateVerify.
-#[derive(Debug, Clone, Copy)]
-struct DerSignature {
-    bytes: [u8; 72],
-    len: usize,
-}
+/// What embedded-tls puts in CertificateVerify: a DER ECDSA signature, or nothing when the element could
+/// not sign (see [`ChipSigner::sign`]).
+#[derive(Debug, Clone)]
+struct DerSignature(Option<p256::ecdsa::DerSignature>);
 
 impl AsRef<[u8]> for DerSignature {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        self.0.as_ref().map_or(&[], |der| der.as_bytes())
     }
 }
 
@@ -544,13 +542,12 @@ impl<E: SecureElement> signature::SignerMut<DerSignature> for ChipSigner<'_, E> 
         for _ in 0..SIGN_ATTEMPTS {
             match self.element.sign_digest(&digest) {
                 // r and s in 1..n-1, or the broker would only say "decrypt error".
-                Ok(rs) if p256::ecdsa::Signature::from_slice(&rs).is_ok() => {
-                    let mut bytes = [0u8; 72];
-                    let len = ecdsa_rs_to_der(&rs, &mut bytes);
-                    self.shared.client_auth_sent.set(true);
-                    return Ok(DerSignature { bytes, len });
+                Ok(rs) => {
+                    if let Ok(signature) = p256::ecdsa::Signature::from_slice(&rs) {
+                        self.shared.client_auth_sent.set(true);
+                        return Ok(DerSignature(Some(signature.to_der())));
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => last_error = Some(e),
             }
         }
@@ -564,10 +561,7 @@ impl<E: SecureElement> signature::SignerMut<DerSignature> for ChipSigner<'_, E> 
             // Nothing more goes out: embedded-tls's write of the (empty) CertificateVerify fails and
             // the handshake ends with an I/O error the transport reports as the signer's failure.
             self.shared.writes_blocked.set(true);
-            DerSignature {
-                bytes: [0; 72],
-                len: 0,
-            }
+            DerSignature(None)
         })
     }
 }

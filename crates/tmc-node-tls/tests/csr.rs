@@ -255,11 +255,26 @@ fn find_seq_from_end(der: &[u8]) -> usize {
 
 #[test]
 fn signature_integers_are_minimal_der() {
+    // R‖S that is no ECDSA signature (r = 0, or r ≥ the group order) is refused, whatever the element says.
+    for r in [[0u8; 32], [0xff; 32]] {
+        let mut signature = [0x7f; 64];
+        signature[..32].copy_from_slice(&r);
+        let mut element = FixedSignature {
+            inner: SoftKey::new(9),
+            signature,
+            verifies: true,
+        };
+        let mut out = [0u8; MAX_CSR_DER_LEN];
+        assert!(matches!(
+            write_csr(&mut element, "esp1", &mut out),
+            Err(CsrError::SignatureMismatch)
+        ));
+    }
     // (r, s, how r's DER content starts, how s's starts)
     type Case = ([u8; 32], [u8; 32], &'static [u8], &'static [u8]);
-    let cases: [Case; 3] = [
+    let cases: [Case; 2] = [
         // High bit set: a leading zero byte, 33 bytes.
-        ([0xff; 32], [0x80; 32], &[0x00, 0xff], &[0x00, 0x80]),
+        ([0x80; 32], [0xa0; 32], &[0x00, 0x80], &[0x00, 0xa0]),
         // Leading zero bytes dropped (but the next byte's high bit is set: one zero stays).
         (
             {
@@ -275,8 +290,6 @@ fn signature_integers_are_minimal_der() {
             &[0x01],
             &[0x00, 0x90],
         ),
-        // Zero is one zero byte.
-        ([0; 32], [0x7f; 32], &[0x00], &[0x7f]),
     ];
     for (r, s, r_start, s_start) in cases {
         let mut signature = [0u8; 64];
@@ -301,7 +314,8 @@ fn signature_integers_are_minimal_der() {
     // The longest case is what MAX_CSR_DER_LEN promises.
     let mut element = FixedSignature {
         inner: SoftKey::new(9),
-        signature: [0xff; 64],
+        // Both integers 33 bytes long (high bit set), both below the group order.
+        signature: [0x80; 64],
         verifies: true,
     };
     let der = csr(&mut element, &"n".repeat(MAX_COMMON_NAME_LEN));
