@@ -1,8 +1,10 @@
 //! A whole TMC site on one machine, for `make demo` and for the end-to-end and fault tests.
 //!
 //! [`SiteFiles::create`] makes a throwaway site under a directory: the PKI (CA, broker certificate that also
-//! names 127.0.0.1, relay and sensor certificates), the envelope key ring (0600), the mosquitto mTLS drop-in
-//! (on 127.0.0.1 only), and `relay.toml` / `receiver.toml` joined by a simulated air directory.
+//! names 127.0.0.1, the relay's certificate, and for each sensor a simulated ATECC608A holding its key with
+//! a certificate issued from the chip's CSR), the envelope key ring (0600), the mosquitto mTLS drop-in (on
+//! 127.0.0.1 only), and `relay.toml` / `receiver.toml` joined by a simulated air directory. The sensors
+//! (`tmc-sensor-sim`) run the firmware's node code over the node's TLS client, signing with their chips.
 //! [`Service`] runs one of the real binaries (`tmc-relay run`, `tmc-receiver run`, `tmc-sensor-sim`) and
 //! stops it by pid: SIGTERM for an orderly stop, SIGKILL for a crash.
 
@@ -84,8 +86,10 @@ impl SiteFiles {
         let sensors: Vec<String> = (1..=options.sensors)
             .map(|i| format!("sensor{i}"))
             .collect();
+        // Each sensor's key is made in its own simulated ATECC608A (SITE/chips/<name>.atecc) and certified
+        // from the chip's CSR, before the broker's ACL is written (it lists the sensors).
         for name in &sensors {
-            site.issue(name, Role::Sensor, &[], Validity::days(30))?;
+            tmc_sensor_sim::enroll_sensor(&site, name, &[])?;
         }
         KeyRing::generate(1)?.save(&dir.join("keys.toml"), Overwrite::Refuse)?;
         broker::write(

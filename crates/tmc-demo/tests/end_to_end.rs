@@ -1,6 +1,7 @@
-//! The whole data path with real processes: sensors → mosquitto (mTLS) → `tmc-relay run` → simulated LoRa →
-//! `tmc-receiver run` → JSON-lines file. 1000 readings from 5 sensors arrive exactly once, in per-sensor order,
-//! with content intact.
+//! The whole data path with real processes: sensors (the firmware's node code, MQTT 3.1.1 over the node's TLS
+//! client, each key in its own simulated ATECC608A) → mosquitto (mTLS, ACL) → `tmc-relay run` → simulated
+//! LoRa → `tmc-receiver run` → JSON-lines file. 1000 readings from 5 sensors arrive exactly once, in
+//! per-sensor order, byte for byte what the node sent.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -19,7 +20,12 @@ fn a_thousand_readings_from_five_sensors_arrive_exactly_once_in_order() {
         backoff: 0.2,
         ..SiteOptions::default()
     });
-    let _broker = h.broker();
+    // The sensors' keys are in their chips: the site holds their certificates, and no key files.
+    for name in &h.files.sensors {
+        assert!(tmc_sensor_sim::chip_path(h.files.site.dir(), name).is_file());
+        assert!(!h.files.site.key_path(name).exists(), "{name}");
+    }
+    let broker = h.broker();
     let receiver = h.receiver();
     let relay = h.relay();
     let sensors = h.sensors(200, "20ms");
@@ -30,6 +36,22 @@ fn a_thousand_readings_from_five_sensors_arrive_exactly_once_in_order() {
     let (acked, out, extra) = common::verify(&acknowledged, &output);
     eprintln!("acknowledged {acked}, output {out}, output without acknowledgement {extra}");
     assert_eq!((out, extra), (1000, 0));
+    // Byte-identical to the node's payload: {"id":…,"seq":…,"adc":adc(id, seq)}.
+    for (sensor, seq, payload) in &output {
+        assert_eq!(
+            payload.as_bytes(),
+            tmc_sensor_sim::payload(sensor, *seq),
+            "{sensor} #{seq}"
+        );
+    }
+    // Each sensor connected with its certificate as identity, over MQTT 3.1.1 (mosquitto's "p2").
+    let log = broker.log_text();
+    for name in &h.files.sensors {
+        assert!(
+            log.contains(&format!("as {name} (p2, c1, k30, u'{name}')")),
+            "{name} did not connect over MQTT 3.1.1 with its certificate"
+        );
+    }
     assert!(relay.terminate().unwrap().success());
     assert!(receiver.terminate().unwrap().success());
 }

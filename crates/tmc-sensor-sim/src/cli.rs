@@ -5,22 +5,25 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Parser};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::interval::parse_interval;
-use crate::sim::{SimConfig, Simulator, StopSignal, TopicStyle};
+use crate::sim::{LinkKind, SimConfig, Simulator, TopicStyle};
+use crate::stop::StopSignal;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tmc-sensor-sim",
     version,
-    about = "Simulated ESP8266 sensors: each with its own site certificate, publishing readings \
-             over MQTT 5 + mutual TLS (QoS 1)",
+    about = "Simulated ESP8266 sensors running the firmware's node code: MQTT 3.1.1 QoS 1 over the \
+             node's mutual TLS client, each sensor's key in its own simulated ATECC608A",
     group(ArgGroup::new("who").required(true).args(["sensors", "count"]))
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: tmc_cli::GlobalArgs,
-    /// Site directory (tmc-pki): the CA and each sensor's ecc.<name>.cert.pem / ecc.<name>.key.pem.
+    /// Site directory (tmc-pki): the CA, each sensor's ecc.<name>.cert.pem and its simulated chip
+    /// chips/<name>.atecc.
     #[arg(long, value_name = "DIR")]
     pub site: PathBuf,
     /// Sensor names, comma-separated.
@@ -32,16 +35,22 @@ pub struct Cli {
     /// Name prefix for --count.
     #[arg(long, default_value = "sensor", conflicts_with = "sensors")]
     pub prefix: String,
-    /// Broker host (its certificate must name it).
+    /// Broker address to connect to.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 8883)]
     pub port: u16,
+    /// The name the broker's certificate must carry, whatever --host is.
+    #[arg(long, default_value = tmc_pki::DEFAULT_BROKER_HOST, value_name = "NAME")]
+    pub broker_name: String,
+    /// Plain TCP without TLS, for a bring-up listener (no certificate or chip is used).
+    #[arg(long)]
+    pub plain: bool,
     /// Time between a sensor's readings: 500ms, 2s, 1.5s, 1m.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
-    /// Readings per sensor, then exit (0 only if every one was acknowledged); default: until
-    /// SIGTERM/Ctrl-C.
+    /// Readings per sensor, then exit (0 only if every one was acknowledged, none dropped); default:
+    /// until SIGTERM/Ctrl-C.
     #[arg(long, value_name = "N")]
     pub readings: Option<u64>,
     /// `seq` of each sensor's first reading (to continue an earlier run).
@@ -54,8 +63,9 @@ pub struct Cli {
     /// Append one JSON line per acknowledged reading to FILE.
     #[arg(long, value_name = "FILE")]
     pub ledger: Option<PathBuf>,
-    /// Issue missing sensor certificates in the site first (needs the CA key; regenerate the broker
-    /// configuration afterwards so its ACL knows the new sensors).
+    /// Give each sensor without a certificate a simulated chip (key made inside it) and a certificate
+    /// from the chip's CSR (needs the CA key; regenerate the broker configuration afterwards so its ACL
+    /// knows the new sensors).
     #[arg(long)]
     pub issue: bool,
 }
@@ -74,6 +84,12 @@ impl Cli {
         let mut config = SimConfig::new(&self.site, sensors);
         config.host = self.host.clone();
         config.port = self.port;
+        config.broker_name = self.broker_name.clone();
+        config.link = if self.plain {
+            LinkKind::Plain
+        } else {
+            LinkKind::Tls
+        };
         config.interval = self.interval;
         config.readings = self.readings;
         config.first_seq = self.first_seq;
@@ -84,55 +100,59 @@ impl Cli {
     }
 }
 
-/// Runs the simulator until `--readings` per sensor are settled or SIGTERM/SIGINT, then prints the
-/// summary line on stderr. With `--readings`, fails unless every reading was acknowledged.
+/// Runs the simulator until `--readings` per sensor are settled or SIGTERM/SIGINT (then after the grace
+/// period for the readings in flight), and prints the summary line on stderr. With `--readings`, fails
+/// unless every reading was acknowledged.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config();
     let simulator = Simulator::prepare(&config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let summary = runtime.block_on(async {
-        let stop = StopSignal::new();
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot watch for SIGTERM")?;
-        let signals = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let name = tokio::select! {
-                    _ = terminate.recv() => "SIGTERM",
-                    _ = tokio::signal::ctrl_c() => "SIGINT",
+    let stop = StopSignal::new();
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("cannot watch for signals")?;
+    let handle = signals.handle();
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
                 };
                 tracing::info!("{name}: stopping after the readings in flight");
                 stop.request();
-            })
-        };
-        tracing::info!(
-            "{} sensor(s) → {}:{}, a reading every {}{}",
-            config.sensors.len(),
-            config.host,
-            config.port,
-            crate::format_interval(config.interval),
-            config
-                .readings
-                .map(|n| format!(", {n} each"))
-                .unwrap_or_default()
-        );
-        let summary = simulator.run(&stop).await;
-        signals.abort();
-        anyhow::Ok(summary?)
-    })?;
+            }
+        })
+    };
+    tracing::info!(
+        "{} sensor(s) → {}:{} ({}), a reading every {}{}",
+        config.sensors.len(),
+        config.host,
+        config.port,
+        match config.link {
+            LinkKind::Tls => format!("TLS, broker name {}", config.broker_name),
+            LinkKind::Plain => "plain TCP".into(),
+        },
+        crate::format_interval(config.interval),
+        config
+            .readings
+            .map(|n| format!(", {n} each"))
+            .unwrap_or_default()
+    );
+    let summary = simulator.run(&stop);
+    handle.close();
+    let _ = watcher.join();
+    let summary = summary?;
     eprintln!("{summary}");
     if let Some(n) = config.readings {
-        if !summary.stopped && !summary.complete(n) {
+        if !summary.complete(n) {
             bail!(
-                "not every reading was acknowledged: {} of {} ({} refused, {} without subscribers)",
+                "not every reading was acknowledged: {} of {} ({} dropped while the broker was away, {} unacknowledged{})",
                 summary.acknowledged(),
                 n * summary.sensors.len() as u64,
-                summary.refused(),
-                summary.no_subscribers()
+                summary.dropped(),
+                summary.unsettled(),
+                if summary.stopped { ", stopped early" } else { "" }
             );
         }
     }
@@ -166,6 +186,12 @@ mod tests {
         assert_eq!((c.readings, c.first_seq), (Some(5), 1));
         assert_eq!(c.topic, TopicStyle::Legacy);
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8883));
+        assert_eq!(
+            (c.broker_name.as_str(), &c.link),
+            ("mqtt.com", &LinkKind::Tls)
+        );
+        let cli = Cli::try_parse_from(["x", "--site", "s", "--count", "1", "--plain"]).unwrap();
+        assert_eq!(cli.config().link, LinkKind::Plain);
 
         let cli =
             Cli::try_parse_from(["x", "--site", "s", "--count", "3", "--prefix", "n"]).unwrap();

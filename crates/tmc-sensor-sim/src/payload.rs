@@ -10,7 +10,16 @@ pub use tmc_sensor_core::{adc, fnv1a32};
 /// readings from 1; `adc` is [`adc`]`(id, seq)`. Written by `tmc_sensor_core::write_reading`, the
 /// firmware's own code, so the two cannot drift apart.
 pub fn payload(id: &str, seq: u64) -> Vec<u8> {
-    let adc = adc(id, seq);
+    payload_bytes(id, seq, adc(id, seq))
+}
+
+/// The payload for a reading whose ADC value is `adc`, as text (the ledger's `payload`).
+pub(crate) fn reading_payload(id: &str, seq: u64, adc: u16) -> String {
+    // write_reading produces JSON text, so the bytes are UTF-8; a lossy conversion changes nothing.
+    String::from_utf8_lossy(&payload_bytes(id, seq, adc)).into_owned()
+}
+
+fn payload_bytes(id: &str, seq: u64, adc: u16) -> Vec<u8> {
     let mut out = vec![0; tmc_sensor_core::reading_len(id, seq, adc)];
     // The buffer has exactly the length the payload needs, so this cannot fail.
     let len = tmc_sensor_core::write_reading(id, seq, adc, &mut out).unwrap_or(0);
