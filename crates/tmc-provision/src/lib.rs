@@ -82,7 +82,7 @@
 //! slot, chip serial, public key, and the sensor and CA certificates as one-line base64 DER. It is a
 //! separate file because `firmware/build.rs` refuses keys it does not know. It prints the chip serial, the
 //! slot, whether the key is new, the certificate serial and expiry, and the files written. The library
-//! entry points are [`identity::enroll`] (any I²C bus) and [`identity::enroll_chip`].
+//! entry points are `tmc_enroll::enroll` (any I²C bus) and `tmc_enroll::enroll_chip`.
 //!
 //! ## On the Pi: `tmc-provision firstboot`
 //!
@@ -136,7 +136,6 @@
 pub mod boards;
 mod firstboot;
 mod fsutil;
-pub mod identity;
 pub mod layout;
 pub mod manifest;
 mod sensor;
@@ -146,8 +145,9 @@ pub use boards::{Board, Boards, BoardsError, BOARDS_FILE};
 pub use firstboot::{firstboot, Action, FirstbootError, FirstbootReport, Outcome};
 pub use manifest::{FileEntry, Manifest, ManifestError, Role, BUNDLE_DIR, MANIFEST_FILE};
 pub use sensor::{
-    check_client_id, sensor_config, SensorConfigError, SensorConfigOptions, SensorConfigReport,
-    DEFAULT_SENSOR_BROKER_PORT, DEFAULT_SENSOR_INTERVAL_MS, DEFAULT_SENSOR_TOPIC,
+    identity_file_beside, sensor_config, SensorConfigError, SensorConfigOptions,
+    SensorConfigReport, DEFAULT_SENSOR_BROKER_PORT, DEFAULT_SENSOR_INTERVAL_MS,
+    DEFAULT_SENSOR_TOPIC,
 };
 pub use tmc_ap::{ServiceManager, Systemctl};
 pub use write::{

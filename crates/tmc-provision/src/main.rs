@@ -144,7 +144,7 @@ struct SensorIdentityArgs {
     #[arg(long, default_value = "0x60", value_parser = parse_address)]
     address: u8,
     /// The key slot [default: 0].
-    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_DEVICE_SLOT)]
+    #[arg(long, default_value_t = tmc_enroll::DEFAULT_DEVICE_SLOT)]
     slot: u8,
     /// Extra topics a new sensor certificate allows (repeatable) [default: /esp8266]; a re-issue keeps the
     /// certificate's topics.
@@ -157,7 +157,7 @@ struct SensorIdentityArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Certificate lifetime in days.
-    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_CERT_DAYS)]
+    #[arg(long, default_value_t = tmc_enroll::DEFAULT_CERT_DAYS)]
     days: i64,
 }
 
@@ -170,7 +170,7 @@ struct ChipCsrArgs {
     #[arg(long, default_value = "0x60", value_parser = parse_address)]
     address: u8,
     /// The key slot [default: 0].
-    #[arg(long, default_value_t = tmc_provision::identity::DEFAULT_DEVICE_SLOT)]
+    #[arg(long, default_value_t = tmc_enroll::DEFAULT_DEVICE_SLOT)]
     slot: u8,
     /// The certificate's name (CN): the board's name, e.g. the relay's.
     #[arg(long)]
@@ -311,7 +311,8 @@ fn sensor_config_cmd(args: SensorConfigArgs) -> anyhow::Result<()> {
 }
 
 fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
-    use tmc_provision::identity::{enroll_chip, CertOutcome, ChipSpec, EnrollOptions};
+    use tmc_enroll::{enroll_chip, CertOutcome, ChipSpec, EnrollOptions};
+    use tmc_provision::identity_file_beside;
 
     let chip = ChipSpec::parse(&args.chip, args.address)?;
     let report = enroll_chip(
@@ -322,7 +323,11 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
             topics: args.topics,
             slot: args.slot,
             new_key: args.new_key,
-            config: args.config,
+            identity_file: args
+                .config
+                .as_deref()
+                .map(|config| identity_file_beside(config, &args.name))
+                .transpose()?,
             days: args.days,
         },
     )?;
@@ -360,7 +365,7 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
 }
 
 fn chip_csr_cmd(args: &ChipCsrArgs) -> anyhow::Result<()> {
-    use tmc_provision::identity::{chip_csr, ChipSpec};
+    use tmc_enroll::{chip_csr, ChipSpec};
 
     let chip = ChipSpec::parse(&args.chip, args.address)?;
     let request = chip_csr(&chip, args.slot, &args.name, args.new_key)?;
@@ -386,8 +391,8 @@ fn chip_csr_cmd(args: &ChipCsrArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn key_text(key: tmc_provision::identity::KeyOutcome) -> &'static str {
-    use tmc_provision::identity::KeyOutcome;
+fn key_text(key: tmc_enroll::KeyOutcome) -> &'static str {
+    use tmc_enroll::KeyOutcome;
     match key {
         KeyOutcome::Created => "new key (GenKey)",
         KeyOutcome::Replaced => "new key (GenKey, replaced the slot's key: --new-key)",

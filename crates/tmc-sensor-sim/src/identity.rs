@@ -56,7 +56,7 @@ pub enum IdentityError {
     #[error("{sensor}: enrolling its chip: {error}")]
     Enroll {
         sensor: String,
-        error: tmc_provision::identity::IdentityError,
+        error: tmc_enroll::IdentityError,
     },
     #[error("{sensor}: chip {}: {message}", chip.display())]
     Chip {
@@ -154,7 +154,7 @@ pub(crate) fn prepare(
     })
 }
 
-/// A new chip (key made inside it) and a certificate from its CSR, through `tmc-provision`'s enrollment.
+/// A new chip (key made inside it) and a certificate from its CSR, through `tmc-enroll` (as `tmc-provision sensor-identity`).
 fn enroll(
     site: &Site,
     name: &str,
@@ -172,21 +172,18 @@ fn enroll(
             message: format!("creating {}: {e}", dir.display()),
         })?;
     }
-    let options = tmc_provision::identity::EnrollOptions {
+    let options = tmc_enroll::EnrollOptions {
         site: site.dir().to_owned(),
         name: name.to_owned(),
         // Only what the topic style needs beyond sensors/<name>/# (enrollment's own default otherwise).
         topics: extra_topics.to_vec(),
         slot: KEY_SLOT,
         new_key: false,
-        config: None,
+        identity_file: None,
         days: ISSUE_DAYS,
     };
-    let report = tmc_provision::identity::enroll_chip(
-        &tmc_provision::identity::ChipSpec::Sim(chip.to_owned()),
-        &options,
-    )
-    .map_err(enroll_error)?;
+    let report = tmc_enroll::enroll_chip(&tmc_enroll::ChipSpec::Sim(chip.to_owned()), &options)
+        .map_err(enroll_error)?;
     for warning in &report.warnings {
         tracing::warn!("{name}: {warning}");
     }

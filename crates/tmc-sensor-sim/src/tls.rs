@@ -1,7 +1,7 @@
 //! The sensor's connections over the node's TLS client (`tmc-node-tls`), signing with its chip.
 
+use tmc_node_tls::atecc::AteccElement;
 use tmc_node_tls::{OsRng, StdTcpSocket, TlsClient, TlsClientConfig};
-use tmc_provision::identity::AteccElement;
 
 use crate::identity::{Chip, ChipIdentity, IdentityError, KEY_SLOT};
 use crate::sensor::{Flow, SensorPlan, SensorRun};

@@ -1,4 +1,11 @@
-//! `tmc-provision sensor-identity`: a sensor's key made inside its secure element, certified by the site CA.
+//! # tmc-enroll
+//!
+//! A device's TLS identity from its secure element (`tmc-provision sensor-identity` and `chip-csr`,
+//! `tmc-sensor-sim --issue`): the key made inside an ATECC508A/608A, a certificate request the chip signs, the
+//! site CA's certificate for it. The chip is a real one on `/dev/i2c-N` or a simulated one in a 0600 file
+//! ([`ChipSpec`]).
+//!
+//! [`enroll_chip`] for a sensor:
 //!
 //! 1. The site is checked first (the name must be free or already a sensor's, not revoked), so a refused
 //!    run touches no chip.
@@ -9,9 +16,11 @@
 //! 4. A PKCS#10 request with CN = the sensor name is signed by the chip ([`tmc_node_tls::csr`]) and
 //!    certified by the site CA: `tmc-pki issue --role sensor --csr` for a new name, `renew --csr` for an
 //!    existing sensor. The certificate goes to `SITE/ecc.<name>.cert.pem` (tmc-pki's file).
-//! 5. With a sensor-config file, `<name>.identity.toml` is written beside it (see [`IDENTITY_HEADER`]): the
-//!    firmware's `build.rs` refuses unknown keys in the sensor-config file, so the identity does not go into
-//!    it.
+//! 5. Optionally an identity file for the firmware's build (see [`IDENTITY_HEADER`]): `tmc-provision` writes
+//!    it beside the sensor-config file, because the firmware's `build.rs` refuses unknown keys there.
+//!
+//! [`chip_csr`] for a board whose chip is not where the CA is (a concentrator Pi's relay key): the key and a
+//! request only, certified later with `tmc-pki issue --csr`.
 //!
 //! An existing certificate for another key than the slot's (another chip under the same name, or a key
 //! replaced outside this command) is refused unless `new_key` is given: the name would silently move.
@@ -28,7 +37,18 @@ use tmc_node_tls::SecureElement;
 use tmc_pki::{Identity, PkiError, Role as PkiRole, Site, Validity};
 use tmc_secret_file::Overwrite;
 
-use crate::sensor::{check_client_id, DEFAULT_SENSOR_TOPIC, SENSOR_CONFIG_HEADER};
+use tmc_sensor_core::node::DEFAULT_TOPIC as DEFAULT_SENSOR_TOPIC;
+
+/// Checks an MQTT 3.1.1 client id the way the firmware does: 1–23 ASCII letters and digits.
+pub fn check_client_id(name: &str) -> Result<(), String> {
+    if tmc_sensor_core::config::is_guaranteed_client_id(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not allowed as the sensor's MQTT client id: MQTT 3.1.1 guarantees 1–23 ASCII letters and digits (no '-', '.', '_'); issue the sensor's certificate under such a name"
+        ))
+    }
+}
 
 /// The slot the sensor's TLS key lives in.
 pub const DEFAULT_DEVICE_SLOT: u8 = 0;
@@ -106,8 +126,10 @@ pub struct EnrollOptions {
     pub slot: u8,
     /// Replace a key already in the slot.
     pub new_key: bool,
-    /// The sensor's `tmc-provision sensor-config` file: `<name>.identity.toml` is written beside it.
-    pub config: Option<PathBuf>,
+    /// Where to write the sensor's identity file (slot, certificates; see [`IDENTITY_HEADER`]):
+    /// `tmc-provision` puts `<name>.identity.toml` beside the sensor's `sensor-config` file. An existing file
+    /// not written here is never replaced.
+    pub identity_file: Option<PathBuf>,
     /// Certificate lifetime in days.
     pub days: i64,
 }
@@ -318,11 +340,10 @@ impl<'a> Plan<'a> {
             }
             _ => {}
         }
-        let identity_file = options
-            .config
-            .as_deref()
-            .map(|config| check_config(config, name))
-            .transpose()?;
+        if let Some(path) = &options.identity_file {
+            check_identity_file(path)?;
+        }
+        let identity_file = options.identity_file.clone();
         Ok(Plan {
             options,
             site,
@@ -659,45 +680,21 @@ fn with_chip<W: ChipWork>(spec: &ChipSpec, work: W) -> Result<W::Output, Identit
     }
 }
 
-/// Checks the sensor-config file and returns the identity file to write beside it.
-fn check_config(config: &Path, name: &str) -> Result<PathBuf, IdentityError> {
-    let refuse = |problem: String| IdentityError::Config {
-        path: config.to_path_buf(),
-        problem,
-    };
-    let text = std::fs::read_to_string(config).map_err(|e| refuse(format!("cannot read: {e}")))?;
-    if !text.starts_with(SENSOR_CONFIG_HEADER) {
-        return Err(refuse(
-            "not written by `tmc-provision sensor-config` (make it with that command first)".into(),
-        ));
-    }
-    let client_id = text.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "client_id").then(|| value.trim().trim_matches('"').to_owned())
-    });
-    if client_id.as_deref() != Some(name) {
-        return Err(refuse(format!(
-            "its client_id is {client_id:?}, not {name:?}: the certificate name must be the sensor's client id"
-        )));
-    }
-    let dir = match config.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let path = dir.join(format!("{name}.identity.toml"));
-    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+/// Refuses to replace a file this crate did not write.
+fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
         let ours = meta.is_file()
-            && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(IDENTITY_HEADER));
+            && std::fs::read_to_string(path).is_ok_and(|t| t.starts_with(IDENTITY_HEADER));
         if !ours {
             return Err(IdentityError::Config {
-                path,
+                path: path.to_path_buf(),
                 problem:
                     "exists and was not written by `tmc-provision sensor-identity`: refusing to replace it"
                         .into(),
             });
         }
     }
-    Ok(path)
+    Ok(())
 }
 
 /// The public key X‖Y of a P-256 certificate.
