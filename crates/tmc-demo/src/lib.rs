@@ -94,12 +94,7 @@ impl SiteFiles {
         KeyRing::generate(1)?.save(&dir.join("keys.toml"), Overwrite::Refuse)?;
         broker::write(
             &site,
-            &broker::BrokerOptions {
-                port: options.broker_port,
-                bind: Some("127.0.0.1".into()),
-                install_dir: None,
-                plain_loopback_port: None,
-            },
+            &broker::BrokerOptions::loopback(options.broker_port),
             &dir.join("broker"),
         )?;
         for sub in ["broker-state", "relay-state", "receiver-state", "air"] {

@@ -123,12 +123,7 @@ impl Setup {
 
     fn start_broker(&self) -> Mosquitto {
         let conf = self.dir.path().join("broker");
-        let options = broker::BrokerOptions {
-            port: self.port,
-            bind: Some("127.0.0.1".into()),
-            install_dir: None,
-            plain_loopback_port: None,
-        };
+        let options = broker::BrokerOptions::loopback(self.port);
         broker::write(&self.site, &options, &conf).unwrap();
         let state = self.dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();

@@ -6,17 +6,16 @@ use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use tmc_node_tls::csr::{
     csr_pem, pem_len, write_csr, CsrError, PemBufferTooSmall, MAX_COMMON_NAME_LEN, MAX_CSR_DER_LEN,
     MAX_CSR_PEM_LEN,
 };
+use tmc_node_tls::software::{SoftwareKey, SoftwareKeyError};
 use tmc_node_tls::SecureElement;
 
-/// A software P-256 key standing in for the chip.
+/// A software P-256 key standing in for the chip, counting its signatures.
 struct SoftKey {
-    key: SigningKey,
+    key: SoftwareKey,
     signatures: usize,
 }
 
@@ -29,20 +28,25 @@ impl fmt::Display for SoftError {
     }
 }
 
+impl From<SoftwareKeyError> for SoftError {
+    fn from(_: SoftwareKeyError) -> Self {
+        SoftError("software key")
+    }
+}
+
 impl SoftKey {
     fn new(seed: u8) -> Self {
-        // A fixed scalar: no randomness needed, and p256 has no rng feature here.
+        // A fixed scalar: no randomness needed.
         let mut scalar = [0x11u8; 32];
         scalar[31] = seed;
         SoftKey {
-            key: SigningKey::from_slice(&scalar).unwrap(),
+            key: SoftwareKey::from_bytes(&scalar).unwrap(),
             signatures: 0,
         }
     }
 
-    fn point(&self) -> [u8; 64] {
-        let encoded = self.key.verifying_key().to_encoded_point(false);
-        encoded.as_bytes()[1..].try_into().unwrap()
+    fn point(&mut self) -> [u8; 64] {
+        self.key.public_key().unwrap()
     }
 }
 
@@ -53,11 +57,7 @@ impl SecureElement for SoftKey {
     }
     fn sign_digest(&mut self, digest: &[u8; 32]) -> Result<[u8; 64], SoftError> {
         self.signatures += 1;
-        let signature: Signature = self
-            .key
-            .sign_prehash(digest)
-            .map_err(|_| SoftError("sign"))?;
-        Ok(signature.to_bytes().into())
+        Ok(self.key.sign_digest(digest)?)
     }
     fn verify_digest(
         &mut self,
@@ -65,14 +65,7 @@ impl SecureElement for SoftKey {
         digest: &[u8; 32],
         signature: &[u8; 64],
     ) -> Result<bool, SoftError> {
-        let mut sec1 = [0u8; 65];
-        sec1[0] = 4;
-        sec1[1..].copy_from_slice(public_key);
-        let key = VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| SoftError("public key"))?;
-        let Ok(signature) = Signature::from_slice(signature) else {
-            return Ok(false);
-        };
-        Ok(key.verify_prehash(digest, &signature).is_ok())
+        Ok(self.key.verify_digest(public_key, digest, signature)?)
     }
 }
 

@@ -29,6 +29,17 @@ pub struct BrokerOptions {
     pub plain_loopback_port: Option<u16>,
 }
 
+impl BrokerOptions {
+    /// TLS on 127.0.0.1:`port` only: a broker for this machine's own clients (the demo, tests).
+    pub fn loopback(port: u16) -> Self {
+        BrokerOptions {
+            port,
+            bind: Some("127.0.0.1".into()),
+            ..BrokerOptions::default()
+        }
+    }
+}
+
 impl Default for BrokerOptions {
     fn default() -> Self {
         BrokerOptions {

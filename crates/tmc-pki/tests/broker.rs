@@ -49,10 +49,8 @@ impl Setup {
     fn start_broker_with(&self, plain_loopback_port: Option<u16>) -> Mosquitto {
         let conf = self.dir.path().join("broker");
         let options = broker::BrokerOptions {
-            port: self.port,
-            bind: Some("127.0.0.1".into()),
-            install_dir: None,
             plain_loopback_port,
+            ..broker::BrokerOptions::loopback(self.port)
         };
         broker::write(&self.site, &options, &conf).unwrap();
         let state = self.dir.path().join("state");

@@ -137,15 +137,8 @@ struct SensorIdentityArgs {
     /// The sensor's certificate name (CN) and MQTT client id: 1–23 ASCII letters and digits.
     #[arg(long)]
     name: String,
-    /// The secure element: sim:PATH (a simulated chip kept in PATH, created 0600) or /dev/i2c-N.
-    #[arg(long)]
-    chip: String,
-    /// The chip's I2C address on /dev/i2c-N (0x60 from the factory).
-    #[arg(long, default_value = "0x60", value_parser = parse_address)]
-    address: u8,
-    /// The key slot [default: 0].
-    #[arg(long, default_value_t = tmc_enroll::DEFAULT_DEVICE_SLOT)]
-    slot: u8,
+    #[command(flatten)]
+    chip: ChipArgs,
     /// Extra topics a new sensor certificate allows (repeatable) [default: /esp8266]; a re-issue keeps the
     /// certificate's topics.
     #[arg(long = "topic")]
@@ -161,9 +154,10 @@ struct SensorIdentityArgs {
     days: i64,
 }
 
+/// Which secure element, and which of its key slots.
 #[derive(Debug, Args)]
-struct ChipCsrArgs {
-    /// The secure element: /dev/i2c-N, or sim:PATH (a simulated chip kept in PATH, created 0600).
+struct ChipArgs {
+    /// The secure element: sim:PATH (a simulated chip kept in PATH, created 0600) or /dev/i2c-N.
     #[arg(long)]
     chip: String,
     /// The chip's I2C address on /dev/i2c-N (0x60 from the factory).
@@ -172,6 +166,18 @@ struct ChipCsrArgs {
     /// The key slot [default: 0].
     #[arg(long, default_value_t = tmc_enroll::DEFAULT_DEVICE_SLOT)]
     slot: u8,
+}
+
+impl ChipArgs {
+    fn spec(&self) -> Result<tmc_enroll::ChipSpec, tmc_enroll::IdentityError> {
+        tmc_enroll::ChipSpec::parse(&self.chip, self.address)
+    }
+}
+
+#[derive(Debug, Args)]
+struct ChipCsrArgs {
+    #[command(flatten)]
+    chip: ChipArgs,
     /// The certificate's name (CN): the board's name, e.g. the relay's.
     #[arg(long)]
     name: String,
@@ -311,17 +317,17 @@ fn sensor_config_cmd(args: SensorConfigArgs) -> anyhow::Result<()> {
 }
 
 fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
-    use tmc_enroll::{enroll_chip, CertOutcome, ChipSpec, EnrollOptions};
+    use tmc_enroll::{enroll_chip, CertOutcome, EnrollOptions};
     use tmc_provision::identity_file_beside;
 
-    let chip = ChipSpec::parse(&args.chip, args.address)?;
+    let chip = args.chip.spec()?;
     let report = enroll_chip(
         &chip,
         &EnrollOptions {
             site: args.site,
             name: args.name.clone(),
             topics: args.topics,
-            slot: args.slot,
+            slot: args.chip.slot,
             new_key: args.new_key,
             identity_file: args
                 .config
@@ -365,10 +371,10 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
 }
 
 fn chip_csr_cmd(args: &ChipCsrArgs) -> anyhow::Result<()> {
-    use tmc_enroll::{chip_csr, ChipSpec};
+    use tmc_enroll::chip_csr;
 
-    let chip = ChipSpec::parse(&args.chip, args.address)?;
-    let request = chip_csr(&chip, args.slot, &args.name, args.new_key)?;
+    let chip = args.chip.spec()?;
+    let request = chip_csr(&chip, args.chip.slot, &args.name, args.new_key)?;
     tmc_secret_file::write_atomic(
         &args.out,
         request.pem.as_bytes(),

@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use common::Fixture;
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use tmc_atecc::sim::{file, Model};
 use tmc_pki::{Role, Validity};
 use tmc_testkit::{failure_reason, success_stdout};
@@ -310,45 +307,6 @@ fn refusals_are_one_line_each() {
     assert!(reason.contains("revoked"), "{reason}");
 }
 
-/// A software P-256 key behind the node's secure-element seam.
-struct SoftKey(SigningKey);
-
-#[derive(Debug)]
-struct Never;
-
-impl fmt::Display for Never {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl tmc_node_tls::SecureElement for SoftKey {
-    type Error = Never;
-    fn public_key(&mut self) -> Result<[u8; 64], Never> {
-        Ok(
-            self.0.verifying_key().to_encoded_point(false).as_bytes()[1..]
-                .try_into()
-                .unwrap(),
-        )
-    }
-    fn sign_digest(&mut self, digest: &[u8; 32]) -> Result<[u8; 64], Never> {
-        let signature: Signature = self.0.sign_prehash(digest).unwrap();
-        Ok(signature.to_bytes().into())
-    }
-    fn verify_digest(
-        &mut self,
-        key: &[u8; 64],
-        digest: &[u8; 32],
-        sig: &[u8; 64],
-    ) -> Result<bool, Never> {
-        let mut sec1 = [4u8; 65];
-        sec1[1..].copy_from_slice(key);
-        let key = VerifyingKey::from_sec1_bytes(&sec1).unwrap();
-        let sig = Signature::from_slice(sig).unwrap();
-        Ok(key.verify_prehash(digest, &sig).is_ok())
-    }
-}
-
 #[test]
 fn the_site_ca_accepts_the_nodes_request() {
     use tmc_node_tls::csr::{csr_pem, write_csr, MAX_CSR_DER_LEN, MAX_CSR_PEM_LEN};
@@ -358,7 +316,7 @@ fn the_site_ca_accepts_the_nodes_request() {
     for (seed, name) in [(3u8, "esp7"), (4, "kitchen")] {
         let mut scalar = [0x5au8; 32];
         scalar[0] = seed;
-        let mut key = SoftKey(SigningKey::from_slice(&scalar).unwrap());
+        let mut key = tmc_node_tls::software::SoftwareKey::from_bytes(&scalar).unwrap();
         let mut der = [0u8; MAX_CSR_DER_LEN];
         let n = write_csr(&mut key, name, &mut der).unwrap();
         let mut pem = [0u8; MAX_CSR_PEM_LEN];

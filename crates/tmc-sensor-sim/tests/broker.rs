@@ -74,12 +74,7 @@ impl Setup {
     /// Writes the broker configuration from `site` as it is now (its ACL) and starts mosquitto.
     fn start_broker_of(&self, site: &Site) -> Mosquitto {
         let conf = self.dir.path().join("broker");
-        let options = broker::BrokerOptions {
-            port: self.port,
-            bind: Some("127.0.0.1".into()),
-            install_dir: None,
-            plain_loopback_port: None,
-        };
+        let options = broker::BrokerOptions::loopback(self.port);
         broker::write(site, &options, &conf).unwrap();
         std::fs::create_dir_all(self.state_dir()).unwrap();
         Mosquitto::start(&conf, &self.state_dir(), self.port)

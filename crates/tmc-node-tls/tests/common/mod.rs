@@ -44,12 +44,7 @@ impl Setup {
     /// `tmc-pki broker-config` for 127.0.0.1:port, from the site as it is now.
     pub fn write_broker_config(&self) -> PathBuf {
         let conf = self.conf_dir();
-        let options = broker::BrokerOptions {
-            port: self.port,
-            bind: Some("127.0.0.1".into()),
-            install_dir: None,
-            plain_loopback_port: None,
-        };
+        let options = broker::BrokerOptions::loopback(self.port);
         broker::write(&self.site, &options, &conf).unwrap();
         conf
     }
