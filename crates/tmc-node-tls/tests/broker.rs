@@ -12,7 +12,7 @@ use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
-use tmc_node_tls::{SecureElement, SoftwareKey};
+use tmc_node_tls::{OsRng, SecureElement, SoftwareKey, StdTcpSocket, TlsClient};
 use tmc_pki::Site;
 use tmc_sensor_core::mqtt;
 use tmc_sensor_core::node::Transport;
@@ -21,6 +21,26 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn connect_failures(h: &Harness) -> Vec<String> {
     h.lines("mqtt: connect failed: ")
+}
+
+/// A fresh node over `client` never gets connected: at least two attempts, each failing the handshake with
+/// exactly `reason` in the log.
+fn assert_handshake_refused<E: SecureElement>(
+    client: &mut TlsClient<'static, StdTcpSocket, E, OsRng>,
+    reason: &str,
+) {
+    let mut h = Harness::new("node1", 100);
+    assert!(
+        h.run(client, WAIT, |_, log| log.matches("connect failed").count()
+            >= 2)
+    );
+    assert_eq!(h.node.stats().connects, 0, "{}", h.log);
+    for line in connect_failures(&h) {
+        assert_eq!(
+            line,
+            format!("mqtt: connect failed: TLS handshake failed: {reason}")
+        );
+    }
 }
 
 #[test]
@@ -91,20 +111,10 @@ fn node_refuses_a_broker_certified_by_another_ca() {
     let other = Site::init(&s.dir.path().join("other"), &Default::default()).unwrap();
     let other_ca = common::der_of_pem(&other.dir().join("ecc.ca.cert.pem"));
     let mut wrong = client(s.port, &other_ca, cert.clone(), key.clone());
-    let mut h = Harness::new("node1", 100);
-    assert!(h.run(&mut wrong, WAIT, |_, log| log
-        .matches("connect failed")
-        .count()
-        >= 2));
-    assert_eq!(h.node.stats().connects, 0, "{}", h.log);
-    for line in connect_failures(&h) {
-        assert_eq!(
-            line,
-            "mqtt: connect failed: TLS handshake failed: server certificate not from the site CA"
-        );
-    }
+    assert_handshake_refused(&mut wrong, "server certificate not from the site CA");
     // The same node with its own site's CA connects: the refusal was about the CA.
     let mut right = client(s.port, &s.ca_der(), cert, key);
+    let mut h = Harness::new("node1", 100);
     assert!(
         h.run(&mut right, WAIT, |node, _| node.is_connected()),
         "{}",
@@ -138,18 +148,7 @@ fn node_refuses_a_site_certificate_that_does_not_name_the_broker() {
     let _broker = s.start_broker_from(&conf);
 
     let mut client = client(s.port, &s.ca_der(), cert, key);
-    let mut h = Harness::new("node1", 100);
-    assert!(h.run(&mut client, WAIT, |_, log| log
-        .matches("connect failed")
-        .count()
-        >= 2));
-    assert_eq!(h.node.stats().connects, 0, "{}", h.log);
-    for line in connect_failures(&h) {
-        assert_eq!(
-            line,
-            "mqtt: connect failed: TLS handshake failed: broker name not in the server certificate"
-        );
-    }
+    assert_handshake_refused(&mut client, "broker name not in the server certificate");
 }
 
 #[test]
@@ -283,19 +282,11 @@ fn the_signer_retries_the_chip_and_a_dead_chip_fails_the_handshake_cleanly() {
     client.element_mut().fail_next.set(usize::MAX);
     client.element_mut().sign_calls = 0;
     // A rebooted node (the old connection is dropped when the next one opens the socket).
-    let mut h = Harness::new("node1", 100);
-    assert!(h.run(&mut client, WAIT, |_, log| log
-        .matches("connect failed")
-        .count()
-        >= 2));
-    assert_eq!(h.node.stats().connects, 0, "{}", h.log);
-    for line in connect_failures(&h) {
-        assert_eq!(
-            line,
-            "mqtt: connect failed: TLS handshake failed: secure element could not sign (3 attempts): \
-             i2c: no ACK from the chip"
-        );
-    }
+    assert_handshake_refused(
+        &mut client,
+        "secure element could not sign (3 attempts): \
+             i2c: no ACK from the chip",
+    );
     assert_eq!(client.element_mut().sign_calls % 3, 0);
     // Nothing half-signed reached the broker: it saw no CertificateVerify to check, only a dropped
     // stream, and no client connected after the first one.
