@@ -3,8 +3,8 @@
 //! stack the handshake needs.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/tmp/target-B cargo run -p tmc-node-tls --features std --example handshake
-//! CARGO_TARGET_DIR=/tmp/target-B cargo run -p tmc-node-tls --features std --example handshake --release
+//! cargo run -p tmc-node-tls --features std --example handshake
+//! cargo run -p tmc-node-tls --features std --example handshake --release
 //! ```
 //!
 //! Stack: without `unsafe` the stack cannot be painted, so each probe is a child process that runs the
