@@ -367,9 +367,10 @@ async fn readings_are_acknowledged_exactly_once_across_a_killed_and_restarted_br
     let mut relay = Relay::start(&s, &["sensors/+/reading"], Session::Persistent).await;
     save_broker_state(&s, &broker).await;
 
-    // 250 ms apart: the node's ring of 8 holds 2 s of readings, more than the restart takes.
+    // 500 ms apart: the node's ring of 8 holds 4 s of readings, well more than the restart and the
+    // reconnection take (also under qemu, where each TLS handshake is slower).
     let mut config = s.config(&sensors, 24);
-    config.interval = Duration::from_millis(250);
+    config.interval = Duration::from_millis(500);
     let sim = Simulator::prepare(&config).unwrap();
     let progress = sim.progress();
     let run = tokio::task::spawn_blocking(move || sim.run(&StopSignal::new()));
@@ -485,12 +486,15 @@ fn a_broker_of_another_site_is_refused_with_the_reason_and_nothing_is_acknowledg
         "{stderr}"
     );
     assert!(status.success(), "{status}: {stderr}");
-    // The reading taken first never got through; the stop's grace period ended without it.
-    assert_eq!(
-        stderr.lines().last(),
-        Some("sensor-sim: 1 sensor, 0 acknowledged, 0 dropped, 1 unacknowledged at stop"),
-        "{stderr}"
-    );
+    // The readings taken never got through (how many were taken before the stop depends on the machine's
+    // speed); the stop's grace period ended without them.
+    let unacknowledged = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("sensor-sim: 1 sensor, 0 acknowledged, 0 dropped, "))
+        .and_then(|l| l.strip_suffix(" unacknowledged at stop"))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(unacknowledged.is_some_and(|n| n >= 1), "{stderr}");
     assert!(ledger_by_sensor(&s).is_empty());
 }
 
