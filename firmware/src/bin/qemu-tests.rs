@@ -1112,6 +1112,152 @@ fn i2c_bitbang_atecc() -> Result<(), String> {
     )
 }
 
+/// A byte stream that cannot be opened (no Wi-Fi, no broker): the TLS client's connect path as far as it
+/// goes without a peer.
+struct NoBroker;
+
+impl embedded_io::ErrorType for NoBroker {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for NoBroker {
+    fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
+        Err(embedded_io::ErrorKind::NotConnected)
+    }
+}
+
+impl embedded_io::Write for NoBroker {
+    fn write(&mut self, _: &[u8]) -> Result<usize, Self::Error> {
+        Err(embedded_io::ErrorKind::NotConnected)
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl embedded_io::ReadReady for NoBroker {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+}
+
+impl tmc_node_tls::Socket for NoBroker {
+    fn open(&mut self) -> Result<(), Self::Error> {
+        // Opaque to the optimiser, so the whole handshake stays in the image.
+        if black_box(true) {
+            Err(embedded_io::ErrorKind::NotConnected)
+        } else {
+            Ok(())
+        }
+    }
+    fn close(&mut self) {}
+}
+
+/// The chip's Random as the TLS client's randomness (ECDHE key, client random).
+struct ChipRandom<'a, I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs>(
+    &'a core::cell::RefCell<tmc_atecc::Atecc<I, D>>,
+);
+
+impl<I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs> rand_core::RngCore
+    for ChipRandom<'_, I, D>
+{
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let _ = self.try_fill_bytes(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        for chunk in dest.chunks_mut(32) {
+            let random = self
+                .0
+                .borrow_mut()
+                .random()
+                .map_err(|_| rand_core::Error::from(core::num::NonZeroU32::MIN))?;
+            chunk.copy_from_slice(&random[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl<I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs> rand_core::CryptoRng
+    for ChipRandom<'_, I, D>
+{
+}
+
+/// The sensor's certificate request on the lx106: key made in the chip (GenKey), request signed by the
+/// chip and checked by its Verify, PEM for the console.
+fn csr_signed_by_chip() -> Result<(), String> {
+    use tmc_node_tls::atecc::AteccElement;
+    use tmc_node_tls::csr::{csr_pem, write_csr, MAX_CSR_DER_LEN, MAX_CSR_PEM_LEN};
+    let sim = tmc_atecc::sim::SimAtecc::new(tmc_atecc::sim::Model::Atecc608a);
+    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
+    let public_key = chip
+        .generate_key(0)
+        .map_err(|e| alloc::format!("generate_key: {e:?}"))?;
+    let mut element = AteccElement {
+        chip: &mut chip,
+        slot: 0,
+    };
+    let mut der = [0u8; MAX_CSR_DER_LEN];
+    let n = write_csr(&mut element, black_box("esp1"), &mut der)
+        .map_err(|e| alloc::format!("write_csr: {e}"))?;
+    // The request carries the chip's public key as 04 X Y.
+    ensure(
+        der[..n]
+            .windows(65)
+            .any(|w| w[0] == 4 && w[1..] == public_key),
+        || "the request does not carry the chip's key".into(),
+    )?;
+    let mut pem = [0u8; MAX_CSR_PEM_LEN];
+    let m = csr_pem(&der[..n], &mut pem).map_err(|e| alloc::format!("csr_pem: {e}"))?;
+    ensure(
+        pem[..m].starts_with(b"-----BEGIN CERTIFICATE REQUEST-----\n"),
+        || "PEM header".into(),
+    )?;
+    // The private-key slot stays unreadable.
+    ensure(element.chip.read_slot_block(0, 0).is_err(), || {
+        "slot 0 read".into()
+    })
+}
+
+/// The node's TLS client linked for the lx106 (embedded-tls, p256, the pinned-CA verifier, the chip as
+/// signer and randomness): without a broker, `connect` fails with the reason, no panic.
+fn tls_client_without_broker() -> Result<(), String> {
+    use tmc_node_tls::{TlsClient, TlsClientConfig};
+    use tmc_sensor_core::node::Transport;
+    let sim = tmc_atecc::sim::SimAtecc::new(tmc_atecc::sim::Model::Atecc608a);
+    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
+    chip.generate_key(0)
+        .map_err(|e| alloc::format!("generate_key: {e:?}"))?;
+    let random_chip = core::cell::RefCell::new(tmc_atecc::Atecc::new(sim.i2c(), sim.delay()));
+    let element = tmc_node_tls::atecc::AteccElement {
+        chip: &mut chip,
+        slot: 0,
+    };
+    let config = TlsClientConfig {
+        ca_public_key: [1; 64],
+        server_name: "mqtt.com",
+        client_cert_der: &[0x30, 0x00],
+    };
+    let mut client = TlsClient::new(config, NoBroker, element, ChipRandom(&random_chip));
+    let mut transport = client.transport();
+    match transport.connect() {
+        Err(e) => {
+            let reason = alloc::format!("{e}");
+            ensure(reason.starts_with("cannot reach the broker"), || reason)
+        }
+        Ok(()) => Err("connected without a broker".into()),
+    }
+}
+
 const CHECKS: &[(&str, Check)] = &[
     #[cfg(feature = "inject-failure")]
     ("injected_failure", injected_failure),
@@ -1130,6 +1276,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("atecc_crc16", atecc_crc16),
     ("atecc_command_frames", atecc_command_frames),
     ("atecc_driver_on_sim", atecc_driver_on_sim),
+    ("csr_signed_by_chip", csr_signed_by_chip),
+    ("tls_client_without_broker", tls_client_without_broker),
     ("mqtt_connect_bytes", mqtt_connect_bytes),
     ("mqtt_publish_round_trip", mqtt_publish_round_trip),
     ("mqtt_connack_decode", mqtt_connack_decode),
