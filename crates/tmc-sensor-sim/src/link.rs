@@ -2,14 +2,10 @@
 //! loop when the node has closed its connection.
 
 use std::fmt;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
 
+use embedded_io::{Read, ReadReady, Write};
+use tmc_node_tls::{Socket, StdTcpSocket};
 use tmc_sensor_core::node::Transport;
-
-/// How long a TCP connect may take before the node counts the attempt as failed.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A plain TCP connection failure.
 #[derive(Debug)]
@@ -21,46 +17,24 @@ impl fmt::Display for TcpError {
     }
 }
 
-/// Opens a TCP connection to `host:port` (every address the name has, in turn).
-pub fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, TcpError> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| TcpError(format!("{host}:{port}: {e}")))?;
-    let mut last = TcpError(format!("{host}:{port}: no address"));
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                // One small packet at a time, each waited for: Nagle would only delay it.
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(e) => last = TcpError(format!("{addr}: {e}")),
-        }
-    }
-    Err(last)
-}
-
-/// MQTT over plain TCP: what a bring-up listener (no TLS) takes.
+/// MQTT over plain TCP: what a bring-up listener (no TLS) takes. The same socket the TLS client runs on,
+/// without TLS.
 #[derive(Debug)]
 pub struct PlainTcp {
-    host: String,
-    port: u16,
-    stream: Option<TcpStream>,
+    socket: StdTcpSocket,
+    address: String,
 }
 
 impl PlainTcp {
     pub fn new(host: &str, port: u16) -> Self {
         PlainTcp {
-            host: host.to_owned(),
-            port,
-            stream: None,
+            socket: StdTcpSocket::new(host, port),
+            address: format!("{host}:{port}"),
         }
     }
 
-    fn stream(&mut self) -> Result<&mut TcpStream, TcpError> {
-        self.stream
-            .as_mut()
-            .ok_or_else(|| TcpError("not connected".into()))
+    fn failed(&self, doing: &str, e: std::io::Error) -> TcpError {
+        TcpError(format!("{doing} {}: {e}", self.address))
     }
 }
 
@@ -68,36 +42,33 @@ impl Transport for PlainTcp {
     type Error = TcpError;
 
     fn connect(&mut self) -> Result<(), TcpError> {
-        self.stream = Some(tcp_connect(&self.host, self.port)?);
-        Ok(())
+        self.socket.open().map_err(|e| self.failed("connect", e))
     }
 
     fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.stream()?
+        self.socket
             .write_all(data)
-            .map_err(|e| TcpError(format!("send: {e}")))
+            .map_err(|e| self.failed("send to", e))
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpError> {
-        let stream = self.stream()?;
-        // Non-blocking only for the read: sends block until the kernel took the bytes.
-        stream
-            .set_nonblocking(true)
-            .map_err(|e| TcpError(format!("recv: {e}")))?;
-        let read = stream.read(buf);
-        let _ = stream.set_nonblocking(false);
-        match read {
+        // Non-blocking: only what has arrived (or the end of the stream) is read.
+        if !self
+            .socket
+            .read_ready()
+            .map_err(|e| self.failed("recv from", e))?
+        {
+            return Ok(0);
+        }
+        match self.socket.read(buf) {
             Ok(0) if !buf.is_empty() => Err(TcpError("the broker closed the connection".into())),
             Ok(n) => Ok(n),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Ok(0),
-            Err(e) => Err(TcpError(format!("recv: {e}"))),
+            Err(e) => Err(self.failed("recv from", e)),
         }
     }
 
     fn close(&mut self) {
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
+        self.socket.close();
     }
 }
 
