@@ -9,6 +9,7 @@
 //!   the client's CertificateVerify made by the [`SecureElement`] and the server checked against the pinned
 //!   site CA and the broker name.
 //! - `csr`: a PKCS#10 certificate request for the chip's key, signed by the chip.
+//! - `identity`: the node's certificate and site CA as one checksummed record in a flash sector of its own.
 
 #![no_std]
 
@@ -38,6 +39,7 @@ pub mod csr;
 
 pub mod cert;
 mod der;
+pub mod identity;
 pub mod software;
 #[cfg(feature = "std")]
 pub mod std_socket;
