@@ -5,7 +5,8 @@
 # 0x81..0x87: CPU exception vector, 124: timeout).
 #
 # Usage: firmware/run-qemu-tests.sh [--release] [extra cargo args...]
-# Env:   QEMU_TIMEOUT (seconds, default 60), CARGO (default /usr/bin/cargo)
+# Env:   QEMU_TIMEOUT (seconds, default 300), CARGO (default /usr/bin/cargo)
+# The run goes through tools/mtls-harness, which starts the brokers the mTLS checks talk to.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,12 +33,18 @@ for tool in xtensa-lx106-elf-gcc xtensa-lx106-elf-as qemu-system-xtensa; do
 done
 
 "$CARGO" build --bin qemu-tests "$@"
+# The host side of the mTLS checks issues the node's certificate with the project's own CA tool.
+# From the workspace root: the firmware's .cargo/config.toml would make it an Xtensa build.
+(cd "$here/.." && "$CARGO" build --quiet --locked -p tmc-pki --target-dir "$here/target/host")
 
 elf="$here/target/xtensa-esp8266-none-elf/$profile/qemu-tests"
 echo "run-qemu-tests: running $elf"
 status=0
-timeout "${QEMU_TIMEOUT:-60}" qemu-system-xtensa \
-    -M sim -cpu lx106 -semihosting -nographic -monitor none \
-    -device loader,file="$elf",cpu-num=0 </dev/null || status=$?
+# -icount shift=0: one instruction per virtual nanosecond, so CCOUNT counts instructions (the checks
+# report them) and stands still while a semihosting call waits for the host.
+"$here/tools/mtls-harness" --timeout "${QEMU_TIMEOUT:-300}" --tmc-pki "$here/target/host/debug/tmc-pki" -- \
+    qemu-system-xtensa \
+    -M sim -cpu lx106 -semihosting -nographic -monitor none -icount shift=0 \
+    -device loader,file="$elf",cpu-num=0 || status=$?
 echo "run-qemu-tests: qemu exit status $status"
 exit "$status"

@@ -119,6 +119,34 @@ semihost_exit:
 1:      j       1b
         .size   semihost_exit, . - semihost_exit
 
+/* i32 semihost_call(u32 nr, u32 a, u32 b, u32 c): any call of the table in
+ * xtensa-semi.c (open 5, read 3, write 4, close 6, select_one 29): the
+ * call0 ABI already has nr in a2 and the arguments in a3..a5, as simcall
+ * wants them. Returns a2 (-1 on error; errno in a3 is not kept). In its own
+ * section so that the SDK build, which never calls it, drops it. */
+        .section .text.semihost_call, "ax"
+        .global semihost_call
+        .type   semihost_call, @function
+        .align  4
+semihost_call:
+        simcall
+        ret
+        .size   semihost_call, . - semihost_call
+        .section .text.tmc_rt, "ax"
+
+/* void tmc_spin(u32 n): exactly 2n + 1 instructions (n >= 1), the yardstick
+ * that turns CCOUNT under QEMU -icount into an instruction count. */
+        .section .text.tmc_spin, "ax"
+        .global tmc_spin
+        .type   tmc_spin, @function
+        .align  4
+tmc_spin:
+1:      addi    a2, a2, -1
+        bnez    a2, 1b
+        ret
+        .size   tmc_spin, . - tmc_spin
+        .section .text.tmc_rt, "ax"
+
 /* Traps (core::intrinsics::abort, panics) land here: exit status 134. */
         .global abort
         .type   abort, @function

@@ -10,6 +10,7 @@ pub mod hw;
 pub mod i2c_bitbang;
 #[cfg(feature = "nonos-sdk")]
 pub mod sdk;
+pub mod semihost;
 pub mod transport;
 
 use core::alloc::{GlobalAlloc, Layout};

@@ -30,7 +30,8 @@ pub const SECTOR_LEN: usize = 4096;
 pub const MAGIC: [u8; 4] = *b"TMCI";
 /// The record format this code writes and reads.
 pub const VERSION: u8 = 1;
-const HEADER_LEN: usize = 12;
+/// Bytes before the certificate.
+pub const HEADER_LEN: usize = 12;
 const DIGEST_LEN: usize = 32;
 /// Longest site CA certificate a record holds (the site's are ~500 B).
 pub const MAX_CA_CERT_LEN: usize = 2048;
@@ -138,24 +139,24 @@ impl<'a> IdentityRecord<'a> {
         Ok(len)
     }
 
-    /// Reads the record at the start of `sector` (a whole flash sector, or at least the record).
-    pub fn decode(sector: &'a [u8]) -> Result<Self, RecordError> {
-        if sector.len() < HEADER_LEN {
+    /// The whole record's length, from its first [`HEADER_LEN`] bytes: how much a reader of a stream must
+    /// read. Checks everything the header says.
+    pub fn len_from_header(header: &[u8]) -> Result<usize, RecordError> {
+        if header.len() < HEADER_LEN {
             return Err(RecordError::BadLength);
         }
-        if sector[..4] == [0xFF; 4] {
+        if header[..4] == [0xFF; 4] {
             return Err(RecordError::Empty);
         }
-        if sector[..4] != MAGIC {
+        if header[..4] != MAGIC {
             return Err(RecordError::BadMagic);
         }
-        if sector[4] != VERSION {
-            return Err(RecordError::UnsupportedVersion(sector[4]));
+        if header[4] != VERSION {
+            return Err(RecordError::UnsupportedVersion(header[4]));
         }
-        let cert = usize::from(u16::from_le_bytes([sector[8], sector[9]]));
-        let ca = usize::from(u16::from_le_bytes([sector[10], sector[11]]));
-        let body = HEADER_LEN + cert + ca;
-        if cert == 0 || ca == 0 || sector[5..8] != [0; 3] || body + DIGEST_LEN > sector.len() {
+        let cert = usize::from(u16::from_le_bytes([header[8], header[9]]));
+        let ca = usize::from(u16::from_le_bytes([header[10], header[11]]));
+        if cert == 0 || ca == 0 || header[5..8] != [0; 3] {
             return Err(RecordError::BadLength);
         }
         if cert > MAX_CLIENT_CERT_LEN {
@@ -164,6 +165,17 @@ impl<'a> IdentityRecord<'a> {
         if ca > MAX_CA_CERT_LEN {
             return Err(RecordError::CaTooLarge(ca));
         }
+        Ok(HEADER_LEN + cert + ca + DIGEST_LEN)
+    }
+
+    /// Reads the record at the start of `sector` (a whole flash sector, or at least the record).
+    pub fn decode(sector: &'a [u8]) -> Result<Self, RecordError> {
+        let len = Self::len_from_header(sector)?;
+        if len > sector.len() {
+            return Err(RecordError::BadLength);
+        }
+        let cert = usize::from(u16::from_le_bytes([sector[8], sector[9]]));
+        let body = len - DIGEST_LEN;
         let digest: [u8; 32] = Sha256::digest(&sector[..body]).into();
         if sector[body..body + DIGEST_LEN] != digest {
             return Err(RecordError::BadChecksum);
@@ -238,7 +250,15 @@ mod tests {
         );
         let mut long = sector;
         long[10..12].copy_from_slice(&4000u16.to_le_bytes());
-        assert_eq!(IdentityRecord::decode(&long), Err(RecordError::BadLength));
+        assert_eq!(
+            IdentityRecord::decode(&long),
+            Err(RecordError::CaTooLarge(4000))
+        );
+        assert_eq!(
+            IdentityRecord::decode(&sector[..len - 1]),
+            Err(RecordError::BadLength)
+        );
+        assert_eq!(IdentityRecord::len_from_header(&sector[..12]), Ok(len));
         // A write cut short: the tail is still erased.
         let mut torn = sector;
         torn[len - 40..].fill(0xFF);

@@ -20,6 +20,9 @@ use tmc_firmware::{println, BumpAlloc, FmtBuf};
 #[global_allocator]
 static HEAP: BumpAlloc = BumpAlloc::new();
 
+#[path = "qemu-tests/mtls.rs"]
+mod mtls;
+
 type Check = fn() -> Result<(), String>;
 
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -1278,6 +1281,11 @@ const CHECKS: &[(&str, Check)] = &[
     ("atecc_driver_on_sim", atecc_driver_on_sim),
     ("csr_signed_by_chip", csr_signed_by_chip),
     ("tls_client_without_broker", tls_client_without_broker),
+    ("mtls_handshake_mosquitto", mtls::mtls_handshake_mosquitto),
+    (
+        "mtls_refuses_foreign_broker",
+        mtls::mtls_refuses_foreign_broker,
+    ),
     ("mqtt_connect_bytes", mqtt_connect_bytes),
     ("mqtt_publish_round_trip", mqtt_publish_round_trip),
     ("mqtt_connack_decode", mqtt_connack_decode),
