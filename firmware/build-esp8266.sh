@@ -7,8 +7,9 @@
 #   transport (MQTT frames printed on UART0, no Wi-Fi). Target dir
 #   target/esp8266.
 # - ESP8266_SDK=<dir> (Espressif ESP8266_NONOS_SDK v3.0.6 checkout): feature
-#   nonos-sdk, links the SDK's libraries (link/sdk.ld), Wi-Fi station + plain
-#   TCP (no TLS). Only the `sensor` binary. Target dir target/esp8266-sdk.
+#   nonos-sdk, links the SDK's libraries (link/sdk.ld), Wi-Fi station +
+#   TCP + mutual TLS (key in the ATECC, identity from its flash sector). Only
+#   the `sensor` binary. Target dir target/esp8266-sdk.
 #
 # Usage: firmware/build-esp8266.sh [bin-name]   (default: both `sensor` and
 #        `qemu-tests`, or `sensor` with ESP8266_SDK; `BIN=sensor` works too)
@@ -38,6 +39,8 @@ for lib in main net80211 wpa lwip pp phy crypto hal driver c gcc; do
 done
 
 features=esp8266
+# The SDK image's extra rustflags (sdk-build.toml: smaller .rodata, which stays in DRAM).
+sdk_config=""
 tdir=${FW_TARGET_DIR:-$here/target/esp8266}
 elf2image_args=""
 sdk=${ESP8266_SDK:-}
@@ -62,10 +65,11 @@ if [ -n "$sdk" ]; then
     done
     export ESP8266_SDK="$sdk"
     features=esp8266,nonos-sdk
+    sdk_config="--config $here/sdk-build.toml"
     tdir=${FW_TARGET_DIR:-$here/target/esp8266-sdk}
     # user_pre_init registers the 4 MB (map 4) partition table.
     elf2image_args="--flash-size 4MB"
-    echo "build-esp8266: NONOS SDK build ($sdk): sensor uses Wi-Fi station + plain TCP (no TLS) to broker_host:broker_port from sensor.toml"
+    echo "build-esp8266: NONOS SDK build ($sdk): sensor uses Wi-Fi station + mutual TLS (ATECC key, identity sector 0x3FA000) to broker_host:broker_port from sensor.toml"
 else
     echo "build-esp8266: no ESP8266_SDK: the sensor image uses the UART bench transport (MQTT frames printed on UART0, no Wi-Fi); for Wi-Fi + TCP: make firmware ESP8266_SDK=<$sdk_version checkout> (firmware/README.md)"
 fi
@@ -76,12 +80,17 @@ if ! { [ -x "$ESPTOOL" ] || command -v "$ESPTOOL" >/dev/null 2>&1; }; then
 fi
 
 for bin in $bins; do
-    "$CARGO" build --release --features "$features" --target-dir "$tdir" --bin "$bin"
+    # shellcheck disable=SC2086 # empty or one option pair
+    "$CARGO" build --release --features "$features" --target-dir "$tdir" --bin "$bin" $sdk_config
     elf="$tdir/xtensa-esp8266-none-elf/release/$bin"
 
     echo "== size ($elf)"
     xtensa-lx106-elf-size -A "$elf"
-    "$here/tools/size-report" "$elf"
+    if [ -n "$sdk" ]; then
+        "$here/tools/size-report" "$elf" --sdk "$sdk"
+    else
+        "$here/tools/size-report" "$elf"
+    fi
 
     mkdir -p "$tdir/image"
     # shellcheck disable=SC2086 # empty or one option pair

@@ -1,4 +1,4 @@
-//! Assembles rt/start.S with the Debian xtensa-lx106 toolchain into
+//! Assembles rt/start.S and rt/context.S with the Debian xtensa-lx106 toolchain into
 //! `libtmcrt.a`, selects the linker script (QEMU `sim`, ESP8266, or with
 //! feature `nonos-sdk` the NONOS SDK from `ESP8266_SDK`, checked here) and
 //! compiles the sensor configuration (`sensor.toml`, or the file named by
@@ -278,6 +278,14 @@ fn sdk_link(sdk: &Path, link_dir: &Path, out: &Path) {
         "cargo:rustc-link-arg=-T{}",
         link_dir.join("sdk.ld").display()
     );
+    // The link map beside the ELF (target/<triple>/<profile>/sensor.map; OUT_DIR is
+    // <profile>/build/<pkg>/out): tools/size-report tells the SDK's static DRAM from ours with it.
+    if let Some(profile_dir) = out.ancestors().nth(3) {
+        println!(
+            "cargo:rustc-link-arg-bin=sensor=-Wl,-Map={}",
+            profile_dir.join("sensor.map").display()
+        );
+    }
     println!("cargo:rustc-link-arg=-Wl,--start-group");
     for lib in SDK_LIBS {
         println!("cargo:rustc-link-arg=-l{lib}");
@@ -309,11 +317,18 @@ fn main() {
         cc.arg("-DTMC_NONOS_SDK");
     }
     run(cc.arg("-o").arg(&obj).arg(&src));
+    // The coroutine's stack switch (src/coroutine.rs), in every build.
+    let context_obj = out.join("context.o");
+    run(Command::new(format!("{prefix}gcc"))
+        .args(["-c", "-mlongcalls", "-o"])
+        .arg(&context_obj)
+        .arg(manifest.join("rt/context.S")));
     let _ = std::fs::remove_file(&lib);
     run(Command::new(format!("{prefix}ar"))
         .arg("crs")
         .arg(&lib)
-        .arg(&obj));
+        .arg(&obj)
+        .arg(&context_obj));
 
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static:+whole-archive=tmcrt");
@@ -327,6 +342,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-T{}", link_dir.join(script).display());
     }
     println!("cargo:rerun-if-changed=rt/start.S");
+    println!("cargo:rerun-if-changed=rt/context.S");
     println!("cargo:rerun-if-changed=link");
     println!("cargo:rerun-if-env-changed=XTENSA_PREFIX");
 }

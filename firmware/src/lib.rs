@@ -1,11 +1,14 @@
 //! TMC firmware support for ESP8266 (Xtensa lx106): semihosting console,
 //! a bump allocator over a linker-provided heap, a panic handler, the
 //! register-level ESP8266 drivers (`hw`), the node transports (`transport`),
-//! the NONOS SDK bindings and application (`sdk`, feature `nonos-sdk`) and
-//! the compiled-in sensor configuration (`config`).
+//! the NONOS SDK bindings and application (`sdk`, feature `nonos-sdk`), the
+//! coroutine the SDK build runs the node in (`coroutine`), the chip's RNG for
+//! TLS (`chip_random`) and the compiled-in sensor configuration (`config`).
 #![no_std]
 
+pub mod chip_random;
 pub mod config;
+pub mod coroutine;
 pub mod hw;
 pub mod i2c_bitbang;
 #[cfg(feature = "nonos-sdk")]

@@ -1261,6 +1261,10 @@ fn tls_client_without_broker() -> Result<(), String> {
     }
 }
 
+#[path = "qemu-tests/coroutine_checks.rs"]
+mod coroutine_checks;
+use coroutine_checks::{coroutine_stack_switch, tls_handshake_on_coroutine};
+
 const CHECKS: &[(&str, Check)] = &[
     #[cfg(feature = "inject-failure")]
     ("injected_failure", injected_failure),
@@ -1299,6 +1303,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("ccount_clock_wrap", ccount_clock_wrap),
     ("i2c_bitbang_protocol", i2c_bitbang_protocol),
     ("i2c_bitbang_atecc", i2c_bitbang_atecc),
+    ("coroutine_stack_switch", coroutine_stack_switch),
+    ("tls_handshake_on_coroutine", tls_handshake_on_coroutine),
 ];
 
 #[no_mangle]

@@ -5,7 +5,8 @@
 //! - default (bare metal, bench transport): `tmc_main` below;
 //! - feature `nonos-sdk` (`ESP8266_SDK=<dir>`): the SDK boots and calls
 //!   `user_pre_init`/`user_init` below; the application is
-//!   `tmc_firmware::sdk::app` (Wi-Fi + plain TCP, `system_adc_read`).
+//!   `tmc_firmware::sdk::app` (Wi-Fi, mutual TLS with the ATECC's key,
+//!   `system_adc_read`; the node in a coroutine, `sdk::node_task`).
 //!
 //! Bare-metal build:
 //! Boot: UART0 at 115200 8N1, banner, then the main loop: feed the watchdog,

@@ -8,26 +8,24 @@
 //!
 //! - the Wi-Fi event handler tells the transport when the station has an IP;
 //! - a periodic `os_timer` ([`POLL_MS`]) runs the transport's
-//!   [`pump`](crate::transport::sdk::pump) and `Node::poll` with the SDK's
-//!   microsecond clock and `system_adc_read()`. The node's `Wait` is not
-//!   needed: the timer polls often enough for every deadline it has.
+//!   [`pump`](crate::transport::sdk::pump) and resumes the node's coroutine
+//!   (`sdk::node_task`: identity, ATECC, mutual TLS, `Node::poll`), which
+//!   runs until it would block (network, chip) and then gives control back.
 //!
-//! Nothing here feeds a watchdog: the SDK feeds the hardware WDT and its
-//! soft WDT itself as long as every callback returns promptly, which they
-//! do (no busy-waits; UART0 logging blocks only while the 128-byte FIFO is
-//! full).
+//! Nothing here feeds a watchdog while callbacks return promptly (the SDK
+//! does); the node's long computations feed it (`sdk::timing`).
 use core::ffi::c_void;
 use core::fmt::Write;
 use core::ptr::null_mut;
 
-use tmc_sensor_core::node::{Node, NodeConfig};
-
 use super::ffi::{self, EtsTimer, FastScanThreshold, PartitionItem, StationConfig, SystemEvent};
-use super::{SdkAdc, SdkStatic, TaskCell};
+use super::identity_store::IDENTITY_SECTOR_ADDR;
+use super::node_task::{self, NODE_STACK_BYTES};
+use super::{SdkStatic, TaskCell};
 use crate::config;
-use crate::hw::clock::Clock;
+use crate::coroutine::{Coroutine, State};
 use crate::hw::uart::Uart0;
-use crate::transport::sdk::{self as link, SdkTransport};
+use crate::transport::sdk as link;
 
 /// Period of the poll timer.
 pub const POLL_MS: u32 = 50;
@@ -38,10 +36,11 @@ pub const POLL_MS: u32 = 50;
 pub const FLASH_SIZE_MAP: u32 = 4;
 
 /// Non-FOTA layout (SDK v3.0.6 "documents/EN/ Partition Table.md"): the two
-/// image files as customer partitions, RF calibration, PHY init data and the
-/// SDK's parameter area at the top of a 4 MB flash (the SDK examples'
-/// addresses for map 4).
-static PARTITIONS: [PartitionItem; 5] = [
+/// image files as customer partitions, the node's identity sector (a
+/// customer partition of its own, just below RF calibration), RF calibration,
+/// PHY init data and the SDK's parameter area at the top of a 4 MB flash
+/// (the SDK examples' addresses for map 4).
+static PARTITIONS: [PartitionItem; 6] = [
     PartitionItem {
         kind: ffi::SYSTEM_PARTITION_CUSTOMER_BEGIN + 1,
         addr: 0x0,
@@ -52,6 +51,11 @@ static PARTITIONS: [PartitionItem; 5] = [
         addr: 0x1_0000,
         // irom0_0_seg in link/sdk.ld.
         size: 0x5_C000,
+    },
+    PartitionItem {
+        kind: ffi::SYSTEM_PARTITION_CUSTOMER_BEGIN + 3,
+        addr: IDENTITY_SECTOR_ADDR,
+        size: ffi::SPI_FLASH_SEC_SIZE,
     },
     PartitionItem {
         kind: ffi::SYSTEM_PARTITION_RF_CAL,
@@ -70,15 +74,15 @@ static PARTITIONS: [PartitionItem; 5] = [
     },
 ];
 
-struct App {
-    node: Node<'static>,
-    transport: SdkTransport,
-    sensor: SdkAdc,
-    clock: Clock,
-    rng: u32,
-}
-
-static APP: TaskCell<Option<App>> = TaskCell::new(None);
+/// The node's coroutine stack (see `sdk::node_task`), in .bss: part of the static DRAM the size report
+/// budgets.
+static NODE_STACK: SdkStatic<[u32; NODE_STACK_BYTES / 4]> =
+    SdkStatic::new([0; NODE_STACK_BYTES / 4]);
+static NODE: TaskCell<Option<Coroutine>> = TaskCell::new(None);
+/// (ticks since the last look, high-water mark last logged) of the node's stack.
+static STACK_MARK: TaskCell<(u32, usize)> = TaskCell::new((0, 0));
+/// Look at the node's stack every this many ticks (1 s; a scan reads the whole painted stack).
+const STACK_CHECK_TICKS: u32 = 20;
 static POLL_TIMER: SdkStatic<EtsTimer> = SdkStatic::new(EtsTimer {
     next: null_mut(),
     expire: 0,
@@ -117,13 +121,8 @@ pub fn banner(console: &mut Uart0) {
         console,
         " (NONOS SDK)",
         chip,
-        "sdk (Wi-Fi station, plain TCP, NO TLS), sensor: system_adc_read (TOUT)",
+        "sdk (Wi-Fi station, TCP, mutual TLS with the ATECC's key), sensor: system_adc_read (TOUT)",
     );
-}
-
-fn sdk_time_us() -> u32 {
-    // SAFETY: plain SDK call.
-    unsafe { ffi::system_get_time() }
 }
 
 fn station_config() -> StationConfig {
@@ -172,23 +171,10 @@ pub fn start() {
     // SAFETY: registers a `extern "C"` handler with the SDK's signature.
     unsafe { ffi::wifi_set_event_handler_cb(on_wifi_event) };
 
-    let mut node_config =
-        NodeConfig::new(config::CLIENT_ID, config::BROKER_HOST, config::CLIENT_ID);
-    node_config.port = config::BROKER_PORT;
-    node_config.topic = config::TOPIC;
-    node_config.interval_ms = config::INTERVAL_MS;
-    // The transport's connect covers Wi-Fi association, DHCP, DNS and TCP.
-    node_config.connack_timeout_ms = 30_000;
-    // SAFETY: plain SDK calls.
-    let seed = unsafe { ffi::system_get_chip_id() } ^ crate::cycles();
-    let app = App {
-        node: Node::new(node_config),
-        transport: SdkTransport::new(config::BROKER_HOST, config::BROKER_PORT),
-        sensor: SdkAdc,
-        clock: Clock::with_source(sdk_time_us as fn() -> u32),
-        rng: seed | 1,
-    };
-    APP.with(|slot| *slot = Some(app));
+    // SAFETY: `start` runs once (from user_init), so this is the only reference to the stack ever made;
+    // from here on only the coroutine uses it.
+    let stack: &'static mut [u32] = unsafe { &mut *NODE_STACK.get() };
+    NODE.with(|slot| *slot = Some(Coroutine::new(stack, node_task::run)));
 
     let timer = POLL_TIMER.get();
     // SAFETY: static timer, handler with the SDK's signature; armed once.
@@ -200,17 +186,50 @@ pub fn start() {
 
 extern "C" fn on_poll(_arg: *mut c_void) {
     link::pump();
-    APP.with(|slot| {
-        if let Some(app) = slot {
-            // system_get_time() is in µs and wraps every 71 minutes; Clock
-            // extends it (polled every 50 ms).
-            let now_ms = app.clock.cycles() / 1000;
-            let rng = crate::jitter_rng(&mut app.rng);
-            let _wait = app
-                .node
-                .poll(now_ms, rng, &mut app.transport, &mut app.sensor, &mut Uart0);
-        }
-    });
+    // The node runs until it would block (or until its next tick), then we return to the SDK.
+    let state = NODE.with(|slot| slot.as_mut().map(Coroutine::resume));
+    if let Some(Some(Err(e))) = state {
+        let _ = writeln!(Uart0, "node: {e}");
+    } else if let Some(Some(Ok(State::Finished))) = state {
+        // `node_task::run` never returns; say so once if it ever does.
+        let _ = writeln!(Uart0, "node: stopped");
+        NODE.with(|slot| *slot = None);
+    }
+    log_stack_growth();
+}
+
+/// Logs the node stack's high-water mark whenever it grew by 256 bytes or more: the on-chip number for
+/// the README's DRAM budget (measured so far in QEMU only).
+fn log_stack_growth() {
+    let due = STACK_MARK
+        .with(|(ticks, _)| {
+            *ticks += 1;
+            *ticks >= STACK_CHECK_TICKS && {
+                *ticks = 0;
+                true
+            }
+        })
+        .unwrap_or(false);
+    if !due {
+        return;
+    }
+    let Some(Some((used, len))) =
+        NODE.with(|slot| slot.as_ref().map(|co| (co.stack_used(), co.stack_len())))
+    else {
+        return;
+    };
+    let grew = STACK_MARK
+        .with(|(_, reported)| {
+            let grew = used >= *reported + 256;
+            if grew {
+                *reported = used;
+            }
+            grew
+        })
+        .unwrap_or(false);
+    if grew {
+        let _ = writeln!(Uart0, "node: stack high-water mark {used} of {len} bytes");
+    }
 }
 
 extern "C" fn on_wifi_event(event: *mut SystemEvent) {

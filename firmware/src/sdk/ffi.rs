@@ -4,7 +4,7 @@
 //! Every declaration was written from the v3.0.6 headers (espressif/
 //! ESP8266_NONOS_SDK, tag v3.0.6): `include/user_interface.h`,
 //! `include/espconn.h`, `include/ets_sys.h`, `include/osapi.h`,
-//! `include/ip_addr.h`, `include/c_types.h`. The SDK's `bool` is
+//! `include/ip_addr.h`, `include/c_types.h`, `include/spi_flash.h`. The SDK's `bool` is
 //! `unsigned char` (c_types.h), hence `u8` below, never Rust `bool` (a
 //! value other than 0/1 would be undefined behaviour in Rust). Enums are
 //! C `int`-sized (the SDK builds without -fshort-enums).
@@ -38,6 +38,11 @@ pub const SYSTEM_PARTITION_RF_CAL: u32 = 4;
 pub const SYSTEM_PARTITION_PHY_DATA: u32 = 5;
 pub const SYSTEM_PARTITION_SYSTEM_PARAMETER: u32 = 6;
 pub const SYSTEM_PARTITION_CUSTOMER_BEGIN: u32 = 100;
+
+/// `SpiFlashOpResult` (spi_flash.h): `SPI_FLASH_RESULT_OK`; 1 = ERR, 2 = TIMEOUT.
+pub const SPI_FLASH_RESULT_OK: u32 = 0;
+/// `SPI_FLASH_SEC_SIZE` (spi_flash.h).
+pub const SPI_FLASH_SEC_SIZE: u32 = 4096;
 
 /// `wifi_fast_scan_threshold_t`.
 #[repr(C)]
@@ -166,6 +171,15 @@ extern "C" {
     pub fn wifi_station_set_config_current(config: *mut StationConfig) -> u8;
     pub fn wifi_station_set_reconnect_policy(set: u8) -> u8;
     pub fn wifi_set_event_handler_cb(cb: EventCb);
+    /// `bool system_update_cpu_freq(uint8 freq)`: 80 or 160 (`SYS_CPU_80MHZ`, `SYS_CPU_160MHZ`); the
+    /// peripheral (APB) clock stays at 80 MHz, so UART baud rates do not change.
+    pub fn system_update_cpu_freq(freq: u8) -> u8;
+    /// `void system_soft_wdt_feed(void)`: restarts the SDK's software watchdog.
+    pub fn system_soft_wdt_feed();
+
+    // spi_flash.h: `SpiFlashOpResult spi_flash_read(uint32 src_addr, uint32 *des_addr, uint32 size)`;
+    // flash address, destination and size 4-byte aligned; returns `SpiFlashOpResult` (an int enum).
+    pub fn spi_flash_read(src_addr: u32, des_addr: *mut u32, size: u32) -> u32;
 
     // osapi.h (os_timer_setfn / os_timer_arm are macros over these)
     pub fn ets_timer_setfn(timer: *mut EtsTimer, func: TimerCb, arg: *mut c_void);
@@ -187,6 +201,16 @@ extern "C" {
     pub fn espconn_regist_disconcb(conn: *mut Espconn, cb: ConnectCb) -> i8;
     pub fn espconn_regist_recvcb(conn: *mut Espconn, cb: RecvCb) -> i8;
     pub fn espconn_regist_sentcb(conn: *mut Espconn, cb: SentCb) -> i8;
+}
+
+// Bound for the provisioning hook (`sdk::identity_store::store`), NOT called by the image yet:
+// tools/check-sdk-link stubs them and checks their names against a real SDK, but does not expect them
+// to be linked in (--gc-sections drops what nothing calls).
+extern "C" {
+    // spi_flash.h: `SpiFlashOpResult spi_flash_erase_sector(uint16 sec)` (sector = address / 4096).
+    pub fn spi_flash_erase_sector(sector: u16) -> u32;
+    // spi_flash.h: `SpiFlashOpResult spi_flash_write(uint32 des_addr, uint32 *src_addr, uint32 size)`.
+    pub fn spi_flash_write(des_addr: u32, src_addr: *mut u32, size: u32) -> u32;
 }
 
 // Layouts as the SDK's gcc (xtensa-lx106, ILP32) lays out the C structs.

@@ -1,14 +1,19 @@
 //! Espressif ESP8266 NONOS SDK v3.0.6 build (feature `nonos-sdk`):
 //! bindings ([`ffi`]), the application the SDK boots ([`app`]: `user_init`,
-//! Wi-Fi station, the 50 ms poll timer) and the SDK's ADC as the sensor.
-//! The transport is [`crate::transport::sdk`].
+//! Wi-Fi station, the 50 ms poll timer), the node in its coroutine
+//! ([`node_task`]: identity, ATECC, mutual TLS, `Node::poll`), the identity
+//! sector ([`identity_store`]), CPU clock/watchdog/delays ([`timing`]) and the
+//! SDK's ADC as the sensor. The byte stream is [`crate::transport::sdk`].
 //!
 //! Execution model (NONOS SDK API reference): there are no threads. The
 //! SDK runs `user_init`, then its own event loop, which calls timer,
 //! Wi-Fi event and espconn callbacks one at a time, never preempting one
 //! another (interrupts do not run any of our code). That is what makes the
 //! global cells below sound; no callback may block (the SDK's Wi-Fi work
-//! and its soft watchdog need the loop to come round).
+//! and its soft watchdog need the loop to come round). The node's blocking
+//! TLS client runs in a coroutine (`crate::coroutine`) that the poll timer
+//! resumes and that suspends wherever it would block; no `TaskCell` borrow
+//! spans a suspension.
 use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 
@@ -16,6 +21,9 @@ use tmc_sensor_core::node::Sensor;
 
 pub mod app;
 pub mod ffi;
+pub mod identity_store;
+pub mod node_task;
+pub mod timing;
 
 /// Global state shared by SDK callbacks (see the module doc: one context,
 /// no preemption). `with` refuses a nested borrow instead of aliasing.

@@ -1,49 +1,71 @@
-//! Wi-Fi + plain TCP transport over Espressif's ESP8266 NONOS SDK v3.0.6
-//! espconn API (feature `nonos-sdk`; bindings in `crate::sdk::ffi`).
+//! Wi-Fi + TCP byte stream over Espressif's ESP8266 NONOS SDK v3.0.6 espconn
+//! API (feature `nonos-sdk`; bindings in `crate::sdk::ffi`): the socket under
+//! the node's TLS client ([`SdkSocket`], a `tmc_node_tls::Socket`).
 //!
-//! NOT TLS. The broker's mTLS (client key in the ATECC) needs a TLS stack
-//! with a signing hook; that is later work. Until then an SDK build can only
-//! reach a plain-TCP MQTT listener (bench bring-up), not the concentrator's
-//! broker on 8883.
+//! Two halves:
 //!
-//! Everything is non-blocking, driven by SDK callbacks and by [`pump`]
-//! (called from the application's poll timer):
+//! - the espconn state machine ([`Link`] and the SDK callbacks), non-blocking,
+//!   driven by SDK callbacks and by [`pump`] (called from the application's
+//!   poll timer);
+//! - [`SdkSocket`], the blocking byte stream the TLS client needs. It only
+//!   works inside the node's coroutine (`crate::coroutine`): where it would
+//!   block it suspends the coroutine, the SDK runs its callbacks (which fill
+//!   the receive ring, drain the send queue, report the connection), and the
+//!   next poll tick resumes it. Outside a coroutine every wait fails
+//!   ([`SdkError::NotInCoroutine`]) instead of hanging the SDK.
 //!
-//! - `connect` only starts: wait for Wi-Fi (`EVENT_STAMODE_GOT_IP`, see
-//!   [`wifi_event`]), `espconn_gethostbyname`, then `espconn_connect`. Bytes
-//!   the node sends meanwhile (CONNECT) wait in the send queue; the node's
-//!   CONNACK timeout bounds the whole sequence.
-//! - `send` queues; the queue goes out one `espconn_send` at a time: the SDK
-//!   allows one send in flight (the next only after the sent callback) and,
-//!   by default, keeps pointing into the caller's buffer until then
-//!   (espconn.c: `tcp_write` without copy), so the chunk sits in a static
-//!   buffer that is not touched until the sent callback.
-//! - the receive callback appends to a fixed ring that `recv` drains; a full
-//!   ring fails the connection (the node reconnects) rather than drop bytes.
+//! The state machine:
+//!
+//! - `open` starts: wait for Wi-Fi (`EVENT_STAMODE_GOT_IP`, see
+//!   [`wifi_event`]), `espconn_gethostbyname`, then `espconn_connect`, and
+//!   waits (suspended) until connected or failed, at most [`OPEN_TIMEOUT_MS`].
+//! - `write` queues ([`TX_QUEUE_LEN`], suspending while the queue is full);
+//!   the queue goes out one `espconn_send` at a time: the SDK allows one send
+//!   in flight (the next only after the sent callback) and, by default, keeps
+//!   pointing into the caller's buffer until then (espconn.c: `tcp_write`
+//!   without copy), so the chunk sits in a static buffer that is not touched
+//!   until the sent callback.
+//! - the receive callback appends to a fixed ring ([`RX_LEN`]) that `read`
+//!   drains; a full ring fails the connection (the node reconnects) rather
+//!   than drop bytes. Sizing: the broker only sends in answer to the node,
+//!   and its largest burst is the handshake's first flight (ServerHello,
+//!   EncryptedExtensions, CertificateRequest, Certificate with leaf + CA in
+//!   one record of at most 1046 bytes under max_fragment_length 1024,
+//!   CertificateVerify, Finished: ~1.5 KB with the site's certificates); the
+//!   ring holds that whole flight, so it need not be drained before the next
+//!   poll tick. (TLS then copies record by record into its own 1046-byte
+//!   buffer.)
 //! - errors (DNS, connect, reset/abort/timeout via the reconnect callback,
-//!   peer close, Wi-Fi loss) park the link in `Failed`; `recv`/`send` report
-//!   it, the node closes and backs off.
-//! - one static `espconn` is reused, so a new connection waits (`Busy`) until
-//!   the previous one is fully gone (its disconnect/reconnect callback).
+//!   peer close, Wi-Fi loss) park the link in `Failed`; reads and writes
+//!   report it, the TLS client gives up, the node closes and backs off.
+//! - one static `espconn` is reused, so a new connection waits until the
+//!   previous one is fully gone (its disconnect/reconnect callback).
 //!   `espconn_disconnect` is never called from an espconn callback (the SDK
-//!   forbids it): `close` runs in the timer, a connection that completes
-//!   after `close` is disconnected by the next [`pump`].
+//!   forbids it): `close` runs in the coroutine, which only the poll timer
+//!   resumes; a connection that completes after `close` is disconnected by
+//!   the next [`pump`].
 use core::ffi::{c_char, c_void};
 use core::fmt;
 use core::ptr::{addr_of_mut, null_mut};
 
-use tmc_sensor_core::node::Transport;
-
 use super::ring::ByteRing;
+use crate::coroutine;
 use crate::sdk::ffi::{self, EspTcp, Espconn, IpAddr};
+use crate::sdk::timing;
 use crate::sdk::{SdkStatic, TaskCell};
 
-/// Broker replies are 4 bytes (CONNACK, PUBACK, PINGRESP); room for bursts.
-const RX_LEN: usize = 512;
-/// Queued outgoing packets (a PUBLISH is at most 256 bytes, see Node).
-const TX_QUEUE_LEN: usize = 768;
-/// Largest single `espconn_send`.
-const TX_CHUNK: usize = 256;
+/// Receive ring: the broker's largest burst, the TLS handshake's first flight (~1.5 KB), with margin
+/// (module doc).
+pub const RX_LEN: usize = 2048;
+/// Send queue: the largest record the node sends, its Certificate record (`tmc_node_tls::TX_BUFFER_LEN`
+/// = 640), fits whole; bigger writes wait for room.
+pub const TX_QUEUE_LEN: usize = 768;
+/// Largest single `espconn_send` (the in-flight chunk the SDK points into).
+pub const TX_CHUNK: usize = 256;
+/// Wi-Fi association, DHCP, DNS and TCP connect, all together.
+pub const OPEN_TIMEOUT_MS: u32 = 30_000;
+/// Longest wait for the broker's next bytes (inside a record, or during the handshake) or for send room.
+pub const IO_TIMEOUT_MS: u32 = 20_000;
 /// Longest broker host name (DNS names are at most 253 bytes; ours are short).
 const HOST_MAX: usize = 63;
 
@@ -68,10 +90,12 @@ pub enum SdkError {
     WifiLost,
     /// The receive ring overflowed.
     RxOverflow,
-    /// The send queue is full.
-    TxFull,
     /// `espconn_send` refused (espconn error code).
     Send(i8),
+    /// No connection within [`OPEN_TIMEOUT_MS`], or no bytes/send room within [`IO_TIMEOUT_MS`].
+    Timeout,
+    /// A blocking call outside the node's coroutine (it would hang the SDK).
+    NotInCoroutine,
 }
 
 impl fmt::Display for SdkError {
@@ -87,8 +111,33 @@ impl fmt::Display for SdkError {
             SdkError::PeerClosed => f.write_str("tcp: closed by peer"),
             SdkError::WifiLost => f.write_str("wifi: disconnected"),
             SdkError::RxOverflow => f.write_str("tcp: receive buffer overflow"),
-            SdkError::TxFull => f.write_str("tcp: send queue full"),
             SdkError::Send(e) => write!(f, "tcp: send refused ({e})"),
+            SdkError::Timeout => f.write_str("tcp: timed out"),
+            SdkError::NotInCoroutine => {
+                f.write_str("tcp: blocking call outside the node's coroutine")
+            }
+        }
+    }
+}
+
+impl core::error::Error for SdkError {}
+
+impl embedded_io::Error for SdkError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            SdkError::NotConnected | SdkError::WifiLost => ErrorKind::NotConnected,
+            SdkError::Busy => ErrorKind::AddrInUse,
+            SdkError::BadHost => ErrorKind::InvalidInput,
+            SdkError::Dns(_) | SdkError::DnsFailed | SdkError::Connect(_) => {
+                ErrorKind::ConnectionRefused
+            }
+            SdkError::Tcp(_) => ErrorKind::ConnectionReset,
+            SdkError::PeerClosed => ErrorKind::ConnectionAborted,
+            SdkError::RxOverflow => ErrorKind::OutOfMemory,
+            SdkError::Send(_) => ErrorKind::BrokenPipe,
+            SdkError::Timeout => ErrorKind::TimedOut,
+            SdkError::NotInCoroutine => ErrorKind::Unsupported,
         }
     }
 }
@@ -103,6 +152,8 @@ enum Phase {
     Failed(SdkError),
 }
 
+/// The espconn connection's state, shared by the SDK callbacks and [`SdkSocket`] (never borrowed across
+/// a suspension).
 struct Link {
     phase: Phase,
     port: u16,
@@ -375,39 +426,69 @@ fn flush() {
     }
 }
 
-/// The node's byte stream to the broker over the SDK (see the module doc).
-pub struct SdkTransport {
+/// Waits (suspending the node's coroutine) until `ready` says so, the link failed, or `timeout_ms` passed.
+fn wait_until<R>(
+    timeout_ms: u32,
+    mut ready: impl FnMut(&mut Link) -> Option<Result<R, SdkError>>,
+) -> Result<R, SdkError> {
+    let start = timing::time_us();
+    loop {
+        if let Some(done) = with_link(&mut ready).flatten() {
+            return done;
+        }
+        if timing::time_us().wrapping_sub(start) / 1000 >= timeout_ms {
+            return Err(SdkError::Timeout);
+        }
+        coroutine::suspend().map_err(|_| SdkError::NotInCoroutine)?;
+    }
+}
+
+/// The link's failure, if it failed (or was closed).
+fn failure(l: &Link) -> Option<SdkError> {
+    match l.phase {
+        Phase::Idle => Some(SdkError::NotConnected),
+        Phase::Failed(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// The TCP byte stream to the broker under the TLS client (see the module doc): blocking calls suspend
+/// the node's coroutine.
+pub struct SdkSocket {
     host: &'static str,
     port: u16,
 }
 
-impl SdkTransport {
+impl SdkSocket {
     pub fn new(host: &'static str, port: u16) -> Self {
-        SdkTransport { host, port }
+        SdkSocket { host, port }
     }
 }
 
-impl Transport for SdkTransport {
+impl embedded_io::ErrorType for SdkSocket {
     type Error = SdkError;
+}
 
-    fn connect(&mut self) -> Result<(), SdkError> {
+impl tmc_node_tls::Socket for SdkSocket {
+    fn open(&mut self) -> Result<(), SdkError> {
         let host = self.host.as_bytes();
         if host.is_empty() || host.len() > HOST_MAX || host.contains(&0) {
             return Err(SdkError::BadHost);
         }
+        // The previous connection on the one static espconn must be gone first.
+        wait_until(OPEN_TIMEOUT_MS, |l| {
+            (!(l.connecting || l.live || l.closing)).then_some(Ok(()))
+        })?;
         let port = self.port;
         let start = with_link(|l| {
-            if l.connecting || l.live || l.closing {
-                return Err(SdkError::Busy);
-            }
             l.rx.clear();
             l.tx.clear();
             l.sending = false;
             l.port = port;
             l.phase = Phase::WaitWifi;
-            Ok(l.wifi_up)
+            l.wifi_up
         })
-        .unwrap_or(Err(SdkError::Busy))?;
+        .ok_or(SdkError::Busy)?;
         // SAFETY: no DNS request reads HOST now (phase was not Resolving).
         unsafe {
             let buf = &mut *HOST.get();
@@ -417,33 +498,15 @@ impl Transport for SdkTransport {
         if start {
             start_dns();
         }
-        Ok(())
-    }
-
-    fn send(&mut self, data: &[u8]) -> Result<(), SdkError> {
-        with_link(|l| match l.phase {
-            Phase::Idle => Err(SdkError::NotConnected),
-            Phase::Failed(e) => Err(e),
-            _ if l.tx.push(data) => Ok(()),
-            _ => Err(SdkError::TxFull),
-        })
-        .unwrap_or(Err(SdkError::Busy))?;
-        flush();
-        Ok(())
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, SdkError> {
-        with_link(|l| {
-            let n = l.rx.pop(buf);
-            match l.phase {
-                // Bytes that arrived before a failure are delivered first.
-                _ if n > 0 => Ok(n),
-                Phase::Idle => Err(SdkError::NotConnected),
-                Phase::Failed(e) => Err(e),
-                _ => Ok(0),
-            }
-        })
-        .unwrap_or(Ok(0))
+        let result = wait_until(OPEN_TIMEOUT_MS, |l| match l.phase {
+            Phase::Connected => Some(Ok(())),
+            Phase::Failed(e) => Some(Err(e)),
+            _ => None,
+        });
+        if result.is_err() {
+            self.close();
+        }
+        result
     }
 
     fn close(&mut self) {
@@ -459,8 +522,62 @@ impl Transport for SdkTransport {
             disconnect
         })
         .unwrap_or(false);
+        // Task context (the poll timer resumed the coroutine), not an espconn callback.
         if disconnect {
             disconnect_now();
         }
+    }
+}
+
+impl embedded_io::Read for SdkSocket {
+    /// Waits for at least one byte. Bytes that arrived before a failure are delivered first. Feeds the
+    /// watchdog on the way out: the TLS client's next step may be a P-256 multiplication (`timing`).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, SdkError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = wait_until(IO_TIMEOUT_MS, |l| {
+            let n = l.rx.pop(buf);
+            if n > 0 {
+                Some(Ok(n))
+            } else {
+                failure(l).map(Err)
+            }
+        })?;
+        timing::feed_watchdog();
+        Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for SdkSocket {
+    /// Whether `read` returns at once: bytes buffered, or the link failed.
+    fn read_ready(&mut self) -> Result<bool, SdkError> {
+        Ok(with_link(|l| !l.rx.is_empty() || failure(l).is_some()).unwrap_or(false))
+    }
+}
+
+impl embedded_io::Write for SdkSocket {
+    /// Queues as much of `data` as fits (waiting for room when none is free) and starts sending.
+    fn write(&mut self, data: &[u8]) -> Result<usize, SdkError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = wait_until(IO_TIMEOUT_MS, |l| {
+            if let Some(e) = failure(l) {
+                return Some(Err(e));
+            }
+            let n = data.len().min(l.tx.free());
+            (n > 0 && l.tx.push(&data[..n])).then_some(Ok(n))
+        })?;
+        flush();
+        timing::feed_watchdog();
+        Ok(n)
+    }
+
+    /// Hands the queue to the SDK; does not wait for the broker's acknowledgement (the sent callback
+    /// sends the rest).
+    fn flush(&mut self) -> Result<(), SdkError> {
+        flush();
+        with_link(|l| failure(l).map_or(Ok(()), Err)).unwrap_or(Ok(()))
     }
 }

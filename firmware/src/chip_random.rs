@@ -1,0 +1,42 @@
+//! The ATECC's Random command as the TLS client's randomness (client random, the ECDHE secret).
+
+use core::cell::RefCell;
+
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::I2c;
+use tmc_atecc::Atecc;
+
+/// Draws 32 bytes per Random command from the chip behind the `RefCell` (shared with nothing that runs
+/// at the same time: the TLS client asks for randomness only between its other chip calls). A failed
+/// command is an error from `try_fill_bytes`; `fill_bytes` (which cannot fail) then leaves the rest of
+/// the buffer as it was, and embedded-tls's key generation rejects an all-zero scalar.
+pub struct ChipRandom<'a, I: I2c, D: DelayNs>(pub &'a RefCell<Atecc<I, D>>);
+
+impl<I: I2c, D: DelayNs> rand_core::RngCore for ChipRandom<'_, I, D> {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let _ = self.try_fill_bytes(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        for chunk in dest.chunks_mut(32) {
+            let random = self
+                .0
+                .borrow_mut()
+                .random()
+                .map_err(|_| rand_core::Error::from(core::num::NonZeroU32::MIN))?;
+            chunk.copy_from_slice(&random[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl<I: I2c, D: DelayNs> rand_core::CryptoRng for ChipRandom<'_, I, D> {}

@@ -1,0 +1,157 @@
+//! The node as the SDK image runs it: `Node::poll` with the mutual-TLS transport, inside the coroutine
+//! (`crate::coroutine`) that `sdk::app`'s 50 ms poll timer resumes. Everything the connection needs
+//! lives in this coroutine's frames (chip drivers, TLS client with its record buffers, the node), so its
+//! stack ([`NODE_STACK_BYTES`]) is the node's whole working memory besides the socket's buffers.
+//!
+//! Boot: read the identity from its flash sector (`identity_store`); none → one console line and wait
+//! for provisioning ([`wait_for_identity`]), the node does not connect. Then the ATECC (bit-banged I²C,
+//! GPIO14/12) signs with slot 0 and its Random feeds the TLS client; `connect` runs at 160 MHz
+//! ([`BoostedConnect`], numbers in `sdk::timing`).
+use core::cell::RefCell;
+use core::fmt::Write;
+
+use tmc_atecc::Atecc;
+use tmc_node_tls::atecc::AteccElement;
+use tmc_node_tls::{TlsClient, TlsClientConfig};
+use tmc_sensor_core::node::{Node, NodeConfig, Transport};
+
+use super::identity_store::{self, Identity};
+use super::timing::{self, SdkDelay};
+use super::SdkAdc;
+use crate::chip_random::ChipRandom;
+use crate::config;
+use crate::coroutine;
+use crate::hw::clock::Clock;
+use crate::hw::gpio::I2cPins;
+use crate::hw::uart::Uart0;
+use crate::i2c_bitbang::BitBangI2c;
+use crate::transport::sdk::SdkSocket;
+
+/// The coroutine's stack. Measured on the lx106 (release, QEMU check `tls_handshake_on_coroutine`,
+/// which keeps the TLS client, its record buffers and the transport on a coroutine stack as this task
+/// does): 11 700 bytes high-water mark up to the first encrypted record (ECDHE key, ClientHello, ECDH,
+/// key schedule). 16 KiB leaves ~4.3 KB for what that check does not reach: this task's own frame (the
+/// node, the identity, the chip drivers, ~2 KB), the certificate checks (DER parsing and SHA-256; the
+/// ECDSA verifications run in the chip), the client's Certificate/CertificateVerify/Finished and MQTT
+/// over TLS. `Coroutine::resume` panics if the lowest word was overwritten; re-measure with
+/// `Coroutine::stack_used` in the full-handshake check when it exists (README, "DRAM budget").
+pub const NODE_STACK_BYTES: usize = 16 * 1024;
+
+/// The ATECC's slot with the node's private key (GenKey'd by `make sensor-identity`).
+pub const KEY_SLOT: u8 = 0;
+
+/// How often a node without identity looks at its flash sector again.
+const IDENTITY_RETRY_MS: u32 = 10_000;
+
+fn suspend() {
+    // Only ever runs inside the node's coroutine (its entry is `run`).
+    let _ = coroutine::suspend();
+}
+
+/// The coroutine's entry (never returns).
+pub fn run() {
+    let identity = match identity_store::load() {
+        Ok(identity) => identity,
+        Err(e) => {
+            let _ = writeln!(Uart0, "identity: none ({e}): provision this node");
+            wait_for_identity()
+        }
+    };
+    let _ = writeln!(
+        Uart0,
+        "identity: certificate {} bytes, site CA pinned, broker {}:{} (mutual TLS)",
+        identity.cert_der().len(),
+        config::BROKER_HOST,
+        config::BROKER_PORT
+    );
+    connect_forever(&identity)
+}
+
+/// Provisioning hook: the node stays up (Wi-Fi, console) without connecting and looks at the identity
+/// sector every [`IDENTITY_RETRY_MS`]; the console provisioning (not in this image yet) writes it with
+/// `identity_store::store`, and the node continues without a reboot.
+fn wait_for_identity() -> Identity {
+    loop {
+        let start = timing::time_us();
+        while timing::time_us().wrapping_sub(start) / 1000 < IDENTITY_RETRY_MS {
+            suspend();
+        }
+        if let Ok(identity) = identity_store::load() {
+            return identity;
+        }
+    }
+}
+
+/// The transport with the CPU at 160 MHz during `connect` (TCP + TLS handshake), 80 MHz otherwise.
+struct BoostedConnect<T>(T);
+
+impl<T: Transport> Transport for BoostedConnect<T> {
+    type Error = T::Error;
+
+    fn connect(&mut self) -> Result<(), T::Error> {
+        let boosted = timing::set_cpu_mhz(timing::CPU_MHZ_HANDSHAKE);
+        let result = self.0.connect();
+        if boosted {
+            timing::set_cpu_mhz(timing::CPU_MHZ_DEFAULT);
+        }
+        result
+    }
+    fn send(&mut self, data: &[u8]) -> Result<(), T::Error> {
+        self.0.send(data)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, T::Error> {
+        self.0.recv(buf)
+    }
+    fn close(&mut self) {
+        self.0.close()
+    }
+}
+
+fn node_config() -> NodeConfig<'static> {
+    let mut node_config =
+        NodeConfig::new(config::CLIENT_ID, config::BROKER_HOST, config::CLIENT_ID);
+    node_config.port = config::BROKER_PORT;
+    node_config.topic = config::TOPIC;
+    node_config.interval_ms = config::INTERVAL_MS;
+    node_config
+}
+
+fn connect_forever(identity: &Identity) -> ! {
+    // Two drivers over the same two pins: one signs and verifies, one draws randomness; they never run
+    // at the same time (the TLS client asks for randomness between its other chip calls), and each
+    // command wakes the chip and puts it back to idle.
+    let delay = SdkDelay;
+    let mut chip = Atecc::new(BitBangI2c::new(I2cPins::init(), delay, 100_000), delay);
+    let random_chip = RefCell::new(Atecc::new(
+        BitBangI2c::new(I2cPins::init(), delay, 100_000),
+        delay,
+    ));
+    let element = AteccElement {
+        chip: &mut chip,
+        slot: KEY_SLOT,
+    };
+    let tls_config = TlsClientConfig {
+        ca_public_key: identity.ca_public_key,
+        server_name: config::BROKER_HOST,
+        client_cert_der: identity.cert_der(),
+    };
+    let socket = SdkSocket::new(config::BROKER_HOST, config::BROKER_PORT);
+    let mut client = TlsClient::new(tls_config, socket, element, ChipRandom(&random_chip));
+    let mut node = Node::new(node_config());
+    let mut sensor = SdkAdc;
+    // system_get_time() is in µs and wraps every 71 minutes; Clock extends it (read every tick).
+    let mut clock = Clock::with_source(timing::time_us as fn() -> u32);
+    // SAFETY: plain SDK call.
+    let mut jitter = unsafe { super::ffi::system_get_chip_id() } ^ crate::cycles() | 1;
+    loop {
+        // One transport per connection attempt (tmc_node_tls::tls: "One value per connection").
+        let mut transport = BoostedConnect(client.transport());
+        while !transport.0.is_spent() {
+            let now_ms = clock.cycles() / 1000;
+            let rng = crate::jitter_rng(&mut jitter);
+            // The node's Wait is not needed: the 50 ms tick polls often enough for all its deadlines.
+            let _wait = node.poll(now_ms, rng, &mut transport, &mut sensor, &mut Uart0);
+            suspend();
+        }
+    }
+}
