@@ -15,6 +15,7 @@ use core::fmt::Write;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use tmc_firmware::chip_random::ChipRandom;
 use tmc_firmware::{println, BumpAlloc, FmtBuf};
 
 #[global_allocator]
@@ -1154,45 +1155,6 @@ impl tmc_node_tls::Socket for NoBroker {
         }
     }
     fn close(&mut self) {}
-}
-
-/// The chip's Random as the TLS client's randomness (ECDHE key, client random).
-struct ChipRandom<'a, I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs>(
-    &'a core::cell::RefCell<tmc_atecc::Atecc<I, D>>,
-);
-
-impl<I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs> rand_core::RngCore
-    for ChipRandom<'_, I, D>
-{
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let _ = self.try_fill_bytes(dest);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        for chunk in dest.chunks_mut(32) {
-            let random = self
-                .0
-                .borrow_mut()
-                .random()
-                .map_err(|_| rand_core::Error::from(core::num::NonZeroU32::MIN))?;
-            chunk.copy_from_slice(&random[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
-
-impl<I: embedded_hal::i2c::I2c, D: embedded_hal::delay::DelayNs> rand_core::CryptoRng
-    for ChipRandom<'_, I, D>
-{
 }
 
 /// The sensor's certificate request on the lx106: key made in the chip (GenKey), request signed by the

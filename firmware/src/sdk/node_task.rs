@@ -27,15 +27,8 @@ use crate::hw::uart::Uart0;
 use crate::i2c_bitbang::BitBangI2c;
 use crate::transport::sdk::SdkSocket;
 
-/// The coroutine's stack. Measured on the lx106 (release, QEMU check `tls_handshake_on_coroutine`,
-/// which keeps the TLS client, its record buffers and the transport on a coroutine stack as this task
-/// does): 11 700 bytes high-water mark up to the first encrypted record (ECDHE key, ClientHello, ECDH,
-/// key schedule). 16 KiB leaves ~4.3 KB for what that check does not reach: this task's own frame (the
-/// node, the identity, the chip drivers, ~2 KB), the certificate checks (DER parsing and SHA-256; the
-/// ECDSA verifications run in the chip), the client's Certificate/CertificateVerify/Finished and MQTT
-/// over TLS. `Coroutine::resume` panics if the lowest word was overwritten; re-measure with
-/// `Coroutine::stack_used` in the full-handshake check when it exists (README, "DRAM budget").
-pub const NODE_STACK_BYTES: usize = 16 * 1024;
+/// The coroutine's stack: see [`crate::coroutine::NODE_STACK_BYTES`].
+pub use crate::coroutine::NODE_STACK_BYTES;
 
 /// The ATECC's slot with the node's private key (GenKey'd by `make sensor-identity`).
 pub const KEY_SLOT: u8 = 0;

@@ -16,11 +16,14 @@
 //! The secure element is the simulated ATECC608A doing real P-256 on the lx106 (GenKey, Sign, and both
 //! ECDSA Verify of the handshake); on a chip those run in the ATECC, so the instruction counts are
 //! reported with and without them.
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use core::cell::{Cell, RefCell};
 
 use tmc_atecc::sim::{Model, SimAtecc};
+use tmc_firmware::coroutine::{Coroutine, State, NODE_STACK_BYTES};
 use tmc_firmware::hw::clock::Clock;
 use tmc_firmware::println;
 use tmc_firmware::semihost::{HostFile, PipeSocket};
@@ -31,7 +34,9 @@ use tmc_node_tls::{SecureElement, TlsClient};
 use tmc_sensor_core::node::{Node, NodeConfig, Transport, Wait};
 use tmc_sensor_core::sim::SimSensor;
 
-use super::{ensure, ChipRandom};
+use tmc_firmware::chip_random::ChipRandom;
+
+use super::ensure;
 
 /// The sensor's name: its certificate's CN and MQTT client id (the harness issues for it).
 const NAME: &str = "esp1";
@@ -137,96 +142,43 @@ fn read_identity(sector: &mut [u8; SECTOR_LEN]) -> Result<usize, String> {
     Ok(len)
 }
 
-/// Paints the unused part of the stack, so that [`stack_used`] can tell how deep the handshake went.
-/// Not inlined: its own frame lies below all of the caller's, so everything below it is free.
-#[inline(never)]
-fn paint_stack() {
-    let here = 0u32;
-    let bottom = stack_bottom();
-    let top = (&here as *const u32 as usize).saturating_sub(512) & !3;
-    let mut p = bottom;
-    while p < top {
-        // SAFETY: [bottom, top) is the stack region below this frame (minus a margin): nothing lives there.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-        p += 4;
-    }
+/// What the node's connection needs and what it found out: handed to and from the coroutine it runs on.
+struct Session {
+    sim: SimAtecc,
+    sector: [u8; SECTOR_LEN],
+    outcome: Result<Outcome, String>,
 }
 
-const PAINT: u32 = 0xA5A5_5A5A;
-
-fn stack_bottom() -> usize {
-    extern "C" {
-        static _heap_end: u8;
-    }
-    (core::ptr::addr_of!(_heap_end) as usize + 3) & !3
+struct Outcome {
+    /// CCOUNT cycles: TCP + TLS handshake (+ CONNECT), all until PUBACK, inside the chip.
+    handshake: u64,
+    total: u64,
+    chip: u64,
 }
 
-/// Bytes of stack that were written below the painted mark since [`paint_stack`].
-fn stack_used() -> usize {
-    extern "C" {
-        static _stack_top: u8;
-    }
-    let top = core::ptr::addr_of!(_stack_top) as usize;
-    let mut p = stack_bottom();
-    // SAFETY: reads words of the stack region.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    top - p
-}
+/// The session the coroutine works on (one core, one check at a time).
+struct SessionCell(RefCell<Option<Session>>);
+// SAFETY: the lx106 has one core and the checks run one at a time; the cell is borrowed only by the check
+// before and after the coroutine runs, and by the coroutine while it runs.
+unsafe impl Sync for SessionCell {}
+static SESSION: SessionCell = SessionCell(RefCell::new(None));
 
 pub fn mtls_handshake_mosquitto() -> Result<(), String> {
     let sim = provisioned_chip()?;
     let mut sector = [0xFFu8; SECTOR_LEN];
     enroll(&sim, &mut sector)?;
-    let record = IdentityRecord::decode(&sector).map_err(|e| format!("identity: {e}"))?;
-    let config = record
-        .tls_config(BROKER_NAME)
-        .map_err(|e| format!("site CA certificate: {e}"))?;
-
-    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
-    let random_chip = RefCell::new(tmc_atecc::Atecc::new(sim.i2c(), sim.delay()));
-    let element = Counted {
-        inner: AteccElement {
-            chip: &mut chip,
-            slot: 0,
-        },
-        cycles: Cell::new(0),
-    };
-    let socket = PipeSocket::new(c"mtls.broker.tx", c"mtls.broker.rx", POLL_WAIT_US);
-    let mut client = TlsClient::new(config, socket, element, ChipRandom(&random_chip));
-
-    let mut node_config = NodeConfig::new(NAME, BROKER_NAME, NAME);
-    node_config.interval_ms = 1000;
-    let mut node = Node::new(node_config);
-    let mut sensor = SimSensor::new(NAME);
-    let mut log = String::new();
-    let mut clock = Clock::with_source(tmc_firmware::cycles as fn() -> u32);
-    let (mut now, mut rng) = (0u64, 0x2545_f491u32);
-
-    paint_stack();
-    let start = clock.cycles();
-    let mut connected_at = None;
-    {
-        let mut transport = client.transport();
-        while node.stats().acked == 0 && now < LIMIT_MS && !transport.is_spent() {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            let Wait(w) = node.poll(now, rng, &mut transport, &mut sensor, &mut log);
-            if connected_at.is_none() && transport.is_open() {
-                connected_at = Some(clock.cycles());
-            }
-            now += w.clamp(1, 1000);
-        }
-        transport.close();
-    }
-    let end = clock.cycles();
-    let stack = stack_used();
-    ensure(node.stats().acked == 1, || {
-        format!("no reading acknowledged within {LIMIT_MS} ms of node time; node log:\n{log}")
-    })?;
-    let chip_cycles = client.element_mut().cycles.get();
+    *SESSION.0.borrow_mut() = Some(Session {
+        sim,
+        sector,
+        outcome: Err("the node did not run".into()),
+    });
+    // Exactly the SDK image's node stack, so that a handshake that needs more fails this check.
+    let stack_bytes = NODE_STACK_BYTES;
+    let stack = Box::leak(vec![0u32; stack_bytes / 4].into_boxed_slice());
+    let mut node = Coroutine::new(stack, connect_and_publish);
+    while node.resume().map_err(|e| format!("{e}"))? != State::Finished {}
+    let session = SESSION.0.borrow_mut().take().ok_or("no session")?;
+    let outcome = session.outcome?;
 
     let mut expected = [0u8; 64];
     let n = tmc_sensor_core::write_reading(NAME, 1, tmc_sensor_core::adc(NAME, 1), &mut expected)
@@ -247,20 +199,79 @@ pub fn mtls_handshake_mosquitto() -> Result<(), String> {
         let tenths = cycles * per_cycle / 100_000;
         format!("{}.{}", tenths / 10, tenths % 10)
     };
-    let handshake = connected_at.unwrap_or(end).wrapping_sub(start);
     println!(
-        "     mtls: TCP + TLS handshake {} M instructions, {} M of them in the simulated chip (its GenKey/Sign/Verify: \
-         the ATECC's work on a node), so {} M on the node's CPU; handshake + CONNECT + PUBLISH + PUBACK {} M; \
-         stack high-water {} bytes, TLS buffers {} bytes ({} instructions per CCOUNT cycle)",
-        mega(handshake),
-        mega(chip_cycles),
-        mega(handshake.saturating_sub(chip_cycles)),
-        mega(end - start),
-        stack,
+        "     mtls: TCP + TLS handshake {} M instructions, {} M of them in the simulated chip (its Sign/Verify: \
+         the ATECC's work on a node), so {} M on the node's CPU; until the PUBACK {} M; node stack high-water \
+         {} of {} bytes (TLS buffers {} of them) ({} instructions per CCOUNT cycle)",
+        mega(outcome.handshake),
+        mega(outcome.chip),
+        mega(outcome.handshake.saturating_sub(outcome.chip)),
+        mega(outcome.total),
+        node.stack_used(),
+        node.stack_len(),
         core::mem::size_of::<tmc_node_tls::TlsBuffers>(),
         per_cycle
     );
     Ok(())
+}
+
+/// The node's connection as the sensor runs it, on its own stack: TLS client over the pipes to the
+/// site's broker, `Node::poll` until the first reading is acknowledged.
+fn connect_and_publish() {
+    let mut cell = SESSION.0.borrow_mut();
+    let Some(session) = cell.as_mut() else {
+        return;
+    };
+    session.outcome = run_node(&session.sim, &session.sector);
+}
+
+fn run_node(sim: &SimAtecc, sector: &[u8; SECTOR_LEN]) -> Result<Outcome, String> {
+    let record = IdentityRecord::decode(sector).map_err(|e| format!("identity: {e}"))?;
+    let config = record
+        .tls_config(BROKER_NAME)
+        .map_err(|e| format!("site CA certificate: {e}"))?;
+    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
+    let random_chip = RefCell::new(tmc_atecc::Atecc::new(sim.i2c(), sim.delay()));
+    let element = Counted {
+        inner: AteccElement {
+            chip: &mut chip,
+            slot: 0,
+        },
+        cycles: Cell::new(0),
+    };
+    let socket = PipeSocket::new(c"mtls.broker.tx", c"mtls.broker.rx", POLL_WAIT_US);
+    let mut client = TlsClient::new(config, socket, element, ChipRandom(&random_chip));
+
+    let mut node = Node::new(NodeConfig::new(NAME, BROKER_NAME, NAME));
+    let mut sensor = SimSensor::new(NAME);
+    let mut log = String::new();
+    let mut clock = Clock::with_source(tmc_firmware::cycles as fn() -> u32);
+    let (mut now, mut rng) = (0u64, 0x2545_f491u32);
+    let start = clock.cycles();
+    let mut connected_at = None;
+    {
+        let mut transport = client.transport();
+        while node.stats().acked == 0 && now < LIMIT_MS && !transport.is_spent() {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            let Wait(w) = node.poll(now, rng, &mut transport, &mut sensor, &mut log);
+            if connected_at.is_none() && transport.is_open() {
+                connected_at = Some(clock.cycles());
+            }
+            now += w.clamp(1, 1000);
+        }
+        transport.close();
+    }
+    let end = clock.cycles();
+    ensure(node.stats().acked == 1, || {
+        format!("no reading acknowledged within {LIMIT_MS} ms of node time; node log:\n{log}")
+    })?;
+    Ok(Outcome {
+        handshake: connected_at.unwrap_or(end) - start,
+        total: end - start,
+        chip: client.element_mut().cycles.get(),
+    })
 }
 
 pub fn mtls_refuses_foreign_broker() -> Result<(), String> {
