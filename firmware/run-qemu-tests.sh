@@ -33,16 +33,17 @@ for tool in xtensa-lx106-elf-gcc xtensa-lx106-elf-as qemu-system-xtensa; do
 done
 
 "$CARGO" build --bin qemu-tests "$@"
-# The host side of the mTLS checks issues the node's certificate with the project's own CA tool.
+# The host side of the mTLS and console checks: the project's own CA tool and provisioning tool.
 # From the workspace root: the firmware's .cargo/config.toml would make it an Xtensa build.
-(cd "$here/.." && "$CARGO" build --quiet --locked -p tmc-pki --target-dir "$here/target/host")
+(cd "$here/.." && "$CARGO" build --quiet --locked -p tmc-pki -p tmc-provision --target-dir "$here/target/host")
 
 elf="$here/target/xtensa-esp8266-none-elf/$profile/qemu-tests"
 echo "run-qemu-tests: running $elf"
 status=0
 # -icount shift=0: one instruction per virtual nanosecond, so CCOUNT counts instructions (the checks
 # report them) and stands still while a semihosting call waits for the host.
-"$here/tools/mtls-harness" --timeout "${QEMU_TIMEOUT:-300}" --tmc-pki "$here/target/host/debug/tmc-pki" -- \
+"$here/tools/mtls-harness" --timeout "${QEMU_TIMEOUT:-300}" --tmc-pki "$here/target/host/debug/tmc-pki" \
+    --tmc-provision "$here/target/host/debug/tmc-provision" -- \
     qemu-system-xtensa \
     -M sim -cpu lx106 -semihosting -nographic -monitor none -icount shift=0 \
     -device loader,file="$elf",cpu-num=0 || status=$?
