@@ -33,7 +33,7 @@ PRUNE ?= 0
 prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision boards sensor-identity firmware firmware-test flash-firmware clean
+	crates-inc crates-inc-check layer-check test-scripts image flash provision boards sensor-identity provision-sensor firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -50,6 +50,7 @@ help:
 	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset] [ADDRESS=node]"
 	@echo "make boards        SITE=<site dir>: the site's boards with their node addresses and sender ids"
 	@echo "make sensor-identity SITE=<site dir> NAME=<sensor> CHIP=sim:<file>|/dev/i2c-N: key made in the secure element, certificate from its CSR"
+	@echo "make provision-sensor PORT=/dev/ttyUSB0 SITE=<site dir> NAME=<sensor>: a flashed sensor's identity over its console (key, CSR, certificate + site CA into its flash)"
 	@echo "make firmware      ESP8266 sensor firmware (ELF + flash images): [SITE=dir NAME=sensor] config from the site file, [ESP8266_SDK=dir] Wi-Fi + TCP"
 	@echo "make firmware-test on-target checks on the lx106 core in QEMU, the firmware images and the SDK link check"
 	@echo "make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir ERASE=1] [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
@@ -222,6 +223,14 @@ sensor-identity: deps
 	@[ -n "$(NAME)" ] && [ -n "$(CHIP)" ] || { echo "usage: make sensor-identity SITE=<site dir> NAME=<sensor> CHIP=sim:<file>|/dev/i2c-N [IDENTITY_ARGS=...]" >&2; exit 2; }
 	$(CARGO) build --locked -p tmc-provision
 	target/debug/tmc-provision sensor-identity --site "$(SITE)" --name "$(NAME)" --chip "$(CHIP)" $(IDENTITY_ARGS)
+
+# A flashed sensor's identity over its UART console (tmc-provision sensor-console): the node makes its key in its
+# ATECC and prints a CSR, the site CA certifies it (role sensor, topic /esp8266), the node stores the certificate and
+# the site CA in its identity sector and `show` checks them. IDENTITY_ARGS="--new-key --timeout 20" passes more options.
+provision-sensor: deps
+	@[ -n "$(PORT)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision-sensor PORT=/dev/ttyUSB0 SITE=<site dir> NAME=<sensor> [IDENTITY_ARGS=...]" >&2; exit 2; }
+	$(CARGO) build --locked -p tmc-provision
+	target/debug/tmc-provision sensor-console --port "$(PORT)" --site "$(SITE)" --name "$(NAME)" $(IDENTITY_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -22,6 +22,9 @@
 //! [`chip_csr`] for a board whose chip is not where the CA is (a concentrator Pi's relay key): the key and a
 //! request only, certified later with `tmc-pki issue --csr`.
 //!
+//! [`SensorSite`] for a sensor whose request comes over its console (`tmc-provision sensor-console`): the
+//! same site checks first, then the request the node printed is certified the same way.
+//!
 //! An existing certificate for another key than the slot's (another chip under the same name, or a key
 //! replaced outside this command) is refused unless `new_key` is given: the name would silently move.
 
@@ -179,6 +182,95 @@ pub struct EnrollReport {
     pub warnings: Vec<String>,
 }
 
+/// What the site CA made of a sensor's certificate request.
+#[derive(Clone, Debug)]
+pub struct SensorCertificate {
+    /// The site's record of the sensor (serial, expiry, topics).
+    pub identity: Identity,
+    /// Whether the certificate is the name's first.
+    pub certificate: CertOutcome,
+    /// `SITE/ecc.<name>.cert.pem`.
+    pub cert_path: PathBuf,
+    /// The certificate's PEM.
+    pub cert_pem: String,
+    /// The certificate's DER.
+    pub cert_der: Vec<u8>,
+    /// `SITE/ecc.ca.cert.pem`.
+    pub ca_path: PathBuf,
+    /// The site CA certificate's PEM.
+    pub ca_pem: String,
+    /// The site CA certificate's DER.
+    pub ca_der: Vec<u8>,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+}
+
+/// A sensor whose request comes from somewhere else than a chip on this machine (the node's provisioning
+/// console, `tmc-provision sensor-console`): [`SensorSite::check`] the site before the node is touched,
+/// then [`SensorSite::certify`] the request the node printed, as [`enroll_chip`] certifies the chip's.
+/// `options.slot` and `options.identity_file` are not used (the node knows its slot and stores its own
+/// identity).
+pub struct SensorSite<'a> {
+    plan: Plan<'a>,
+}
+
+impl<'a> SensorSite<'a> {
+    /// The same checks as [`enroll_chip`] makes before it opens the chip: name rule, role, revocation.
+    pub fn check(options: &'a EnrollOptions) -> Result<Self, IdentityError> {
+        Ok(SensorSite {
+            plan: Plan::new(options)?,
+        })
+    }
+
+    /// The site CA's certificate for the request `csr_pem` (PEM, CN = the name) from `node` (named in
+    /// messages). A name already certified for another key is refused unless `options.new_key`.
+    pub fn certify(&self, node: &str, csr_pem: &str) -> Result<SensorCertificate, IdentityError> {
+        let name = &self.plan.options.name;
+        let public_key = request_key(node, name, csr_pem)?;
+        if !self.plan.existing_certifies(Some(public_key))? && !self.plan.options.new_key {
+            return Err(IdentityError::OtherNodeKey {
+                name: name.clone(),
+                cert: self.plan.site.cert_path(name),
+                node: node.to_owned(),
+            });
+        }
+        self.plan.certify(&public_key, csr_pem)
+    }
+}
+
+/// The key X‖Y of a PKCS#10 request in PEM, after checking that its CN is `name`.
+fn request_key(node: &str, name: &str, csr_pem: &str) -> Result<[u8; 64], IdentityError> {
+    use x509_parser::prelude::FromDer;
+    let bad = |problem: String| IdentityError::BadRequest {
+        node: node.to_owned(),
+        problem,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes())
+        .map_err(|e| bad(format!("not a PEM certificate request: {e}")))?;
+    if pem.label != "CERTIFICATE REQUEST" {
+        return Err(bad(format!(
+            "a PEM {:?}, not a CERTIFICATE REQUEST",
+            pem.label
+        )));
+    }
+    let (_, request) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+            .map_err(|e| bad(format!("not a PKCS#10 certificate request: {e}")))?;
+    let info = &request.certification_request_info;
+    let names: Vec<&str> = info
+        .subject
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .collect();
+    if names != [name] {
+        return Err(bad(format!(
+            "the certificate request is for CN {names:?}, not {name:?}"
+        )));
+    }
+    p256_point(&info.subject_pki.subject_public_key.data)
+        .ok_or_else(|| bad("the request's key is not an uncompressed P-256 key".into()))
+}
+
 /// Why `sensor-identity` stopped. Errors before the chip is touched change nothing; after a key was
 /// created, the chip keeps it (a re-run uses it).
 #[derive(Debug, Error)]
@@ -243,6 +335,24 @@ pub enum IdentityError {
         slot: u8,
         /// The chip's serial, hex.
         chip_serial: String,
+    },
+    /// The site's certificate for the name is for another key than the node's (the console path).
+    #[error("{name:?}: {} certifies another key than the node's on {node}: another sensor may hold the name (choose another --name), or this node's key was replaced; --new-key makes a new key in the node and moves the name to it", cert.display())]
+    OtherNodeKey {
+        /// The name.
+        name: String,
+        /// The certificate.
+        cert: PathBuf,
+        /// The node (its console).
+        node: String,
+    },
+    /// The request a node printed is not one for this sensor.
+    #[error("{node}: {problem}")]
+    BadRequest {
+        /// The node (its console).
+        node: String,
+        /// What is wrong.
+        problem: String,
     },
     /// The CA refused the request.
     #[error("the site CA refused the certificate request: {0}")]
@@ -368,24 +478,13 @@ impl ChipWork for Plan<'_> {
             .map_err(chip_error(chip_name, "reading the serial number"))?;
         let current = read_slot_key(chip, chip_name, slot)?;
 
-        let cert_path = self.site.cert_path(&o.name);
-        let mut warnings = Vec::new();
-        if self.existing.is_some() {
-            let certified = certificate_key(&cert_path)?;
-            if Some(certified) != current && !o.new_key {
-                return Err(IdentityError::OtherKey {
-                    name: o.name.clone(),
-                    cert: cert_path,
-                    slot,
-                    chip_serial: hex::encode(chip_serial),
-                });
-            }
-            if self.site.key_path(&o.name).exists() {
-                warnings.push(format!(
-                    "{} is left from a certificate issued with a site-made key; the new certificate is for the chip's key, so that file is no longer used",
-                    self.site.key_path(&o.name).display()
-                ));
-            }
+        if !self.existing_certifies(current)? && !o.new_key {
+            return Err(IdentityError::OtherKey {
+                name: o.name.clone(),
+                cert: self.site.cert_path(&o.name),
+                slot,
+                chip_serial: hex::encode(chip_serial),
+            });
         }
 
         let key = if current.is_some() && !o.new_key {
@@ -394,55 +493,15 @@ impl ChipWork for Plan<'_> {
             create_key(chip, chip_name, slot, current.is_some())?
         };
         let (public_key, pem) = chip_request(chip, chip_name, slot, &o.name)?;
+        let SensorCertificate {
+            identity,
+            certificate,
+            cert_path,
+            ca_path,
+            warnings,
+            ..
+        } = self.certify(&public_key, &pem)?;
 
-        let validity = Validity::days(o.days);
-        let refused = |e: PkiError| match e {
-            PkiError::Csr(_) => IdentityError::CsrRefused(e),
-            e => IdentityError::Pki(e),
-        };
-        let (identity, certificate) = match &self.existing {
-            None => {
-                let topics = if o.topics.is_empty() {
-                    vec![DEFAULT_SENSOR_TOPIC.to_owned()]
-                } else {
-                    o.topics.clone()
-                };
-                let identity = self
-                    .site
-                    .issue_csr(&o.name, PkiRole::Sensor, &topics, &pem, validity)
-                    .map_err(refused)?;
-                (identity, CertOutcome::Issued)
-            }
-            Some(existing) => {
-                let missing: Vec<&String> = o
-                    .topics
-                    .iter()
-                    .filter(|t| !existing.topics.contains(t))
-                    .collect();
-                if !missing.is_empty() {
-                    warnings.push(format!(
-                        "{:?} keeps its certificate's topics ({}); a re-issue cannot add {} (revoke it and enroll under a new name to change them)",
-                        o.name,
-                        existing.topics.join(" "),
-                        missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ")
-                    ));
-                }
-                let identity = self
-                    .site
-                    .renew(&o.name, Some(&pem), validity)
-                    .map_err(refused)?;
-                (identity, CertOutcome::Reissued)
-            }
-        };
-
-        // The CA took only the key from the request: check that the certificate is for the chip's.
-        if certificate_key(&cert_path)? != public_key {
-            return Err(IdentityError::BadCertificate {
-                path: cert_path,
-                problem: "its public key is not the chip's".into(),
-            });
-        }
-        let ca_path = self.site.dir().join("ecc.ca.cert.pem");
         let mut written = vec![cert_path.clone()];
         if let Some(path) = &self.identity_file {
             let text = render_identity(
@@ -467,6 +526,97 @@ impl ChipWork for Plan<'_> {
             cert_path,
             ca_path,
             written,
+            warnings,
+        })
+    }
+}
+
+impl Plan<'_> {
+    /// Whether the site's certificate for the name, if it has one, is for `key` (`true` for a new name).
+    fn existing_certifies(&self, key: Option<[u8; 64]>) -> Result<bool, IdentityError> {
+        if self.existing.is_none() {
+            return Ok(true);
+        }
+        let (certified, _) = read_certificate(&self.site.cert_path(&self.options.name))?;
+        Ok(Some(certified) == key)
+    }
+
+    /// The site CA's certificate for `public_key` from `pem` (a request with that key): issued for a new
+    /// name, re-issued for an existing sensor; checked to hold that key. The caller has checked
+    /// [`existing_certifies`](Self::existing_certifies).
+    fn certify(
+        &self,
+        public_key: &[u8; 64],
+        pem: &str,
+    ) -> Result<SensorCertificate, IdentityError> {
+        let o = self.options;
+        let cert_path = self.site.cert_path(&o.name);
+        let mut warnings = Vec::new();
+        if self.existing.is_some() && self.site.key_path(&o.name).exists() {
+            warnings.push(format!(
+                "{} is left from a certificate issued with a site-made key; the new certificate is for the chip's key, so that file is no longer used",
+                self.site.key_path(&o.name).display()
+            ));
+        }
+        let validity = Validity::days(o.days);
+        let refused = |e: PkiError| match e {
+            PkiError::Csr(_) => IdentityError::CsrRefused(e),
+            e => IdentityError::Pki(e),
+        };
+        let (identity, certificate) = match &self.existing {
+            None => {
+                let topics = if o.topics.is_empty() {
+                    vec![DEFAULT_SENSOR_TOPIC.to_owned()]
+                } else {
+                    o.topics.clone()
+                };
+                let identity = self
+                    .site
+                    .issue_csr(&o.name, PkiRole::Sensor, &topics, pem, validity)
+                    .map_err(refused)?;
+                (identity, CertOutcome::Issued)
+            }
+            Some(existing) => {
+                let missing: Vec<&String> = o
+                    .topics
+                    .iter()
+                    .filter(|t| !existing.topics.contains(t))
+                    .collect();
+                if !missing.is_empty() {
+                    warnings.push(format!(
+                        "{:?} keeps its certificate's topics ({}); a re-issue cannot add {} (revoke it and enroll under a new name to change them)",
+                        o.name,
+                        existing.topics.join(" "),
+                        missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ")
+                    ));
+                }
+                let identity = self
+                    .site
+                    .renew(&o.name, Some(pem), validity)
+                    .map_err(refused)?;
+                (identity, CertOutcome::Reissued)
+            }
+        };
+
+        // The CA took only the key from the request: check that the certificate is for the chip's.
+        let (certified, cert_der) = read_certificate(&cert_path)?;
+        if certified != *public_key {
+            return Err(IdentityError::BadCertificate {
+                path: cert_path,
+                problem: "its public key is not the chip's".into(),
+            });
+        }
+        let ca_path = self.site.dir().join("ecc.ca.cert.pem");
+        let (_, ca_der) = read_certificate(&ca_path)?;
+        Ok(SensorCertificate {
+            identity,
+            certificate,
+            cert_pem: read_text(&cert_path)?,
+            cert_der,
+            cert_path,
+            ca_pem: read_text(&ca_path)?,
+            ca_der,
+            ca_path,
             warnings,
         })
     }
@@ -697,8 +847,8 @@ fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// The public key X‖Y of a P-256 certificate.
-fn certificate_key(path: &Path) -> Result<[u8; 64], IdentityError> {
+/// The public key X‖Y of a P-256 certificate, and its DER.
+fn read_certificate(path: &Path) -> Result<([u8; 64], Vec<u8>), IdentityError> {
     let bad = |problem: String| IdentityError::BadCertificate {
         path: path.to_path_buf(),
         problem,
@@ -709,15 +859,24 @@ fn certificate_key(path: &Path) -> Result<[u8; 64], IdentityError> {
     let cert = pem
         .parse_x509()
         .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
-    let point = &cert.public_key().subject_public_key.data;
+    let key = p256_point(&cert.public_key().subject_public_key.data)
+        .ok_or_else(|| bad("not an uncompressed P-256 public key".into()))?;
+    Ok((key, pem.contents))
+}
+
+/// X‖Y of an uncompressed P-256 point (04‖X‖Y).
+fn p256_point(point: &[u8]) -> Option<[u8; 64]> {
     match point.split_first() {
-        Some((0x04, xy)) if xy.len() == 64 => {
-            let mut key = [0u8; 64];
-            key.copy_from_slice(xy);
-            Ok(key)
-        }
-        _ => Err(bad("not an uncompressed P-256 public key".into())),
+        Some((0x04, xy)) => xy.try_into().ok(),
+        _ => None,
     }
+}
+
+fn read_text(path: &Path) -> Result<String, IdentityError> {
+    std::fs::read_to_string(path).map_err(|e| IdentityError::BadCertificate {
+        path: path.to_path_buf(),
+        problem: format!("cannot read: {e}"),
+    })
 }
 
 /// The base64 body of a PEM file on one line: the DER, in a form `build.rs`'s flat parser reads.
@@ -782,4 +941,44 @@ pub fn enroll_chip(
 ) -> Result<EnrollReport, IdentityError> {
     // Checked before the chip file is created or the bus opened.
     with_chip(spec, Plan::new(options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tmc_node_tls::SoftwareKey;
+
+    fn request(name: &str) -> ([u8; 64], String) {
+        let mut key = SoftwareKey::from_bytes(&[7; 32]).unwrap();
+        let mut der = [0u8; MAX_CSR_DER_LEN];
+        let len = write_csr(&mut key, name, &mut der).unwrap();
+        let mut pem = [0u8; MAX_CSR_PEM_LEN];
+        let pem_len = csr_pem(&der[..len], &mut pem).unwrap();
+        let text = String::from_utf8(pem[..pem_len].to_vec()).unwrap();
+        (key.public_key().unwrap(), text)
+    }
+
+    #[test]
+    fn a_request_gives_its_key_when_its_name_is_the_sensor_s() {
+        let (key, pem) = request("esp1");
+        assert_eq!(request_key("node", "esp1", &pem).unwrap(), key);
+    }
+
+    #[test]
+    fn a_request_for_another_name_or_not_a_request_is_refused() {
+        let (_, pem) = request("esp2");
+        let e = request_key("the node on /dev/pts/9", "esp1", &pem).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the node on /dev/pts/9: the certificate request is for CN [\"esp2\"], not \"esp1\""
+        );
+        let e = request_key("node", "esp1", "garbage").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("node: not a PEM certificate request"),
+            "{e}"
+        );
+    }
 }

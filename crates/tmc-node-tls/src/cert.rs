@@ -22,7 +22,10 @@
 
 use core::fmt;
 
+use sha2::{Digest, Sha256};
+
 use crate::der::{self, DerError, Reader};
+use crate::SecureElement;
 
 /// ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
 const ECDSA_WITH_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
@@ -224,6 +227,22 @@ impl<'a> Certificate<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Whether basicConstraints says cA (a CA certificate).
+    pub fn is_ca(&self) -> bool {
+        self.is_ca
+    }
+
+    /// Whether this certificate's signature verifies with `issuer_key` (X‖Y): the element's Verify over
+    /// SHA-256 of the TBSCertificate. `Ok(false)` is a certificate another key signed.
+    pub fn signed_by<E: SecureElement>(
+        &self,
+        element: &mut E,
+        issuer_key: &[u8; 64],
+    ) -> Result<bool, E::Error> {
+        let digest: [u8; 32] = Sha256::digest(self.tbs).into();
+        element.verify_digest(issuer_key, &digest, &self.signature)
     }
 
     /// Not a CA, extKeyUsage with serverAuth, no unknown critical extension.

@@ -447,9 +447,11 @@ impl<E: SecureElement> SiteVerifier<'_, E> {
 
     fn check_leaf(&mut self, der: &[u8]) -> Result<[u8; 64], VerifyFailure<E::Error>> {
         let leaf = Certificate::parse(der).map_err(VerifyFailure::Cert)?;
-        let digest: [u8; 32] = Sha256::digest(leaf.tbs).into();
-        let ca_key = self.ca_key;
-        self.verify(&ca_key, &digest, &leaf.signature, CertError::NotFromSiteCa)?;
+        match leaf.signed_by(self.element, &self.ca_key) {
+            Ok(true) => {}
+            Ok(false) => return Err(VerifyFailure::Cert(CertError::NotFromSiteCa)),
+            Err(e) => return Err(VerifyFailure::Element(e)),
+        }
         leaf.check_server_usage().map_err(VerifyFailure::Cert)?;
         if !leaf
             .has_dns_name(self.server_name)

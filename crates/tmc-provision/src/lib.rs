@@ -84,6 +84,21 @@
 //! slot, whether the key is new, the certificate serial and expiry, and the files written. The library
 //! entry points are `tmc_enroll::enroll` (any I²C bus) and `tmc_enroll::enroll_chip`.
 //!
+//! ## On the PC: `tmc-provision sensor-console`
+//!
+//! ```text
+//! tmc-provision sensor-console --port /dev/ttyUSB0 --site site --name esp1 [--topic T] [--new-key] [--timeout 10]
+//! ```
+//!
+//! does what `sensor-identity` does for a flashed node, over its UART console (115200 baud, the protocol of
+//! `tmc-node-console`): the site is checked first; then `provision` is typed (again every second) until the
+//! node's prompt, `csr NAME [new-key]` makes the key if the slot has none and returns the request, which the
+//! site CA certifies (`tmc_enroll::SensorSite`: the same checks and `issue --csr` / `renew --csr`); `ca` and
+//! `cert` send the site CA and the certificate, which the node checks and stores in its identity sector;
+//! `show` must report the SHA-256 of exactly those; `exit` leaves the mode. Each step has `--timeout`
+//! seconds; a timeout names the step and the last lines received, and a node's `error: ` line stops the run
+//! with that line.
+//!
 //! ## On the Pi: `tmc-provision firstboot`
 //!
 //! Run as root by a oneshot unit at boot (`ConditionPathExists=/boot/tmc.toml`). Safe to run again at any
@@ -134,11 +149,13 @@
 //! secret is ever printed.
 
 pub mod boards;
+mod console_link;
 mod firstboot;
 mod fsutil;
 pub mod layout;
 pub mod manifest;
 mod sensor;
+mod sensor_console;
 mod write;
 
 pub use boards::{Board, Boards, BoardsError, BOARDS_FILE};
@@ -148,6 +165,9 @@ pub use sensor::{
     identity_file_beside, sensor_config, SensorConfigError, SensorConfigOptions,
     SensorConfigReport, DEFAULT_SENSOR_BROKER_PORT, DEFAULT_SENSOR_INTERVAL_MS,
     DEFAULT_SENSOR_TOPIC,
+};
+pub use sensor_console::{
+    sensor_console, NodeKey, SensorConsoleError, SensorConsoleOptions, SensorConsoleReport,
 };
 pub use tmc_ap::{ServiceManager, Systemctl};
 pub use write::{

@@ -35,6 +35,10 @@ enum Command {
     /// sign a certificate request and the site CA certify it. A re-run keeps the key (--new-key replaces it)
     /// and re-issues the certificate.
     SensorIdentity(SensorIdentityArgs),
+    /// On the PC: provision a flashed ESP8266 over its UART console: the node makes its key in its secure
+    /// element and prints a certificate request, the site CA certifies it (as sensor-identity), the node
+    /// stores the certificate and the site CA in its identity sector; `show` checks what it stored.
+    SensorConsole(SensorConsoleArgs),
     /// Where the chip is (a concentrator Pi with an ATECC608 on /dev/i2c-N): make the key in the chip if its
     /// slot has none (--new-key replaces it) and write a certificate request for it, signed by the chip, for
     /// `tmc-pki issue --csr FILE --role relay` on the machine with the site CA.
@@ -154,6 +158,32 @@ struct SensorIdentityArgs {
     days: i64,
 }
 
+#[derive(Debug, Args)]
+struct SensorConsoleArgs {
+    /// The node's console: its USB serial adapter (e.g. /dev/ttyUSB0, 115200 baud) or a pty.
+    #[arg(long)]
+    port: PathBuf,
+    /// The tmc-pki site directory (its CA key signs the certificate).
+    #[arg(long)]
+    site: PathBuf,
+    /// The sensor's certificate name (CN) and MQTT client id: 1–23 ASCII letters and digits.
+    #[arg(long)]
+    name: String,
+    /// Extra topics a new sensor certificate allows (repeatable) [default: /esp8266]; a re-issue keeps the
+    /// certificate's topics.
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// Replace the key already in the node's secure element (its old certificate stops matching it).
+    #[arg(long)]
+    new_key: bool,
+    /// Certificate lifetime in days.
+    #[arg(long, default_value_t = tmc_enroll::DEFAULT_CERT_DAYS)]
+    days: i64,
+    /// Seconds each step may take before giving up (entering the mode, csr, ca, cert, show, exit).
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
 /// Which secure element, and which of its key slots.
 #[derive(Debug, Args)]
 struct ChipArgs {
@@ -208,6 +238,7 @@ fn main() -> std::process::ExitCode {
         Command::Firstboot(args) => firstboot_cmd(&args),
         Command::SensorConfig(args) => sensor_config_cmd(args),
         Command::SensorIdentity(args) => sensor_identity_cmd(args),
+        Command::SensorConsole(args) => sensor_console_cmd(args),
         Command::ChipCsr(args) => chip_csr_cmd(&args),
         Command::List(args) => list_cmd(&args),
     };
@@ -366,6 +397,55 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
     println!(
         "site CA  {} (the broker's clients are checked against it)",
         report.ca_path.display()
+    );
+    Ok(())
+}
+
+fn sensor_console_cmd(args: SensorConsoleArgs) -> anyhow::Result<()> {
+    use tmc_enroll::{CertOutcome, EnrollOptions};
+    use tmc_provision::{sensor_console, NodeKey, SensorConsoleOptions};
+
+    let report = sensor_console(&SensorConsoleOptions {
+        port: args.port.clone(),
+        enroll: EnrollOptions {
+            site: args.site,
+            name: args.name,
+            topics: args.topics,
+            slot: tmc_enroll::DEFAULT_DEVICE_SLOT,
+            new_key: args.new_key,
+            identity_file: None,
+            days: args.days,
+        },
+        step_timeout: std::time::Duration::from_secs(args.timeout),
+    })?;
+    let certified = &report.certified;
+    for warning in &certified.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let key = match report.key {
+        NodeKey::Created => "new key (GenKey in the node's secure element)",
+        NodeKey::Kept => "existing key kept (--new-key replaces it)",
+        NodeKey::Replaced => "new key (GenKey, replaced the node's key: --new-key)",
+    };
+    println!("node     {}: {key}", args.port.display());
+    let identity = &certified.identity;
+    let expires = time::OffsetDateTime::from_unix_timestamp(identity.not_after)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| identity.not_after.to_string());
+    let what = match certified.certificate {
+        CertOutcome::Issued => "issued  ",
+        CertOutcome::Reissued => "reissued",
+    };
+    println!(
+        "{what} sensor certificate for {:?}: serial {}, expires {expires}, topics {}",
+        identity.name,
+        identity.serial,
+        identity.topics.join(" ")
+    );
+    println!("wrote    {}", certified.cert_path.display());
+    println!(
+        "stored   on the node: certificate sha256 {}, site CA sha256 {} (read back with show)",
+        report.cert_sha256, report.ca_sha256
     );
     Ok(())
 }
