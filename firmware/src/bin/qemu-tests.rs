@@ -21,6 +21,8 @@ use tmc_firmware::{println, BumpAlloc, FmtBuf};
 #[global_allocator]
 static HEAP: BumpAlloc = BumpAlloc::new();
 
+#[path = "qemu-tests/console.rs"]
+mod console;
 #[path = "qemu-tests/mtls.rs"]
 mod mtls;
 
@@ -1252,6 +1254,7 @@ const CHECKS: &[(&str, Check)] = &[
         "mtls_refuses_foreign_broker",
         mtls::mtls_refuses_foreign_broker,
     ),
+    ("console_provisioning", console::console_provisioning),
     ("mqtt_connect_bytes", mqtt_connect_bytes),
     ("mqtt_publish_round_trip", mqtt_publish_round_trip),
     ("mqtt_connack_decode", mqtt_connack_decode),

@@ -10,7 +10,9 @@ use core::fmt;
 
 use tmc_atecc::sim::{Model, SimAtecc};
 use tmc_firmware::semihost::{HostError, HostFile};
-use tmc_node_console::{Console, IdentityFlash, LineBuffer, LineEvent, Step, ENTER_COMMAND, MAX_LINE_LEN};
+use tmc_node_console::{
+    Console, IdentityFlash, LineBuffer, LineEvent, Step, ENTER_COMMAND, MAX_LINE_LEN,
+};
 use tmc_node_tls::atecc::AteccElement;
 use tmc_node_tls::cert::Certificate;
 use tmc_node_tls::identity::{IdentityRecord, SECTOR_LEN};
@@ -67,7 +69,9 @@ pub fn console_provisioning() -> Result<(), String> {
     let mut console = Console::new();
     let _ = fmt::Write::write_str(
         &mut out,
-        &format!("\ntmc-sensor qemu-tests console\ntype {ENTER_COMMAND} to enter provisioning mode\n"),
+        &format!(
+            "\ntmc-sensor qemu-tests console\ntype {ENTER_COMMAND} to enter provisioning mode\n"
+        ),
     );
     // At the banner only `provision` counts; then the console has the line.
     let mut banner = LineBuffer::<MAX_LINE_LEN>::new();
@@ -91,7 +95,9 @@ pub fn console_provisioning() -> Result<(), String> {
             if banner.push(byte) == Some(LineEvent::Complete) {
                 if banner.line().trim_ascii() == ENTER_COMMAND.as_bytes() {
                     in_mode = true;
-                    console.start(&mut out).map_err(|_| String::from("console output"))?;
+                    console
+                        .start(&mut out)
+                        .map_err(|_| String::from("console output"))?;
                 }
                 banner.clear();
             }
@@ -108,7 +114,8 @@ pub fn console_provisioning() -> Result<(), String> {
     })?;
     ensure(exited, || String::from("the PC side did not end with exit"))?;
     let record = IdentityRecord::decode(&sector.0).map_err(|e| format!("identity sector: {e}"))?;
-    let cert = Certificate::parse(record.cert_der).map_err(|e| format!("stored certificate: {e}"))?;
+    let cert =
+        Certificate::parse(record.cert_der).map_err(|e| format!("stored certificate: {e}"))?;
     let chip_key = tmc_atecc::Atecc::new(sim.i2c(), sim.delay())
         .public_key(0)
         .map_err(|e| format!("chip key: {e:?}"))?;
