@@ -30,7 +30,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
-SRCREV = "a288a1235fb6b35e8db9a8700b66ee5dcab39ab4"
+SRCREV = "6adffb584c59c248a65677fe38592b1567e6b0b1"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
