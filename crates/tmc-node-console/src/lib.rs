@@ -72,7 +72,7 @@ use core::fmt;
 
 pub use console::{Console, Step, ENTER_COMMAND, PROMPT, SCRATCH_LEN};
 pub use hex::Sha256Hex;
-pub use line::{LineBuffer, LineEvent, MAX_LINE_LEN};
+pub use line::{EnterWatch, LineBuffer, LineEvent, MAX_LINE_LEN};
 
 /// The secure element with the device key, and the one thing provisioning needs beyond signing: making
 /// the key.

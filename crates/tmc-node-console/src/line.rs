@@ -81,6 +81,27 @@ impl<const N: usize> LineBuffer<N> {
     }
 }
 
+/// Watches a console outside provisioning mode for the line [`ENTER_COMMAND`](crate::ENTER_COMMAND) (what
+/// the firmware and the pty double do at the banner); every other line is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct EnterWatch {
+    line: LineBuffer<MAX_LINE_LEN>,
+}
+
+impl EnterWatch {
+    pub const fn new() -> Self {
+        EnterWatch {
+            line: LineBuffer::new(),
+        }
+    }
+
+    /// Takes one byte; `true` when it ended the line `provision` (surrounding blanks allowed).
+    pub fn push(&mut self, byte: u8) -> bool {
+        self.line.push(byte) == Some(LineEvent::Complete)
+            && self.line.line().trim_ascii() == crate::ENTER_COMMAND.as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +125,16 @@ mod tests {
         assert_eq!(feed(&mut buf, b"abcdefgh\n"), Some(LineEvent::TooLong));
         assert_eq!(feed(&mut buf, b"abcd\n"), Some(LineEvent::Complete));
         assert_eq!(buf.line(), b"abcd");
+    }
+
+    #[test]
+    fn enter_watch_fires_on_the_provision_line_only() {
+        let mut watch = EnterWatch::new();
+        let fired: std::vec::Vec<bool> = b"hello\nprovisioning\r\n  provision \r\n"
+            .iter()
+            .map(|&b| watch.push(b))
+            .collect();
+        assert_eq!(fired.iter().filter(|&&f| f).count(), 1);
+        assert!(fired[fired.len() - 1]);
     }
 }

@@ -28,7 +28,7 @@ use tmc_node_tls::atecc::AteccElement;
 use tmc_node_tls::identity::SECTOR_LEN;
 use tmc_secret_file::{Overwrite, SecretFileError};
 
-use crate::{Console, IdentityFlash, LineBuffer, LineEvent, Step, ENTER_COMMAND};
+use crate::{Console, EnterWatch, IdentityFlash, Step, ENTER_COMMAND};
 
 /// The identity sector in a file: a whole 4096-byte sector image (absent: erased), written atomically 0600.
 #[derive(Debug, Clone)]
@@ -166,7 +166,7 @@ pub fn run(options: &SimOptions, on_pty: impl FnOnce(&Path)) -> Result<(), SimEr
     .map_err(|_| std::io::Error::other("formatting the banner"))?;
     master.write_all(out.0.as_bytes())?;
 
-    let mut banner_line = LineBuffer::<{ crate::MAX_LINE_LEN }>::new();
+    let mut banner = EnterWatch::new();
     let mut console = Box::new(Console::new());
     let mut provisioning = false;
     let mut buf = [0u8; 256];
@@ -184,9 +184,7 @@ pub fn run(options: &SimOptions, on_pty: impl FnOnce(&Path)) -> Result<(), SimEr
         let mut step = Step::Stay;
         for &byte in &buf[..n] {
             if !provisioning {
-                if banner_line.push(byte) == Some(LineEvent::Complete)
-                    && banner_line.line().trim_ascii() == ENTER_COMMAND.as_bytes()
-                {
+                if banner.push(byte) {
                     provisioning = true;
                     console
                         .start(&mut out)

@@ -203,9 +203,7 @@ extern "C" {
     pub fn espconn_regist_sentcb(conn: *mut Espconn, cb: SentCb) -> i8;
 }
 
-// Bound for the provisioning hook (`sdk::identity_store::store`), NOT called by the image yet:
-// tools/check-sdk-link stubs them and checks their names against a real SDK, but does not expect them
-// to be linked in (--gc-sections drops what nothing calls).
+// The identity sector's writes (`sdk::identity_store::store`, from the provisioning console).
 extern "C" {
     // spi_flash.h: `SpiFlashOpResult spi_flash_erase_sector(uint16 sec)` (sector = address / 4096).
     pub fn spi_flash_erase_sector(sector: u16) -> u32;

@@ -95,7 +95,27 @@ pub fn load() -> Result<Identity, IdentityError> {
     Ok(identity)
 }
 
-/// Provisioning hook (not called by the image yet; the console provisioning will): erases the sector,
+/// The sector's first `buf.len()` bytes (at most a whole record), as the provisioning console reads back.
+pub fn read_raw(buf: &mut [u8]) -> Result<(), IdentityError> {
+    let mut words = [0u32; RECORD_WORDS];
+    if buf.len() > RECORD_WORDS * 4 {
+        return Err(IdentityError::Record(
+            tmc_node_tls::identity::RecordError::BufferTooSmall,
+        ));
+    }
+    // SAFETY: aligned word buffer of the given size, in DRAM; task context.
+    flash_result(unsafe {
+        ffi::spi_flash_read(
+            IDENTITY_SECTOR_ADDR,
+            words.as_mut_ptr(),
+            (RECORD_WORDS * 4) as u32,
+        )
+    })?;
+    buf.copy_from_slice(&as_bytes(&words)[..buf.len()]);
+    Ok(())
+}
+
+/// Used by the provisioning console (`sdk::provisioning`): erases the sector,
 /// writes `record` (an encoded [`IdentityRecord`]) and reads it back through [`load`].
 pub fn store(record: &[u8]) -> Result<Identity, IdentityError> {
     IdentityRecord::decode(record).map_err(IdentityError::Record)?;

@@ -23,6 +23,7 @@ pub mod app;
 pub mod ffi;
 pub mod identity_store;
 pub mod node_task;
+pub mod provisioning;
 pub mod timing;
 
 /// Global state shared by SDK callbacks (see the module doc: one context,

@@ -3,8 +3,9 @@
 //! lives in this coroutine's frames (chip drivers, TLS client with its record buffers, the node), so its
 //! stack ([`NODE_STACK_BYTES`]) is the node's whole working memory besides the socket's buffers.
 //!
-//! Boot: read the identity from its flash sector (`identity_store`); none → one console line and wait
-//! for provisioning ([`wait_for_identity`]), the node does not connect. Then the ATECC (bit-banged I²C,
+//! Boot: the provisioning console is offered for a few seconds (`sdk::provisioning`); then the identity
+//! is read from its flash sector (`identity_store`); none → one console line and the console again, the
+//! node does not connect until it has one. Then the ATECC (bit-banged I²C,
 //! GPIO14/12) signs with slot 0 and its Random feeds the TLS client; `connect` runs at 160 MHz
 //! ([`BoostedConnect`], numbers in `sdk::timing`).
 use core::cell::RefCell;
@@ -16,6 +17,7 @@ use tmc_node_tls::{TlsClient, TlsClientConfig};
 use tmc_sensor_core::node::{Node, NodeConfig, Transport};
 
 use super::identity_store::{self, Identity};
+use super::provisioning;
 use super::timing::{self, SdkDelay};
 use super::SdkAdc;
 use crate::chip_random::ChipRandom;
@@ -30,11 +32,9 @@ use crate::transport::sdk::SdkSocket;
 /// The coroutine's stack: see [`crate::coroutine::NODE_STACK_BYTES`].
 pub use crate::coroutine::NODE_STACK_BYTES;
 
-/// The ATECC's slot with the node's private key (GenKey'd by `make sensor-identity`).
+/// The ATECC's slot with the node's private key (GenKey'd by the provisioning console, `make
+/// provision-sensor`, or by `make sensor-identity` with the chip on a PC's I²C bus).
 pub const KEY_SLOT: u8 = 0;
-
-/// How often a node without identity looks at its flash sector again.
-const IDENTITY_RETRY_MS: u32 = 10_000;
 
 fn suspend() {
     // Only ever runs inside the node's coroutine (its entry is `run`).
@@ -43,11 +43,21 @@ fn suspend() {
 
 /// The coroutine's entry (never returns).
 pub fn run() {
-    let identity = match identity_store::load() {
-        Ok(identity) => identity,
-        Err(e) => {
-            let _ = writeln!(Uart0, "identity: none ({e}): provision this node");
-            wait_for_identity()
+    let _ = writeln!(
+        Uart0,
+        "console: type {} within {} s to provision this node",
+        tmc_node_console::ENTER_COMMAND,
+        provisioning::BOOT_WINDOW_MS / 1000
+    );
+    provisioning::offer(Some(provisioning::BOOT_WINDOW_MS));
+    let identity = loop {
+        match identity_store::load() {
+            Ok(identity) => break identity,
+            Err(e) => {
+                let _ = writeln!(Uart0, "identity: none ({e}): provision this node");
+                // The console is all a node without identity can do.
+                provisioning::offer(None);
+            }
         }
     };
     let _ = writeln!(
@@ -58,21 +68,6 @@ pub fn run() {
         config::BROKER_PORT
     );
     connect_forever(&identity)
-}
-
-/// Provisioning hook: the node stays up (Wi-Fi, console) without connecting and looks at the identity
-/// sector every [`IDENTITY_RETRY_MS`]; the console provisioning (not in this image yet) writes it with
-/// `identity_store::store`, and the node continues without a reboot.
-fn wait_for_identity() -> Identity {
-    loop {
-        let start = timing::time_us();
-        while timing::time_us().wrapping_sub(start) / 1000 < IDENTITY_RETRY_MS {
-            suspend();
-        }
-        if let Ok(identity) = identity_store::load() {
-            return identity;
-        }
-    }
 }
 
 /// The transport with the CPU at 160 MHz during `connect` (TCP + TLS handshake), 80 MHz otherwise.

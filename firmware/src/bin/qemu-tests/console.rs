@@ -10,9 +10,7 @@ use core::fmt;
 
 use tmc_atecc::sim::{Model, SimAtecc};
 use tmc_firmware::semihost::{HostError, HostFile};
-use tmc_node_console::{
-    Console, IdentityFlash, LineBuffer, LineEvent, Step, ENTER_COMMAND, MAX_LINE_LEN,
-};
+use tmc_node_console::{Console, EnterWatch, IdentityFlash, Step, ENTER_COMMAND};
 use tmc_node_tls::atecc::AteccElement;
 use tmc_node_tls::cert::Certificate;
 use tmc_node_tls::identity::{IdentityRecord, SECTOR_LEN};
@@ -74,7 +72,7 @@ pub fn console_provisioning() -> Result<(), String> {
         ),
     );
     // At the banner only `provision` counts; then the console has the line.
-    let mut banner = LineBuffer::<MAX_LINE_LEN>::new();
+    let mut banner = EnterWatch::new();
     let mut in_mode = false;
     let mut exited = false;
     let mut buf = [0u8; 256];
@@ -92,14 +90,11 @@ pub fn console_provisioning() -> Result<(), String> {
                     == Step::Exit;
                 break;
             }
-            if banner.push(byte) == Some(LineEvent::Complete) {
-                if banner.line().trim_ascii() == ENTER_COMMAND.as_bytes() {
-                    in_mode = true;
-                    console
-                        .start(&mut out)
-                        .map_err(|_| String::from("console output"))?;
-                }
-                banner.clear();
+            if banner.push(byte) {
+                in_mode = true;
+                console
+                    .start(&mut out)
+                    .map_err(|_| String::from("console output"))?;
             }
         }
     }
