@@ -348,7 +348,7 @@ fn sensor_config_cmd(args: SensorConfigArgs) -> anyhow::Result<()> {
 }
 
 fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
-    use tmc_enroll::{enroll_chip, CertOutcome, EnrollOptions};
+    use tmc_enroll::{enroll_chip, EnrollOptions};
     use tmc_provision::identity_file_beside;
 
     let chip = args.chip.spec()?;
@@ -377,20 +377,7 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
     );
     println!("key      slot {}: {}", report.slot, key_text(report.key));
     println!("public   04{}", hex::encode(report.public_key));
-    let identity = &report.identity;
-    let expires = time::OffsetDateTime::from_unix_timestamp(identity.not_after)
-        .map(|t| t.date().to_string())
-        .unwrap_or_else(|_| identity.not_after.to_string());
-    let what = match report.certificate {
-        CertOutcome::Issued => "issued  ",
-        CertOutcome::Reissued => "reissued",
-    };
-    println!(
-        "{what} sensor certificate for {:?}: serial {}, expires {expires}, topics {}",
-        identity.name,
-        identity.serial,
-        identity.topics.join(" ")
-    );
+    print_sensor_certificate(&report.identity, report.certificate);
     for path in &report.written {
         println!("wrote    {}", path.display());
     }
@@ -401,8 +388,26 @@ fn sensor_identity_cmd(args: SensorIdentityArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `issued`/`reissued` line of a sensor certificate, as both identity commands print it.
+fn print_sensor_certificate(identity: &tmc_pki::Identity, outcome: tmc_enroll::CertOutcome) {
+    use tmc_enroll::CertOutcome;
+    let expires = time::OffsetDateTime::from_unix_timestamp(identity.not_after)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| identity.not_after.to_string());
+    let what = match outcome {
+        CertOutcome::Issued => "issued  ",
+        CertOutcome::Reissued => "reissued",
+    };
+    println!(
+        "{what} sensor certificate for {:?}: serial {}, expires {expires}, topics {}",
+        identity.name,
+        identity.serial,
+        identity.topics.join(" ")
+    );
+}
+
 fn sensor_console_cmd(args: SensorConsoleArgs) -> anyhow::Result<()> {
-    use tmc_enroll::{CertOutcome, EnrollOptions};
+    use tmc_enroll::EnrollOptions;
     use tmc_provision::{sensor_console, NodeKey, SensorConsoleOptions};
 
     let report = sensor_console(&SensorConsoleOptions {
@@ -428,20 +433,7 @@ fn sensor_console_cmd(args: SensorConsoleArgs) -> anyhow::Result<()> {
         NodeKey::Replaced => "new key (GenKey, replaced the node's key: --new-key)",
     };
     println!("node     {}: {key}", args.port.display());
-    let identity = &certified.identity;
-    let expires = time::OffsetDateTime::from_unix_timestamp(identity.not_after)
-        .map(|t| t.date().to_string())
-        .unwrap_or_else(|_| identity.not_after.to_string());
-    let what = match certified.certificate {
-        CertOutcome::Issued => "issued  ",
-        CertOutcome::Reissued => "reissued",
-    };
-    println!(
-        "{what} sensor certificate for {:?}: serial {}, expires {expires}, topics {}",
-        identity.name,
-        identity.serial,
-        identity.topics.join(" ")
-    );
+    print_sensor_certificate(&certified.identity, certified.certificate);
     println!("wrote    {}", certified.cert_path.display());
     println!(
         "stored   on the node: certificate sha256 {}, site CA sha256 {} (read back with show)",

@@ -15,7 +15,6 @@ use core::fmt::Write;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use tmc_firmware::chip_random::ChipRandom;
 use tmc_firmware::{println, BumpAlloc, FmtBuf};
 
 #[global_allocator]
@@ -1118,46 +1117,6 @@ fn i2c_bitbang_atecc() -> Result<(), String> {
     )
 }
 
-/// A byte stream that cannot be opened (no Wi-Fi, no broker): the TLS client's connect path as far as it
-/// goes without a peer.
-struct NoBroker;
-
-impl embedded_io::ErrorType for NoBroker {
-    type Error = embedded_io::ErrorKind;
-}
-
-impl embedded_io::Read for NoBroker {
-    fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
-        Err(embedded_io::ErrorKind::NotConnected)
-    }
-}
-
-impl embedded_io::Write for NoBroker {
-    fn write(&mut self, _: &[u8]) -> Result<usize, Self::Error> {
-        Err(embedded_io::ErrorKind::NotConnected)
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-impl embedded_io::ReadReady for NoBroker {
-    fn read_ready(&mut self) -> Result<bool, Self::Error> {
-        Ok(false)
-    }
-}
-
-impl tmc_node_tls::Socket for NoBroker {
-    fn open(&mut self) -> Result<(), Self::Error> {
-        // Opaque to the optimiser, so the whole handshake stays in the image.
-        if black_box(true) {
-            Err(embedded_io::ErrorKind::NotConnected)
-        } else {
-            Ok(())
-        }
-    }
-    fn close(&mut self) {}
-}
 
 /// The sensor's certificate request on the lx106: key made in the chip (GenKey), request signed by the
 /// chip and checked by its Verify, PEM for the console.
@@ -1195,35 +1154,6 @@ fn csr_signed_by_chip() -> Result<(), String> {
     })
 }
 
-/// The node's TLS client linked for the lx106 (embedded-tls, p256, the pinned-CA verifier, the chip as
-/// signer and randomness): without a broker, `connect` fails with the reason, no panic.
-fn tls_client_without_broker() -> Result<(), String> {
-    use tmc_node_tls::{TlsClient, TlsClientConfig};
-    use tmc_sensor_core::node::Transport;
-    let sim = tmc_atecc::sim::SimAtecc::new(tmc_atecc::sim::Model::Atecc608a);
-    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
-    chip.generate_key(0)
-        .map_err(|e| alloc::format!("generate_key: {e:?}"))?;
-    let random_chip = core::cell::RefCell::new(tmc_atecc::Atecc::new(sim.i2c(), sim.delay()));
-    let element = tmc_node_tls::atecc::AteccElement {
-        chip: &mut chip,
-        slot: 0,
-    };
-    let config = TlsClientConfig {
-        ca_public_key: [1; 64],
-        server_name: "mqtt.com",
-        client_cert_der: &[0x30, 0x00],
-    };
-    let mut client = TlsClient::new(config, NoBroker, element, ChipRandom(&random_chip));
-    let mut transport = client.transport();
-    match transport.connect() {
-        Err(e) => {
-            let reason = alloc::format!("{e}");
-            ensure(reason.starts_with("cannot reach the broker"), || reason)
-        }
-        Ok(()) => Err("connected without a broker".into()),
-    }
-}
 
 #[path = "qemu-tests/coroutine_checks.rs"]
 mod coroutine_checks;
@@ -1248,7 +1178,6 @@ const CHECKS: &[(&str, Check)] = &[
     ("atecc_command_frames", atecc_command_frames),
     ("atecc_driver_on_sim", atecc_driver_on_sim),
     ("csr_signed_by_chip", csr_signed_by_chip),
-    ("tls_client_without_broker", tls_client_without_broker),
     ("mtls_handshake_mosquitto", mtls::mtls_handshake_mosquitto),
     (
         "mtls_refuses_foreign_broker",

@@ -73,15 +73,7 @@ fn as_bytes(words: &[u32]) -> &[u8] {
 /// Reads and checks the stored identity. Uses ~2.7 KB of stack for the read buffer (the node's stack
 /// has it: this runs before the handshake, which needs more).
 pub fn load() -> Result<Identity, IdentityError> {
-    let mut words = [0u32; RECORD_WORDS];
-    // SAFETY: aligned word buffer of the given size, in DRAM; task context.
-    flash_result(unsafe {
-        ffi::spi_flash_read(
-            IDENTITY_SECTOR_ADDR,
-            words.as_mut_ptr(),
-            (RECORD_WORDS * 4) as u32,
-        )
-    })?;
+    let words = read_words()?;
     let record = IdentityRecord::decode(as_bytes(&words)).map_err(IdentityError::Record)?;
     let ca_public_key =
         tmc_node_tls::cert::ca_public_key(record.ca_cert_der).map_err(IdentityError::Ca)?;
@@ -97,12 +89,19 @@ pub fn load() -> Result<Identity, IdentityError> {
 
 /// The sector's first `buf.len()` bytes (at most a whole record), as the provisioning console reads back.
 pub fn read_raw(buf: &mut [u8]) -> Result<(), IdentityError> {
-    let mut words = [0u32; RECORD_WORDS];
     if buf.len() > RECORD_WORDS * 4 {
         return Err(IdentityError::Record(
             tmc_node_tls::identity::RecordError::BufferTooSmall,
         ));
     }
+    let words = read_words()?;
+    buf.copy_from_slice(&as_bytes(&words)[..buf.len()]);
+    Ok(())
+}
+
+/// The longest record's worth of the sector.
+fn read_words() -> Result<[u32; RECORD_WORDS], IdentityError> {
+    let mut words = [0u32; RECORD_WORDS];
     // SAFETY: aligned word buffer of the given size, in DRAM; task context.
     flash_result(unsafe {
         ffi::spi_flash_read(
@@ -111,8 +110,7 @@ pub fn read_raw(buf: &mut [u8]) -> Result<(), IdentityError> {
             (RECORD_WORDS * 4) as u32,
         )
     })?;
-    buf.copy_from_slice(&as_bytes(&words)[..buf.len()]);
-    Ok(())
+    Ok(words)
 }
 
 /// Used by the provisioning console (`sdk::provisioning`): erases the sector,

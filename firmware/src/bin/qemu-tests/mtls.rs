@@ -21,8 +21,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use core::cell::{Cell, RefCell};
+use core::ffi::CStr;
 
-use tmc_atecc::sim::{Model, SimAtecc};
+use tmc_atecc::sim::{Model, SimAtecc, SimDelay, SimI2c};
 use tmc_firmware::coroutine::{Coroutine, State, NODE_STACK_BYTES};
 use tmc_firmware::hw::clock::Clock;
 use tmc_firmware::println;
@@ -225,7 +226,17 @@ fn connect_and_publish() {
     session.outcome = run_node(&session.sim, &session.sector);
 }
 
-fn run_node(sim: &SimAtecc, sector: &[u8; SECTOR_LEN]) -> Result<Outcome, String> {
+type SimElement<'c> = Counted<AteccElement<'c, SimI2c, SimDelay>>;
+type NodeClient<'c> = TlsClient<'c, PipeSocket, SimElement<'c>, ChipRandom<'c, SimI2c, SimDelay>>;
+
+/// The node's TLS client as the sensor builds it (identity from `sector`, key in `sim`'s slot 0, the
+/// chip's Random), over the pipes `tx`/`rx` to one of the host's brokers; `f` uses it.
+fn with_client<R>(
+    sim: &SimAtecc,
+    sector: &[u8; SECTOR_LEN],
+    (tx, rx): (&'static CStr, &'static CStr),
+    f: impl for<'c> FnOnce(&mut NodeClient<'c>) -> Result<R, String>,
+) -> Result<R, String> {
     let record = IdentityRecord::decode(sector).map_err(|e| format!("identity: {e}"))?;
     let config = record
         .tls_config(BROKER_NAME)
@@ -239,67 +250,75 @@ fn run_node(sim: &SimAtecc, sector: &[u8; SECTOR_LEN]) -> Result<Outcome, String
         },
         cycles: Cell::new(0),
     };
-    let socket = PipeSocket::new(c"mtls.broker.tx", c"mtls.broker.rx", POLL_WAIT_US);
-    let mut client = TlsClient::new(config, socket, element, ChipRandom(&random_chip));
+    let socket = PipeSocket::new(tx, rx, POLL_WAIT_US);
+    f(&mut TlsClient::new(
+        config,
+        socket,
+        element,
+        ChipRandom(&random_chip),
+    ))
+}
 
-    let mut node = Node::new(NodeConfig::new(NAME, BROKER_NAME, NAME));
-    let mut sensor = SimSensor::new(NAME);
-    let mut log = String::new();
-    let mut clock = Clock::with_source(tmc_firmware::cycles as fn() -> u32);
-    let (mut now, mut rng) = (0u64, 0x2545_f491u32);
-    let start = clock.cycles();
-    let mut connected_at = None;
-    {
-        let mut transport = client.transport();
-        while node.stats().acked == 0 && now < LIMIT_MS && !transport.is_spent() {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            let Wait(w) = node.poll(now, rng, &mut transport, &mut sensor, &mut log);
-            if connected_at.is_none() && transport.is_open() {
-                connected_at = Some(clock.cycles());
+fn run_node(sim: &SimAtecc, sector: &[u8; SECTOR_LEN]) -> Result<Outcome, String> {
+    with_client(
+        sim,
+        sector,
+        (c"mtls.broker.tx", c"mtls.broker.rx"),
+        |client| {
+            let mut node = Node::new(NodeConfig::new(NAME, BROKER_NAME, NAME));
+            let mut sensor = SimSensor::new(NAME);
+            let mut log = String::new();
+            let mut clock = Clock::with_source(tmc_firmware::cycles as fn() -> u32);
+            let (mut now, mut rng) = (0u64, 0x2545_f491u32);
+            let start = clock.cycles();
+            let mut connected_at = None;
+            {
+                let mut transport = client.transport();
+                while node.stats().acked == 0 && now < LIMIT_MS && !transport.is_spent() {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 17;
+                    rng ^= rng << 5;
+                    let Wait(w) = node.poll(now, rng, &mut transport, &mut sensor, &mut log);
+                    if connected_at.is_none() && transport.is_open() {
+                        connected_at = Some(clock.cycles());
+                    }
+                    now += w.clamp(1, 1000);
+                }
+                transport.close();
             }
-            now += w.clamp(1, 1000);
-        }
-        transport.close();
-    }
-    let end = clock.cycles();
-    ensure(node.stats().acked == 1, || {
-        format!("no reading acknowledged within {LIMIT_MS} ms of node time; node log:\n{log}")
-    })?;
-    Ok(Outcome {
-        handshake: connected_at.unwrap_or(end) - start,
-        total: end - start,
-        chip: client.element_mut().cycles.get(),
-    })
+            let end = clock.cycles();
+            ensure(node.stats().acked == 1, || {
+                format!(
+                    "no reading acknowledged within {LIMIT_MS} ms of node time; node log:\n{log}"
+                )
+            })?;
+            Ok(Outcome {
+                handshake: connected_at.unwrap_or(end) - start,
+                total: end - start,
+                chip: client.element_mut().cycles.get(),
+            })
+        },
+    )
 }
 
 pub fn mtls_refuses_foreign_broker() -> Result<(), String> {
     let sim = provisioned_chip()?;
     let mut sector = [0xFFu8; SECTOR_LEN];
     read_identity(&mut sector)?;
-    let record = IdentityRecord::decode(&sector).map_err(|e| format!("identity: {e}"))?;
-    let config = record
-        .tls_config(BROKER_NAME)
-        .map_err(|e| format!("site CA certificate: {e}"))?;
-    let mut chip = tmc_atecc::Atecc::new(sim.i2c(), sim.delay());
-    let random_chip = RefCell::new(tmc_atecc::Atecc::new(sim.i2c(), sim.delay()));
-    let element = AteccElement {
-        chip: &mut chip,
-        slot: 0,
-    };
-    let socket = PipeSocket::new(c"mtls.foreign.tx", c"mtls.foreign.rx", POLL_WAIT_US);
-    let mut client = TlsClient::new(config, socket, element, ChipRandom(&random_chip));
-    let mut transport = client.transport();
-    match transport.connect() {
-        Ok(()) => Err("connected to the broker of another CA".into()),
-        Err(e) => {
-            let reason = format!("{e}");
-            println!("     refused: {reason}");
-            ensure(
-                reason.contains("server certificate not from the site CA"),
-                || format!("wrong reason: {reason}"),
-            )
-        }
-    }
+    with_client(
+        &sim,
+        &sector,
+        (c"mtls.foreign.tx", c"mtls.foreign.rx"),
+        |client| match client.transport().connect() {
+            Ok(()) => Err("connected to the broker of another CA".into()),
+            Err(e) => {
+                let reason = format!("{e}");
+                println!("     refused: {reason}");
+                ensure(
+                    reason.contains("server certificate not from the site CA"),
+                    || format!("wrong reason: {reason}"),
+                )
+            }
+        },
+    )
 }
