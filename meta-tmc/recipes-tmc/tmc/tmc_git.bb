@@ -30,7 +30,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
-SRCREV = "6adffb584c59c248a65677fe38592b1567e6b0b1"
+SRCREV = "0f8264a41638d6870494525cf9bed2ee70deb365"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
