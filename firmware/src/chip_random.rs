@@ -8,8 +8,9 @@ use tmc_atecc::Atecc;
 
 /// Draws 32 bytes per Random command from the chip behind the `RefCell` (shared with nothing that runs
 /// at the same time: the TLS client asks for randomness only between its other chip calls). A failed
-/// command is an error from `try_fill_bytes`; `fill_bytes` (which cannot fail) then leaves the rest of
-/// the buffer as it was, and embedded-tls's key generation rejects an all-zero scalar.
+/// command is an error from `try_fill_bytes`, which is what the TLS client calls: it then ends the
+/// handshake before anything is sent (`TlsTransportError::Random`). `fill_bytes` (which cannot fail)
+/// leaves the rest of the buffer as it was.
 pub struct ChipRandom<'a, I: I2c, D: DelayNs>(pub &'a RefCell<Atecc<I, D>>);
 
 impl<I: I2c, D: DelayNs> rand_core::RngCore for ChipRandom<'_, I, D> {

@@ -40,6 +40,12 @@
 //! inside it; when they all fail it returns an empty signature *and* blocks all further writes on the
 //! socket, so that nothing is sent: the handshake fails with [`TlsTransportError::Signer`], no panic.
 //!
+//! # Randomness
+//!
+//! The client random and the ECDHE key come from the node's source (the chip's Random on a node, through
+//! `try_fill_bytes`). When it fails, the handshake ends before anything is sent, with
+//! [`TlsTransportError::Random`]; see `GuardedRng` for why it cannot simply pass the error on.
+//!
 //! # One value per connection
 //!
 //! embedded-tls borrows the record buffers for the connection's whole life and gives back only the
@@ -154,6 +160,8 @@ pub enum TlsTransportError<S, E> {
     /// The secure element did not produce the CertificateVerify signature in [`SIGN_ATTEMPTS`]
     /// attempts (`None`: it answered, but with an invalid signature).
     Signer(Option<E>),
+    /// The random source (the chip's Random) failed before the ClientHello: nothing was sent.
+    Random,
     /// The broker dropped the connection after it got this node's certificate and before it sent any
     /// data: it refused the certificate (revoked, or from another CA). In TLS 1.3 the client's side of the
     /// handshake is over before the server has checked it, so this shows up in `connect` or in the first
@@ -212,6 +220,9 @@ impl<S: fmt::Display, E: fmt::Display> fmt::Display for TlsTransportError<S, E> 
                 f,
                 "TLS handshake failed: secure element returned an invalid signature ({SIGN_ATTEMPTS} attempts)"
             ),
+            TlsTransportError::Random => f.write_str(
+                "TLS handshake failed: the secure element gave no random bytes (Random failed); nothing was sent",
+            ),
             TlsTransportError::ClientRefused(e) => {
                 f.write_str(
                     "the broker dropped the TLS connection after receiving this node's certificate \
@@ -247,6 +258,8 @@ struct Shared {
     writes_blocked: Cell<bool>,
     /// The CertificateVerify was signed: the broker has (or is about to have) our certificate.
     client_auth_sent: Cell<bool>,
+    /// The random source failed (see [`GuardedRng`]).
+    random_failed: Cell<bool>,
 }
 
 impl Shared {
@@ -255,6 +268,7 @@ impl Shared {
         self.would_block.set(false);
         self.writes_blocked.set(false);
         self.client_auth_sent.set(false);
+        self.random_failed.set(false);
     }
 }
 
@@ -277,6 +291,7 @@ impl TlsBuffers {
                 would_block: Cell::new(false),
                 writes_blocked: Cell::new(false),
                 client_auth_sent: Cell::new(false),
+                random_failed: Cell::new(false),
             },
         }
     }
@@ -568,6 +583,42 @@ impl<E: SecureElement> signature::SignerMut<DerSignature> for ChipSigner<'_, E> 
     }
 }
 
+/// The randomness embedded-tls draws (the client random, the ECDHE key) from the node's source (the chip's
+/// Random on a node). embedded-tls can only be handed bytes, not an error, and p256's key generation
+/// rejects a zero scalar by drawing again, forever: so a failed draw gets a fixed non-zero value that ends
+/// that loop, and all writes are blocked, so nothing made from it goes out; the handshake then fails at its
+/// first write and the transport reports [`TlsTransportError::Random`].
+struct GuardedRng<'p, R> {
+    rng: &'p mut R,
+    shared: &'p Shared,
+}
+
+impl<R: CryptoRngCore> rand_core::RngCore for GuardedRng<'_, R> {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.fill_bytes(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill_bytes(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        if self.rng.try_fill_bytes(dest).is_err() {
+            dest.fill(0x5A);
+            self.shared.random_failed.set(true);
+            self.shared.writes_blocked.set(true);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl<R: CryptoRngCore> rand_core::CryptoRng for GuardedRng<'_, R> {}
+
 /// embedded-tls's view of the node's crypto for one handshake.
 struct Provider<'p, E: SecureElement, R> {
     verifier: SiteVerifier<'p, E>,
@@ -582,7 +633,10 @@ impl<E: SecureElement, R: CryptoRngCore> CryptoProvider for Provider<'_, E, R> {
     type Signature = DerSignature;
 
     fn rng(&mut self) -> impl CryptoRngCore {
-        &mut *self.rng
+        GuardedRng {
+            rng: &mut *self.rng,
+            shared: self.shared,
+        }
     }
 
     fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Self::CipherSuite>, TlsError> {
@@ -731,6 +785,7 @@ impl<S: Socket, E: SecureElement, R: CryptoRngCore> Transport for TlsTransport<'
                     provider.signer_failure.take(),
                     provider.verifier.failure.take(),
                 ) {
+                    _ if shared.random_failed.get() => TlsTransportError::Random,
                     (Some(failure), _) => TlsTransportError::Signer(failure),
                     (None, Some(VerifyFailure::Cert(c))) => TlsTransportError::Certificate(c),
                     (None, Some(VerifyFailure::Element(e))) => TlsTransportError::Verify(e),

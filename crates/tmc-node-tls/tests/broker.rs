@@ -292,3 +292,47 @@ fn the_signer_retries_the_chip_and_a_dead_chip_fails_the_handshake_cleanly() {
     // stream, and no client connected after the first one.
     assert_eq!(broker.log_text().matches("New client connected").count(), 1);
 }
+
+/// A random source that has stopped answering (the chip's Random over a broken bus).
+struct DeadRandom;
+
+impl rand_core::RngCore for DeadRandom {
+    fn next_u32(&mut self) -> u32 {
+        0
+    }
+    fn next_u64(&mut self) -> u64 {
+        0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(0);
+    }
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
+        Err(rand_core::Error::from(std::num::NonZeroU32::MIN))
+    }
+}
+
+impl rand_core::CryptoRng for DeadRandom {}
+
+#[test]
+fn a_dead_random_source_fails_the_handshake_before_anything_is_sent() {
+    let s = Setup::new();
+    let (key, cert) = s.issue_node("node1");
+    let broker = s.start_broker();
+    let mut client = common::client_with_rng(s.port, &s.ca_der(), cert, key, DeadRandom);
+    // Without the guard p256's key generation draws zeros forever: bounded here, so that fails, not hangs.
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = client.transport().connect().map_err(|e| e.to_string());
+        let _ = done.send(outcome);
+    });
+    let error = result
+        .recv_timeout(WAIT)
+        .expect("connect returns when the random source is dead")
+        .unwrap_err();
+    assert_eq!(
+        error,
+        "TLS handshake failed: the secure element gave no random bytes (Random failed); nothing was sent"
+    );
+    // Nothing of a handshake reached the broker: at most a TCP connection that closed.
+    assert_eq!(broker.log_text().matches("New client connected").count(), 0);
+}

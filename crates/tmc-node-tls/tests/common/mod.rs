@@ -112,11 +112,22 @@ pub fn client<E: SecureElement>(
     cert_der: Vec<u8>,
     element: E,
 ) -> TlsClient<'static, StdTcpSocket, E, OsRng> {
+    client_with_rng(port, ca_der, cert_der, element, OsRng)
+}
+
+/// [`client`] with another source of randomness.
+pub fn client_with_rng<E: SecureElement, R: rand_core::CryptoRngCore>(
+    port: u16,
+    ca_der: &[u8],
+    cert_der: Vec<u8>,
+    element: E,
+    rng: R,
+) -> TlsClient<'static, StdTcpSocket, E, R> {
     let cert: &'static [u8] = leak(cert_der.into_boxed_slice());
     let config = TlsClientConfig::from_ca_cert(ca_der, BROKER_NAME, cert).unwrap();
     let socket = StdTcpSocket::new("127.0.0.1", port)
         .with_timeouts(Duration::from_secs(5), Duration::from_secs(5));
-    TlsClient::new(config, socket, element, OsRng)
+    TlsClient::new(config, socket, element, rng)
 }
 
 /// The sensor: 100, 101, …
