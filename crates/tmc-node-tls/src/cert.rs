@@ -5,7 +5,7 @@
 //! - it is DER this walker understands; both signature algorithm fields are ecdsa-with-SHA256 and the key
 //!   is id-ecPublicKey on prime256v1 (uncompressed point), the only algorithms the site PKI issues;
 //! - it is signed by the pinned site CA key (SHA-256 of the TBSCertificate, verified by the
-//!   [`SecureElement`](crate::SecureElement));
+//!   [`SecureElement`]);
 //! - it is a server certificate: not a CA (basicConstraints), extendedKeyUsage present and containing
 //!   serverAuth (so that no sensor's client certificate, from the same CA, can stand in for the broker),
 //!   no critical extension this walker does not know;
