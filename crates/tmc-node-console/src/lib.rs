@@ -9,7 +9,7 @@
 //! `#![no_std]` without `alloc`, no atomics, fixed-size buffers: the firmware owns one [`Console`] (see
 //! [`Console::STATE_LEN`]) and feeds it the UART's bytes. The chip, the flash sector and the output are
 //! seams: [`DeviceKey`], [`IdentityFlash`], [`core::fmt::Write`]. Feature `sim` adds the pty double
-//! `tmc-node-console-sim` ([`sim`], std).
+//! `tmc-node-console-sim` (module `sim`, std).
 //!
 //! # Entering the mode
 //!

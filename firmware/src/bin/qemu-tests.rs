@@ -1117,7 +1117,6 @@ fn i2c_bitbang_atecc() -> Result<(), String> {
     )
 }
 
-
 /// The sensor's certificate request on the lx106: key made in the chip (GenKey), request signed by the
 /// chip and checked by its Verify, PEM for the console.
 fn csr_signed_by_chip() -> Result<(), String> {
@@ -1153,7 +1152,6 @@ fn csr_signed_by_chip() -> Result<(), String> {
         "slot 0 read".into()
     })
 }
-
 
 #[path = "qemu-tests/coroutine_checks.rs"]
 mod coroutine_checks;
