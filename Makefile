@@ -33,7 +33,7 @@ PRUNE ?= 0
 prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check layer-check test-scripts image flash provision boards sensor-identity provision-sensor firmware firmware-test flash-firmware clean
+	crates-inc crates-inc-check recipe-check layer-check test-scripts image flash provision boards sensor-identity provision-sensor firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -56,6 +56,7 @@ help:
 	@echo "make flash-firmware PORT=/dev/ttyUSB0 [ESP8266_SDK=dir ERASE=1] [BAUD=460800] [FLASH_MODE=dio]: write the firmware with esptool"
 	@echo "make fmt           format the code"
 	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
+	@echo "make recipe-check  the recipe's Rust build offline as bitbake's cargo class runs it (crates from tmc-crates.inc only, aarch64)"
 
 deps:
 	@bash scripts/deps.sh
@@ -87,7 +88,7 @@ test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
 	$(call prune,$(CURDIR)/target/debian)
 
-test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross test-aarch64
+test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross recipe-check test-aarch64
 	@echo "make test: all checks passed"
 
 ifeq ($(CROSS),)
@@ -101,6 +102,12 @@ cross:
 	CROSS_CONFIG=$(CURDIR)/cross.toml cross build --workspace --locked --release --target $(TARGET)
 	@echo "binaries: target/$(TARGET)/release/"
 endif
+
+# The recipe's Rust build as bitbake's cargo class runs it: exactly the crates tmc-crates.inc lists, vendored
+# as the crate fetcher unpacks them, --frozen offline, the recipe's TMC_BINARIES for aarch64 (scripts/recipe-check.py).
+recipe-check: deps
+	python3 scripts/recipe-check.py
+	$(call prune,$(CURDIR)/target/recipe-check)
 
 bench: deps
 	$(CARGO) bench --workspace --locked
