@@ -2,7 +2,8 @@
 # Build the on-target test binary for ESP8266 (Xtensa lx106) and run it in
 # QEMU's `sim` machine with semihosting.  Exit status = QEMU's exit status
 # (0: all checks passed, 1: some check failed, 101: panic, 134: abort/trap,
-# 0x81..0x87: CPU exception vector, 124: timeout).
+# 0x81..0x87: CPU exception vector, 124: timeout, 2: the host side,
+# tools/mtls-harness, failed).
 #
 # Usage: firmware/run-qemu-tests.sh [--release] [extra cargo args...]
 # Env:   QEMU_TIMEOUT (seconds, default 300), CARGO (default /usr/bin/cargo)
@@ -40,8 +41,9 @@ done
 elf="$here/target/xtensa-esp8266-none-elf/$profile/qemu-tests"
 echo "run-qemu-tests: running $elf"
 status=0
-# -icount shift=0: one instruction per virtual nanosecond, so CCOUNT counts instructions (the checks
-# report them) and stands still while a semihosting call waits for the host.
+# -icount shift=0: one instruction per virtual nanosecond, so CCOUNT advances with the instructions run
+# (25 per count on this core: the checks convert and report instruction counts) and stands still while a
+# semihosting call waits for the host.
 "$here/tools/mtls-harness" --timeout "${QEMU_TIMEOUT:-300}" --tmc-pki "$here/target/host/debug/tmc-pki" \
     --tmc-provision "$here/target/host/debug/tmc-provision" -- \
     qemu-system-xtensa \
