@@ -15,14 +15,10 @@ pub struct ChipRandom<'a, I: I2c, D: DelayNs>(pub &'a RefCell<Atecc<I, D>>);
 
 impl<I: I2c, D: DelayNs> rand_core::RngCore for ChipRandom<'_, I, D> {
     fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
+        rand_core::impls::next_u32_via_fill(self)
     }
     fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
+        rand_core::impls::next_u64_via_fill(self)
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         let _ = self.try_fill_bytes(dest);

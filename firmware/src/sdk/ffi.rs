@@ -203,7 +203,7 @@ extern "C" {
     pub fn espconn_regist_sentcb(conn: *mut Espconn, cb: SentCb) -> i8;
 }
 
-// The identity sector's writes (`sdk::identity_store::store`, from the provisioning console).
+// The identity sector's writes (`sdk::identity_store::write_record`, from the provisioning console).
 extern "C" {
     // spi_flash.h: `SpiFlashOpResult spi_flash_erase_sector(uint16 sec)` (sector = address / 4096).
     pub fn spi_flash_erase_sector(sector: u16) -> u32;

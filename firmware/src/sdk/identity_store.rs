@@ -113,13 +113,18 @@ fn read_words() -> Result<[u32; RECORD_WORDS], IdentityError> {
     Ok(words)
 }
 
-/// Used by the provisioning console (`sdk::provisioning`): erases the sector,
-/// writes `record` (an encoded [`IdentityRecord`]) and reads it back through [`load`].
-pub fn store(record: &[u8]) -> Result<Identity, IdentityError> {
-    IdentityRecord::decode(record).map_err(IdentityError::Record)?;
+/// Erases the sector and programs `record` (an encoded [`IdentityRecord`]) at its start. The provisioning
+/// console (`sdk::provisioning`) encoded it and reads it back and decodes it itself, so neither is repeated
+/// here.
+pub fn write_record(record: &[u8]) -> Result<(), IdentityError> {
+    if record.len() > RECORD_WORDS * 4 {
+        return Err(IdentityError::Record(
+            tmc_node_tls::identity::RecordError::BufferTooSmall,
+        ));
+    }
     let mut words = [u32::MAX; RECORD_WORDS];
-    let len = record.len().min(RECORD_WORDS * 4);
-    for (word, chunk) in words.iter_mut().zip(record[..len].chunks(4)) {
+    let len = record.len();
+    for (word, chunk) in words.iter_mut().zip(record.chunks(4)) {
         let mut b = [0xFF; 4];
         b[..chunk.len()].copy_from_slice(chunk);
         *word = u32::from_ne_bytes(b);
@@ -136,5 +141,5 @@ pub fn store(record: &[u8]) -> Result<Identity, IdentityError> {
             (used * 4) as u32,
         ))?;
     }
-    load()
+    Ok(())
 }

@@ -37,7 +37,7 @@ impl IdentityFlash for IdentitySector {
         identity_store::read_raw(buf)
     }
     fn write(&mut self, record: &[u8]) -> Result<(), IdentityError> {
-        identity_store::store(record).map(|_| ())
+        identity_store::write_record(record)
     }
 }
 
