@@ -30,7 +30,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-firstboot.service \
            file://60-tmc.rules \
            "
-SRCREV = "eae6374bc179652baa5a8c386b9754e45cc8f08c"
+SRCREV = "10b42f868f79dfcfb4033ff63ee773ca64b51e97"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
