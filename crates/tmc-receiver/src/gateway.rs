@@ -102,35 +102,13 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
     pub fn step(&mut self, timeout: Duration) -> Result<Option<Outcome>, LinkError> {
         let received = self.rx.receive(timeout);
         let stats = self.rx.stats();
-        if stats != self.link_stats {
-            let strangers = stats
-                .unknown_node
-                .saturating_sub(self.link_stats.unknown_node);
-            if strangers > 0 {
-                tracing::warn!(
-                    "{strangers} frame(s) from nodes outside [link] peers: dropped, not acknowledged"
-                );
+        let received = match received {
+            Ok(Some(received)) => received,
+            other => {
+                self.count(stats, None);
+                return other.map(|_| None);
             }
-            self.shared.update_link(|l| {
-                l.frames_heard = stats.heard;
-                l.crc_errors = stats.crc_errors;
-                l.malformed_frames = stats.malformed;
-                l.other_node = stats.other_node;
-                l.stray_acks = stats.stray_acks;
-                l.unknown_node = stats.unknown_node;
-                l.resent_copies = stats.retries;
-            });
-            self.link_stats = stats;
-        }
-        let Some(received) = received? else {
-            return Ok(None);
         };
-        self.shared.update_link(|l| {
-            l.frames_received += 1;
-            l.last_frame_unix = Some(unix_now());
-            l.last_rssi_dbm = Some(received.rssi_dbm);
-            l.last_snr_db = Some(f32::from(received.snr_quarter_db) / 4.0);
-        });
         let outcome = match &self.legacy {
             Some(keys) if looks_legacy(&received.token) => {
                 let keys = keys.clone();
@@ -138,7 +116,56 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
             }
             _ => self.handle(&received),
         };
+        self.count(stats, Some((&received, &outcome)));
         Ok(Some(outcome))
+    }
+
+    /// Copies the link's counters and the fate of the token in hand to the status in one update, so that a
+    /// snapshot taken at any moment accounts for every packet heard (a token counted as heard is also counted
+    /// with its fate).
+    fn count(&mut self, stats: ReceiverStats, token: Option<(&Received, &Outcome)>) {
+        if stats == self.link_stats && token.is_none() {
+            return;
+        }
+        let strangers = stats
+            .unknown_node
+            .saturating_sub(self.link_stats.unknown_node);
+        if strangers > 0 {
+            tracing::warn!(
+                "{strangers} frame(s) from nodes outside [link] peers: dropped, not acknowledged"
+            );
+        }
+        self.shared.update_link(|l| {
+            l.frames_heard = stats.heard;
+            l.crc_errors = stats.crc_errors;
+            l.malformed_frames = stats.malformed;
+            l.other_node = stats.other_node;
+            l.stray_acks = stats.stray_acks;
+            l.unknown_node = stats.unknown_node;
+            l.resent_copies = stats.retries;
+            let Some((received, outcome)) = token else {
+                return;
+            };
+            l.frames_received += 1;
+            l.last_frame_unix = Some(unix_now());
+            l.last_rssi_dbm = Some(received.rssi_dbm);
+            l.last_snr_db = Some(f32::from(received.snr_quarter_db) / 4.0);
+            match *outcome {
+                Outcome::Stored { readings, legacy } => {
+                    l.tokens_stored += 1;
+                    l.readings_stored += readings as u64;
+                    l.legacy_frames += u64::from(legacy);
+                    l.last_reading_unix = l.last_frame_unix;
+                }
+                Outcome::Duplicate { stale: true } => l.stale += 1,
+                Outcome::Duplicate { stale: false } => l.duplicates += 1,
+                Outcome::Refused { reason, .. } => {
+                    *l.refused.entry(reason.to_owned()).or_default() += 1;
+                }
+                Outcome::NotStored => l.commit_failures += 1,
+            }
+        });
+        self.link_stats = stats;
     }
 
     /// Runs until `shutdown`: the token in hand is always finished (committed and acknowledged) first.
@@ -176,7 +203,6 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 tracing::error!(
                     "node {from}: authentic token with an undecodable payload, acknowledged and dropped: {e}"
                 );
-                self.refused("invalid_payload");
                 self.confirm(received);
                 return Outcome::Refused {
                     reason: "invalid_payload",
@@ -193,7 +219,6 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                     tracing::warn!("node {from}: token refused, not acknowledged: {e}");
                     reason_of(&e)
                 };
-                self.refused(reason);
                 return Outcome::Refused {
                     reason,
                     acknowledged: false,
@@ -211,7 +236,7 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 );
                 self.watch
                     .stored(opened.sender, opened.counter, &received.token);
-                self.stored(received, readings);
+                self.stored(received);
                 Outcome::Stored {
                     readings,
                     legacy: false,
@@ -224,7 +249,6 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                     opened.sender,
                     opened.counter
                 );
-                self.shared.update_link(|l| l.commit_failures += 1);
                 // The opener accepted the counter in memory; the inbox did not. Take the inbox's word again.
                 self.opener = Opener::new(
                     self.ring.clone(),
@@ -245,7 +269,6 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                     OpenError::BadSignature => "legacy_bad_signature",
                     _ => "legacy_invalid",
                 };
-                self.refused(reason);
                 return Outcome::Refused {
                     reason,
                     acknowledged: false,
@@ -259,8 +282,7 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 tracing::warn!(
                     "node {from}: insecure legacy profile: frame stored without sender authentication or replay protection (migrate the relay to the secure profile)"
                 );
-                self.shared.update_link(|l| l.legacy_frames += 1);
-                self.stored(received, 1);
+                self.stored(received);
                 Outcome::Stored {
                     readings: 1,
                     legacy: true,
@@ -268,18 +290,12 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
             }
             Err(e) => {
                 tracing::error!("node {from}: legacy frame not stored, not acknowledged: {e}");
-                self.shared.update_link(|l| l.commit_failures += 1);
                 Outcome::NotStored
             }
         }
     }
 
-    fn stored(&mut self, received: &Received, readings: usize) {
-        self.shared.update_link(|l| {
-            l.tokens_stored += 1;
-            l.readings_stored += readings as u64;
-            l.last_reading_unix = Some(unix_now());
-        });
+    fn stored(&mut self, received: &Received) {
         self.confirm(received);
         self.shared.journal_grew();
     }
@@ -307,20 +323,8 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
             "node {}: {e}; acknowledged, not stored again",
             received.from
         );
-        self.shared.update_link(|l| {
-            if stale {
-                l.stale += 1;
-            } else {
-                l.duplicates += 1;
-            }
-        });
         self.confirm(received);
         Outcome::Duplicate { stale }
-    }
-
-    fn refused(&self, reason: &'static str) {
-        self.shared
-            .update_link(|l| *l.refused.entry(reason.to_owned()).or_default() += 1);
     }
 
     fn confirm(&mut self, received: &Received) {
