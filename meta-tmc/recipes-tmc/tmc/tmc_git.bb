@@ -29,6 +29,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://tmc-receiver.service \
            file://tmc-firstboot.service \
            file://60-tmc.rules \
+           file://tmc-install.sh \
            "
 SRCREV = "10b42f868f79dfcfb4033ff63ee773ca64b51e97"
 
@@ -44,24 +45,11 @@ CARGO_BUILD_FLAGS:append = " ${@' '.join('-p ' + b for b in d.getVar('TMC_BINARI
 # The workspace's release profile strips; let OE split debug symbols and strip instead.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
+# What goes on the image is listed once, in tmc-install.sh: the VM image builder (make vm-test) installs with it too.
 do_install() {
-    install -d ${D}${bindir}
-    for b in ${TMC_BINARIES}; do
-        install -m 0755 ${B}/target/${CARGO_TARGET_SUBDIR}/$b ${D}${bindir}/$b
-    done
-
-    install -d ${D}${systemd_system_unitdir}
-    for u in tmc-relay.service tmc-receiver.service tmc-firstboot.service; do
-        sed -e 's,@BINDIR@,${bindir},g' ${UNPACKDIR}/$u > ${D}${systemd_system_unitdir}/$u
-        chmod 0644 ${D}${systemd_system_unitdir}/$u
-    done
-
-    install -d ${D}${nonarch_base_libdir}/udev/rules.d
-    install -m 0644 ${UNPACKDIR}/60-tmc.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-tmc.rules
-
-    # configuration and keys are provisioned per board (relay.toml / receiver.toml), never baked in
-    install -d -m 0750 ${D}${sysconfdir}/tmc
-    chown root:tmc ${D}${sysconfdir}/tmc
+    bindir=${bindir} systemd_system_unitdir=${systemd_system_unitdir} \
+    udev_rules_dir=${nonarch_base_libdir}/udev/rules.d sysconfdir=${sysconfdir} \
+        sh ${UNPACKDIR}/tmc-install.sh ${D} ${B}/target/${CARGO_TARGET_SUBDIR} ${UNPACKDIR} ${TMC_BINARIES}
 }
 
 PACKAGE_BEFORE_PN = "${PN}-relay ${PN}-receiver ${PN}-ap ${PN}-pki ${PN}-provision"

@@ -1,0 +1,168 @@
+#!/bin/bash
+# The VM test agent (scripts/vm/vm-test.py): runs once per boot of a test VM (kernel flag tmc.vmtest=ROLE).
+# Checks what first boot did, then plays this role's part of the scenario; every result is a line in the
+# host's share (ROLE.BOOT.result: "PASS|FAIL|INFO name: detail") and on the serial console.
+set -uo pipefail
+
+SHARE=/mnt/tmc-share
+ROLE=$(sed -n 's/.*tmc\.vmtest=\([a-z]*\).*/\1/p' /proc/cmdline)
+mkdir -p /run/tmc-vm
+echo "$ROLE" >> "$SHARE/$ROLE.boots"
+BOOT=$(wc -l < "$SHARE/$ROLE.boots")
+RESULT="$SHARE/$ROLE.$BOOT.result"
+: > "$RESULT"
+
+say() { echo "$*" | tee -a "$RESULT" > /dev/console; }
+pass() { say "PASS $1: $2"; }
+fail() { say "FAIL $1: $2"; }
+info() { say "INFO $1: $2"; }
+check() { # name detail command...: PASS if the command succeeds
+  local name=$1 detail=$2
+  shift 2
+  if out=$("$@" 2>&1); then pass "$name" "$detail"; else fail "$name" "$detail: $out"; fi
+}
+# Waits (bounded) until a command succeeds: the state it checks is another process's to reach.
+wait_until() { # seconds command...
+  local limit=$1
+  shift
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && return 1
+    sleep 0.2
+  done
+}
+
+# --- boot ------------------------------------------------------------------------------------------------
+state=$(systemctl is-system-running --wait 2>&1)
+info boot "system $state; $(systemd-analyze time 2>/dev/null | head -n1)"
+multi=$(systemd-analyze time 2>/dev/null | sed -n 's/.*multi-user.target reached after \([^ ]*\) in userspace.*/\1/p')
+info multi-user "reached after $multi in userspace"
+[ "$state" = running ] || fail boot "failed units: $(systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
+
+# --- first boot ------------------------------------------------------------------------------------------
+fb_result=$(systemctl show -p Result --value tmc-firstboot.service)
+fb_status=$(systemctl show -p ExecMainStatus --value tmc-firstboot.service)
+if [ "$fb_result" = success ] && [ "$fb_status" = 0 ]; then
+  pass firstboot "tmc-firstboot ran at boot: $(journalctl -b -u tmc-firstboot -o cat | grep -v '^$' | tail -n1)"
+else
+  fail firstboot "result $fb_result, status $fb_status: $(journalctl -b -u tmc-firstboot -o cat | tail -n5 | tr '\n' ' ')"
+fi
+journalctl -b -u tmc-firstboot -o cat > "$SHARE/$ROLE.$BOOT.firstboot.log" 2>&1
+
+if [ "$ROLE" = concentrator ]; then
+  units="tmc-relay mosquitto hostapd dnsmasq"
+  absent="tmc-receiver"
+else
+  units="tmc-receiver"
+  absent="tmc-relay"
+fi
+for u in $units; do
+  wait_until 60 systemctl is-active --quiet "$u"
+  check "unit $u" "enabled and running" bash -c "systemctl is-enabled --quiet $u && systemctl is-active --quiet $u"
+done
+for u in $absent; do
+  check "unit $u" "not this role's: not running" bash -c "! systemctl is-active --quiet $u"
+done
+service=${units%% *}
+pid=$(systemctl show -p MainPID --value "$service")
+check "$service hardening" "runs as tmc, NoNewPrivileges, ProtectSystem=strict" bash -c \
+  "[ \"\$(ps -o user= -p $pid)\" = tmc ] && [ \"\$(systemctl show -p NoNewPrivileges --value $service)\" = yes ] && [ \"\$(systemctl show -p ProtectSystem --value $service)\" = strict ]"
+
+# Keys: 0600, owned by their user; the broker's by mosquitto.
+bad=""
+while IFS= read -r f; do
+  m=$(stat -c '%a %U' "$f")
+  case "$f" in
+    /etc/mosquitto/*) want="600 mosquitto" ;;
+    *) want="600 tmc" ;;
+  esac
+  [ "$m" = "$want" ] || bad="$bad $f($m, want $want)"
+done < <(find /etc/tmc /etc/mosquitto -type f \( -name '*key*' -o -name 'keys.toml' -o -name 'wifi-passphrase' \) 2>/dev/null)
+nkeys=$(find /etc/tmc /etc/mosquitto -type f \( -name '*key*' -o -name 'keys.toml' \) 2>/dev/null | wc -l)
+if [ -z "$bad" ] && [ "$nkeys" -gt 0 ]; then pass keys "$nkeys key files, 0600, owned as designed"; else fail keys "$nkeys key files;$bad"; fi
+left=$(find /boot \( -iname '*key*' -o -iname 'keys.toml' -o -iname 'wifi-passphrase' \) 2>/dev/null | tr '\n' ' ')
+if [ -z "$left" ] && [ -f /boot/tmc.toml ]; then pass "boot partition" "no secrets left on FAT, tmc.toml kept"; else fail "boot partition" "left: $left"; fi
+
+# What first boot installed, for the host to compare between boots.
+{
+  find /etc/tmc /etc/mosquitto /etc/hostapd /etc/dnsmasq.d /etc/dnsmasq.conf /etc/systemd/system /etc/systemd/network /etc/default /boot \
+    \( -type f -o -type l \) 2>/dev/null | sort | while IFS= read -r f; do
+      if [ -L "$f" ]; then echo "$f -> $(readlink "$f")"; else echo "$f $(stat -c '%a %U %G' "$f") $(sha256sum < "$f" | cut -c1-16)"; fi
+    done
+} > "$SHARE/$ROLE.$BOOT.state"
+
+# --- the scenario ----------------------------------------------------------------------------------------
+finish() {
+  info finish "waiting for the host"
+  wait_until 900 test -e "$SHARE/finish"
+  journalctl -b -o short-monotonic > "$SHARE/$ROLE.$BOOT.journal" 2>&1
+  systemctl poweroff
+  exit 0
+}
+
+if [ "$ROLE" = gateway ]; then
+  # Mirror the receiver's output file to the host whenever it grows (it is the hardened unit's, in its state
+  # directory; the share is not writable to it).
+  out=/var/lib/tmc/readings.jsonl
+  last=-1
+  until [ -e "$SHARE/finish" ]; do
+    size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    if [ "$size" != "$last" ]; then
+      cp "$out" "$SHARE/.readings.tmp" 2>/dev/null && mv "$SHARE/.readings.tmp" "$SHARE/readings.jsonl"
+      tmc-receiver status --json --config /etc/tmc/receiver.toml > "$SHARE/.status.tmp" 2>&1 && mv "$SHARE/.status.tmp" "$SHARE/receiver-status.json"
+      last=$size
+    fi
+    sleep 1
+  done
+  finish
+fi
+
+# Concentrator: a sensor on the second simulated radio, in its own network namespace.
+phy=$(cat /sys/class/net/wlan1/phy80211/name 2>/dev/null)
+ip netns add sensor
+mkdir -p /etc/netns/sensor
+: > /etc/netns/sensor/resolv.conf
+iw phy "$phy" set netns name sensor
+ip netns exec sensor ip link set lo up
+ip netns exec sensor ip link set wlan1 up
+# shellcheck source=/dev/null
+. "$SHARE/wifi.env"
+cat > /run/tmc-vm/wpa.conf <<WPA
+ctrl_interface=/run/tmc-vm/wpa
+network={
+  ssid="$SSID"
+  psk="$PASSPHRASE"
+  key_mgmt=WPA-PSK
+  proto=RSN
+  pairwise=CCMP
+}
+WPA
+ip netns exec sensor wpa_supplicant -B -i wlan1 -c /run/tmc-vm/wpa.conf -P /run/tmc-vm/wpa.pid > /dev/null
+start=$SECONDS
+if wait_until 60 bash -c "ip netns exec sensor wpa_cli -p /run/tmc-vm/wpa -i wlan1 status | grep -qx wpa_state=COMPLETED"; then
+  st=$(ip netns exec sensor wpa_cli -p /run/tmc-vm/wpa -i wlan1 status)
+  pass wifi "associated in $((SECONDS - start)) s: $(echo "$st" | grep -E '^(ssid|key_mgmt|pairwise_cipher)=' | tr '\n' ' ')"
+else
+  fail wifi "no association: $(ip netns exec sensor wpa_cli -p /run/tmc-vm/wpa -i wlan1 status | tr '\n' ' ')"
+fi
+start=$SECONDS
+if ip netns exec sensor busybox udhcpc -i wlan1 -n -q -t 20 -T 1 -s /usr/local/lib/tmc-vm/udhcpc.script > /run/tmc-vm/udhcpc.log 2>&1; then
+  pass dhcp "lease $(cat /run/tmc-vm/lease) in $((SECONDS - start)) s"
+else
+  fail dhcp "no lease: $(tr '\n' ' ' < /run/tmc-vm/udhcpc.log)"
+fi
+broker=$(ip netns exec sensor getent hosts mqtt.com | awk '{print $1}')
+if [ -n "$broker" ]; then pass dns "mqtt.com is $broker (dnsmasq on the AP)"; else fail dns "mqtt.com does not resolve"; fi
+
+# The sensors: the node's code (mutual TLS, simulated ATECC) publishing to mqtt.com:8883 over the Wi-Fi link.
+# shellcheck source=/dev/null
+. "$SHARE/sensors.$BOOT.env"
+cp -a "$SHARE/sensor-site" /run/tmc-vm/site
+ip netns exec sensor tmc-sensor-sim --site /run/tmc-vm/site --sensors "$SENSORS" --host mqtt.com --port 8883 \
+  --topic esp8266 --interval "$INTERVAL" --readings "$READINGS" --first-seq "$FIRST_SEQ" \
+  --ledger "$SHARE/ledger.$BOOT.jsonl" > "$SHARE/sensors.$BOOT.log" 2>&1
+status=$?
+acked=$(wc -l < "$SHARE/ledger.$BOOT.jsonl" 2>/dev/null || echo 0)
+if [ $status -eq 0 ]; then pass sensors "$acked readings acknowledged by the broker (mutual TLS over Wi-Fi)"; else fail sensors "exit $status, $acked acknowledged: $(tail -n3 "$SHARE/sensors.$BOOT.log" | tr '\n' ' ')"; fi
+tmc-relay status --json --config /etc/tmc/relay.toml > "$SHARE/relay-status.$BOOT.json" 2>&1
+finish
