@@ -117,7 +117,8 @@ impl AirBridge {
     /// thread. Returns when reading reaches the end of the stream or fails, after which the nodes' datagrams
     /// are dropped again until the next call; the caller decides whether and when to reopen the stream.
     ///
-    /// Carry one stream at a time: a second call while one runs takes over writing from the first.
+    /// Carry one stream at a time: with concurrent calls, the writer attached last gets the datagrams, and
+    /// the first stream to end detaches it.
     /// `stream_writer` is written by the thread that reads the bridge's socket; should a write block (a peer
     /// that does not read), the nodes' datagrams wait in the socket's queue meanwhile, and the nodes count
     /// send failures once it is full.
