@@ -18,7 +18,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0..4 | magic `TMCA` |
-//! | 4 | version, 1 |
+//! | 4 | version, 2 |
 //! | 5..9 | carrier frequency, Hz (u32) |
 //! | 9, 10, 11 | RegModemConfig1, 2, 3 |
 //! | 12..14 | preamble length, symbols (u16) |
@@ -30,7 +30,7 @@
 //! The sender lets a receiving process end that node's previous packet when its next one starts (a radio
 //! sends one at a time): a datagram that arrived late would otherwise overlap the next one and collide.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -58,9 +58,11 @@ const MAGIC: [u8; 4] = *b"TMCA";
 const VERSION: u8 = 2;
 const HEADER_LEN: usize = 20;
 const MAX_PAYLOAD: usize = 255;
+/// The longest valid datagram.
+pub(crate) const MAX_DATAGRAM: usize = HEADER_LEN + MAX_PAYLOAD;
 const FLAG_INVERT_IQ: u8 = 0x01;
 /// Larger than any valid datagram, so a datagram that fills it was truncated and is malformed.
-const RECEIVE_BUFFER: usize = 512;
+pub(crate) const RECEIVE_BUFFER: usize = 512;
 /// How often the reader looks whether it should stop, should the shutdown not wake it.
 const READ_POLL: Duration = Duration::from_millis(200);
 
@@ -282,15 +284,17 @@ pub struct AirStats {
     pub malformed: u64,
 }
 
+/// Datagram counters of a node, shared with its threads. The bridge uses the same ones for what it hands to
+/// the nodes of its directory.
 #[derive(Default)]
-struct Counters {
-    sent: AtomicU64,
-    send_failures: AtomicU64,
-    received: AtomicU64,
-    malformed: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) send_failures: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) malformed: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -318,16 +322,9 @@ impl AirChip {
 /// A node's socket and the thread that reads it. Dropping it stops the thread, stops forwarding the local
 /// chip's transmissions and removes the socket file.
 pub struct AirLink {
-    name: String,
-    path: PathBuf,
-    /// Device and inode of our socket file, so that dropping removes only our own, not a successor's.
-    file_id: Option<(u64, u64)>,
     channel: SimChannel,
     counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-    /// A handle on the bound socket, to wake the reader by shutting it down.
-    waker: Option<UnixDatagram>,
-    reader: Option<JoinHandle<()>>,
+    socket: NodeSocket,
 }
 
 impl AirLink {
@@ -338,12 +335,12 @@ impl AirLink {
 
     /// The node name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.socket.name()
     }
 
     /// The node's socket file.
     pub fn socket_path(&self) -> &Path {
-        &self.path
+        self.socket.path()
     }
 
     /// Counters.
@@ -361,15 +358,124 @@ impl AirLink {
 impl fmt::Debug for AirLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AirLink")
-            .field("name", &self.name)
-            .field("path", &self.path)
+            .field("name", &self.name())
+            .field("path", &self.socket_path())
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for AirLink {
     fn drop(&mut self) {
+        // Before the socket goes (a field, dropped after this): no more transmissions to forward.
         self.channel.shared.set_transmit_hook(None);
+    }
+}
+
+/// Joins the air in `spec.dir` as `name` (e.g. `relay-10`, `gateway-1`): a real-time [`SimChannel`] with one
+/// local chip, configured by `spec`, bridged to every other node in the directory. Creates the directory if
+/// missing and replaces a socket left by a killed node of the same name; a live node of that name is an error.
+pub fn join(spec: &AirSpec, name: &str) -> Result<AirChip, AirError> {
+    let channel = SimChannel::realtime(spec.channel_config());
+    let chip = channel.add_chip();
+    let counters = Arc::new(Counters::default());
+    let (socket, broadcaster) = NodeSocket::open(&spec.dir, name, {
+        let (channel, counters) = (channel.clone(), counters.clone());
+        move |datagram| match decode(datagram) {
+            Some((sender, emission)) => {
+                channel.shared.inject(sender, emission);
+                // Counted after the packet is on air, so that a test that sees the count sees the packet.
+                bump(&counters.received);
+            }
+            None => bump(&counters.malformed),
+        }
+    })?;
+    let hook_counters = counters.clone();
+    let identity = fastrand::u32(..);
+    channel
+        .shared
+        .set_transmit_hook(Some(Box::new(move |emission| {
+            broadcaster.send(&encode(identity, emission), &hook_counters);
+        })));
+    Ok(AirChip {
+        chip,
+        link: AirLink {
+            channel,
+            counters,
+            socket,
+        },
+    })
+}
+
+/// A node's socket `DIR/<name>.sock` and the thread that reads it: what a chip's [`AirLink`] and the bridge
+/// have in common. Dropping it stops the thread and removes the socket file.
+pub(crate) struct NodeSocket {
+    name: String,
+    path: PathBuf,
+    /// Device and inode of our socket file, so that dropping removes only our own, not a successor's.
+    file_id: Option<(u64, u64)>,
+    stop: Arc<AtomicBool>,
+    /// A handle on the bound socket, to wake the reader by shutting it down.
+    waker: Option<UnixDatagram>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl NodeSocket {
+    /// Binds `dir/<name>.sock` (creating `dir` if missing, replacing a socket left by a killed node) and starts
+    /// a thread that hands every datagram it receives to `on_datagram`, undecoded. Returns the socket and a
+    /// [`Broadcaster`] to the other nodes of `dir`.
+    pub(crate) fn open(
+        dir: &Path,
+        name: &str,
+        mut on_datagram: impl FnMut(&[u8]) + Send + 'static,
+    ) -> Result<(NodeSocket, Broadcaster), AirError> {
+        check_name(name)?;
+        fs::create_dir_all(dir).map_err(io_error("create air directory", dir))?;
+        let own_file = OsString::from(format!("{name}{SOCKET_SUFFIX}"));
+        let path = dir.join(&own_file);
+        let socket = bind(&path, name)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut node = NodeSocket {
+            name: name.to_owned(),
+            file_id: file_id(&path),
+            path,
+            stop: stop.clone(),
+            waker: socket.try_clone().ok(),
+            reader: None,
+        };
+        // From here on an error drops `node`, which removes the socket file.
+        socket
+            .set_read_timeout(Some(READ_POLL))
+            .map_err(io_error("set a read timeout on", &node.path))?;
+        // Non-blocking: a chip's transmit hook runs with its world locked, and a peer that does not read must
+        // not stall us.
+        let sender = UnixDatagram::unbound().map_err(io_error("open a socket for", dir))?;
+        sender
+            .set_nonblocking(true)
+            .map_err(io_error("make non-blocking a socket for", dir))?;
+        let reader = std::thread::Builder::new()
+            .name(format!("air-{name}"))
+            .spawn(move || read_loop(&socket, &stop, &mut on_datagram))
+            .map_err(io_error("start the reader thread for", &node.path))?;
+        node.reader = Some(reader);
+        let broadcaster = Broadcaster {
+            sender,
+            dir: dir.to_path_buf(),
+            own_file,
+        };
+        Ok((node, broadcaster))
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for NodeSocket {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(waker) = &self.waker {
             // Wakes a reader blocked in recv; READ_POLL is the fallback.
@@ -386,63 +492,6 @@ impl Drop for AirLink {
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// Joins the air in `spec.dir` as `name` (e.g. `relay-10`, `gateway-1`): a real-time [`SimChannel`] with one
-/// local chip, configured by `spec`, bridged to every other node in the directory. Creates the directory if
-/// missing and replaces a socket left by a killed node of the same name; a live node of that name is an error.
-pub fn join(spec: &AirSpec, name: &str) -> Result<AirChip, AirError> {
-    check_name(name)?;
-    fs::create_dir_all(&spec.dir).map_err(io_error("create air directory", &spec.dir))?;
-    let own_file = OsString::from(format!("{name}{SOCKET_SUFFIX}"));
-    let path = spec.dir.join(&own_file);
-    let socket = bind(&path, name)?;
-    let file_id = file_id(&path);
-    socket
-        .set_read_timeout(Some(READ_POLL))
-        .map_err(io_error("set a read timeout on", &path))?;
-    let waker = socket.try_clone().ok();
-    // Non-blocking: the hook runs with the world locked, and a peer that does not read must not stall us.
-    let sender = UnixDatagram::unbound().map_err(io_error("open a socket for", &spec.dir))?;
-    sender
-        .set_nonblocking(true)
-        .map_err(io_error("make non-blocking a socket for", &spec.dir))?;
-
-    let channel = SimChannel::realtime(spec.channel_config());
-    let chip = channel.add_chip();
-    let counters = Arc::new(Counters::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut link = AirLink {
-        name: name.to_owned(),
-        path: path.clone(),
-        file_id,
-        channel: channel.clone(),
-        counters: counters.clone(),
-        stop: stop.clone(),
-        waker,
-        reader: None,
-    };
-    let dir = spec.dir.clone();
-    let hook_counters = counters.clone();
-    let identity = fastrand::u32(..);
-    channel
-        .shared
-        .set_transmit_hook(Some(Box::new(move |emission| {
-            broadcast(
-                &sender,
-                &dir,
-                &own_file,
-                &encode(identity, emission),
-                &hook_counters,
-            );
-        })));
-    // From here on an error drops `link`, which undoes the hook and the socket file.
-    let reader = std::thread::Builder::new()
-        .name(format!("air-{name}"))
-        .spawn(move || read_loop(&socket, &channel, &counters, &stop))
-        .map_err(io_error("start the reader thread for", &path))?;
-    link.reader = Some(reader);
-    Ok(AirChip { chip, link })
 }
 
 fn check_name(name: &str) -> Result<(), AirError> {
@@ -486,35 +535,42 @@ fn bind(path: &Path, name: &str) -> Result<UnixDatagram, AirError> {
     UnixDatagram::bind(path).map_err(io_error("bind", path))
 }
 
-/// Sends `datagram` to every other node's socket in `dir`.
-fn broadcast(
-    sender: &UnixDatagram,
-    dir: &Path,
-    own_file: &OsStr,
-    datagram: &[u8],
-    counters: &Counters,
-) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        bump(&counters.send_failures);
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let is_node = file != own_file
-            && file.to_str().is_some_and(|f| f.ends_with(SOCKET_SUFFIX))
-            && entry.file_type().is_ok_and(|t| t.is_socket());
-        if !is_node {
-            continue;
-        }
-        // A killed node's socket refuses (or is gone): its packets are simply not heard, as with a dead radio.
-        match sender.send_to(datagram, entry.path()) {
-            Ok(_) => bump(&counters.sent),
-            Err(_) => bump(&counters.send_failures),
+/// Sends datagrams from one node to every other node's socket in its directory.
+pub(crate) struct Broadcaster {
+    sender: UnixDatagram,
+    dir: PathBuf,
+    /// The sending node's own socket file, which is skipped.
+    own_file: OsString,
+}
+
+impl Broadcaster {
+    /// Sends `datagram` to every other node's socket, counting each hand-over or failure.
+    pub(crate) fn send(&self, datagram: &[u8], counters: &Counters) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            bump(&counters.send_failures);
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let is_node = file != self.own_file
+                && file.to_str().is_some_and(|f| f.ends_with(SOCKET_SUFFIX))
+                && entry.file_type().is_ok_and(|t| t.is_socket());
+            if !is_node {
+                continue;
+            }
+            // A killed node's socket refuses (or is gone): its packets are simply not heard, as with a dead
+            // radio.
+            match self.sender.send_to(datagram, entry.path()) {
+                Ok(_) => bump(&counters.sent),
+                Err(_) => bump(&counters.send_failures),
+            }
         }
     }
 }
 
-fn read_loop(socket: &UnixDatagram, channel: &SimChannel, counters: &Counters, stop: &AtomicBool) {
+/// Hands every datagram received on `socket` to `on_datagram` until `stop` is set. A datagram longer than the
+/// buffer arrives cut to its length, which no valid datagram reaches, so decoding rejects it.
+fn read_loop(socket: &UnixDatagram, stop: &AtomicBool, on_datagram: &mut impl FnMut(&[u8])) {
     let mut buf = [0u8; RECEIVE_BUFFER];
     while !stop.load(Ordering::SeqCst) {
         match socket.recv(&mut buf) {
@@ -522,14 +578,7 @@ fn read_loop(socket: &UnixDatagram, channel: &SimChannel, counters: &Counters, s
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                match buf.get(..n).filter(|_| n < RECEIVE_BUFFER).and_then(decode) {
-                    Some((sender, emission)) => {
-                        channel.shared.inject(sender, emission);
-                        // Counted after the packet is on air, so that a test that sees the count sees the packet.
-                        bump(&counters.received);
-                    }
-                    None => bump(&counters.malformed),
-                }
+                on_datagram(buf.get(..n).unwrap_or(&buf));
             }
             Err(e)
                 if matches!(
@@ -565,7 +614,8 @@ fn encode(sender: u32, emission: &Emission) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<(u32, Emission)> {
+/// The sender and the packet of a datagram, or `None` if it is not a valid one.
+pub(crate) fn decode(bytes: &[u8]) -> Option<(u32, Emission)> {
     let (header, payload) = bytes.split_at_checked(HEADER_LEN)?;
     let [m0, m1, m2, m3, version, f0, f1, f2, f3, config1, config2, config3, p0, p1, sync_word, flags, s0, s1, s2, s3] =
         <[u8; HEADER_LEN]>::try_from(header).ok()?;

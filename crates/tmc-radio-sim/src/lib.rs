@@ -32,9 +32,16 @@
 //! remote sender: it locks after the preamble and raises RxDone at the end of the time on air, as in one
 //! process. Loss, corruption and collisions are decided by each receiver with its own configuration. Sockets
 //! left by killed processes are skipped by senders and replaced when a process of that name joins again.
+//!
+//! [`air_bridge::AirBridge`] (Unix only) joins two such directories on two machines over one byte stream
+//! (e.g. a serial port between two VMs): each side's bridge is a node of its directory that writes what the
+//! local nodes send to the stream as hex lines, and sends what it reads from the stream to the local nodes.
+//! The binary `tmc-air-bridge` runs one on a character device and reopens it when the peer goes away.
 
 #[cfg(unix)]
 pub mod air;
+#[cfg(unix)]
+pub mod air_bridge;
 mod chip;
 mod devices;
 mod world;
