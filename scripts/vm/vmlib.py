@@ -41,7 +41,7 @@ MODULE_EXCLUDES = [
     "*/kernel/drivers/staging/*", "*/kernel/drivers/net/ethernet/*", "*/kernel/drivers/usb/*",
     "*/kernel/drivers/scsi/*", "*/kernel/drivers/iio/*", "*/kernel/drivers/hid/*", "*/kernel/drivers/mtd/*",
     "*/kernel/drivers/isdn/*", "*/kernel/drivers/bluetooth/*", "*/kernel/net/bluetooth/*",
-    "*/kernel/drivers/net/wireless/[!v]*", "*/kernel/drivers/input/*", "*/kernel/drivers/md/*",
+    "*/kernel/drivers/net/wireless/*/*", "*/kernel/drivers/input/*", "*/kernel/drivers/md/*",
     "*/kernel/drivers/nvme/*", "*/kernel/drivers/thunderbolt/*", "*/kernel/drivers/target/*",
     "./usr/lib/firmware/*", "./usr/share/doc/*", "./usr/share/man/*", "./usr/share/locale/*",
 ]
@@ -107,6 +107,18 @@ def add_accounts(root: Path) -> None:
         run(["useradd", "--root", str(root), *args])
 
 
+def recipe_enabled_units(recipe: Path = RECIPE) -> list[str]:
+    """The units the recipe's systemd class enables on the image: SYSTEMD_SERVICE of each package whose
+    SYSTEMD_AUTO_ENABLE is "enable"."""
+    text = recipe.read_text()
+    units = []
+    for m in re.finditer(r'^SYSTEMD_SERVICE:\$\{PN\}(-[a-z]+)\s*=\s*"([^"]*)"', text, re.M):
+        package, names = m.group(1), m.group(2).split()
+        if recipe_var(text, "SYSTEMD_AUTO_ENABLE:${PN}" + package) == "enable":
+            units += names
+    return units
+
+
 def group_id(root: Path, name: str) -> int:
     for line in (root / "etc/group").read_text().splitlines():
         fields = line.split(":")
@@ -120,6 +132,11 @@ def install_project(root: Path, binaries: Path) -> None:
     env = dict(os.environ, **OE_PATHS, TMC_GROUP=str(group_id(root, "tmc")))
     run(["sh", str(RECIPE_FILES / "tmc-install.sh"), str(root), str(binaries), str(RECIPE_FILES),
          *recipe_binaries()], env=env)
+    # What the systemd class does when the image is assembled.
+    units = recipe_enabled_units()
+    if not units:
+        raise RuntimeError(f"{RECIPE}: no unit to enable (SYSTEMD_SERVICE / SYSTEMD_AUTO_ENABLE)")
+    run(["systemctl", f"--root={root}", "enable", "--quiet", *units])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ pub(super) fn drop_in(ap: &ApSettings) -> ManagedFile {
     let _ = writeln!(c, "# Never forward plain names or private reverse lookups.");
     let _ = writeln!(c, "domain-needed");
     let _ = writeln!(c, "bogus-priv");
+    let _ = writeln!(
+        c,
+        "# Not /etc/hosts: it is the board's own view (first boot maps the broker name to 127.0.0.1 for the\n\
+         # relay), and dnsmasq would give it to the sensors ahead of the local names below."
+    );
+    let _ = writeln!(c, "no-hosts");
     match (&ap.upstream_interface, ap.upstream_dns.as_slice()) {
         (None, []) => {
             let _ = writeln!(
