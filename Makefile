@@ -33,7 +33,7 @@ PRUNE ?= 0
 prune = $(if $(filter 1,$(PRUNE)),rm -rf $(1),@true)
 
 .PHONY: help deps build test fmt fmt-check clippy test-native msrv cross test-aarch64 bench fuzz certs demo \
-	crates-inc crates-inc-check recipe-check layer-check test-scripts image flash provision boards sensor-identity provision-sensor firmware firmware-test flash-firmware clean
+	crates-inc crates-inc-check recipe-check vm-binaries vm-test vm layer-check test-scripts image flash provision boards sensor-identity provision-sensor firmware firmware-test flash-firmware clean
 
 help:
 	@echo "make deps          install build/test dependencies on Debian 12 (idempotent)"
@@ -57,6 +57,8 @@ help:
 	@echo "make fmt           format the code"
 	@echo "make crates-inc    regenerate meta-tmc/recipes-tmc/tmc/tmc-crates.inc from Cargo.lock (crates-inc-check: fail when out of date)"
 	@echo "make recipe-check  the recipe's Rust build offline as bitbake's cargo class runs it (crates from tmc-crates.inc only, aarch64)"
+	@echo "make vm-test       boot concentrator + gateway VMs (Debian rootfs, the project as the recipe installs it, provisioned FAT): first boot, AP on hwsim, sensors, LoRa, power cut"
+	@echo "make vm            ROLE=concentrator|gateway: one such VM on the serial console [VM_ARCH=arm64|amd64]"
 
 deps:
 	@bash scripts/deps.sh
@@ -88,7 +90,7 @@ test-aarch64: deps
 	$(DEBIAN_CARGO) test --workspace --locked --target $(AARCH64)
 	$(call prune,$(CURDIR)/target/debian)
 
-test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross recipe-check test-aarch64
+test: layer-check test-scripts fmt-check clippy test-native firmware-test msrv cross recipe-check vm-test test-aarch64
 	@echo "make test: all checks passed"
 
 ifeq ($(CROSS),)
@@ -108,6 +110,29 @@ endif
 recipe-check: deps
 	python3 scripts/recipe-check.py
 	$(call prune,$(CURDIR)/target/recipe-check)
+
+# The image's behaviour booted: concentrator and gateway VMs (scripts/vm/vm-test.py). VM_ARCH=arm64 runs the
+# Pi's architecture with the aarch64 release build (what `make cross` builds); VM_ARCH=amd64 the native one.
+VM_ARCH ?= arm64
+VM_BINARIES_arm64 := $(CURDIR)/target/debian/$(AARCH64)/release
+VM_BINARIES_amd64 := $(CURDIR)/target/release
+# what the VMs run: the recipe's binaries, the node's code as simulated sensors, the air bridge
+VM_PACKAGES := -p tmc-relay -p tmc-receiver -p tmc-ap -p tmc-pki -p tmc-provision -p tmc-sensor-sim -p tmc-radio-sim
+vm-binaries: deps
+ifeq ($(VM_ARCH),arm64)
+	$(DEBIAN_CARGO) build --locked --release --target $(AARCH64) $(VM_PACKAGES)
+else
+	$(CARGO) build --locked --release $(VM_PACKAGES)
+endif
+	$(CARGO) build --locked -p tmc-pki -p tmc-provision
+
+vm-test: vm-binaries
+	python3 scripts/vm/vm-test.py --arch $(VM_ARCH) --binaries $(VM_BINARIES_$(VM_ARCH)) --host-binaries $(CURDIR)/target/debug
+	$(call prune,$(CURDIR)/target/vm-test)
+
+# One VM on the serial console (root, no password; Ctrl-A X quits): ROLE=concentrator|gateway.
+vm: vm-binaries
+	python3 scripts/vm/vm.py --arch $(VM_ARCH) --role $(or $(ROLE),concentrator) --binaries $(VM_BINARIES_$(VM_ARCH)) --host-binaries $(CURDIR)/target/debug
 
 bench: deps
 	$(CARGO) bench --workspace --locked
@@ -184,7 +209,8 @@ crates-inc-check:
 
 # The layer without a Yocto build (CI cannot fetch the layers; meta-tmc/README.md shows the bitbake parse check).
 OELINT_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tmc/oelint-venv
-SHELL_SCRIPTS := $(wildcard scripts/*.sh firmware/*.sh) firmware/tools/check-sdk-link .ci/run
+SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/vm/*.sh scripts/vm/guest/*.sh firmware/*.sh) scripts/vm/guest/udhcpc.script \
+	meta-tmc/recipes-tmc/tmc/files/tmc-install.sh firmware/tools/check-sdk-link .ci/run
 layer-check: deps crates-inc-check
 	$(OELINT_VENV)/bin/oelint-adv $$(find meta-tmc -name '*.bb' -o -name '*.bbappend' -o -name '*.bbclass' -o -name '*.inc' | sort)
 	shellcheck $(SHELL_SCRIPTS)

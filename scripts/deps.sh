@@ -27,6 +27,7 @@ APT_PACKAGES=(
   gcc-xtensa-lx106 binutils-xtensa-lx106   # firmware/: assembles and links the lx106 code (rustc emits assembly)
   rust-web-src           # firmware/: the core/alloc source that rustc-web's -Z build-std compiles for the lx106
   qemu-system-misc       # firmware/: qemu-system-xtensa runs the on-target checks on the lx106 core
+  debootstrap qemu-system-arm qemu-system-x86 dosfstools mtools   # make vm-test / make vm: rootfs, VMs, FAT boot partition
 )
 # Python tools, pinned, in virtualenvs outside the repository so `cargo clean` keeps them:
 # oelint-adv and kas (scripts/requirements-lint.txt), esptool (scripts/requirements-firmware.txt).

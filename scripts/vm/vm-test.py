@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -36,8 +35,6 @@ SENSORS = ["vmsensor1", "vmsensor2"]
 BOOT1_READINGS, BOOT2_READINGS, CUT_AFTER = 60, 15, 12
 INTERVAL = "250ms"
 BOOT2_FIRST_SEQ = 1001
-BOARD = vmlib.REPO / "board-config/dragino-lora-hat.toml"
-AIR = "sim:/var/lib/tmc/air"
 
 
 class Report:
@@ -64,48 +61,6 @@ class Report:
             else:
                 name, _, detail = rest.partition(": ")
                 self.result(kind == "PASS", name, detail)
-
-
-def host(binaries: Path, name: str, *args: str, cwd: Path | None = None) -> str:
-    out = subprocess.run([str(binaries / name), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{name} {' '.join(args)}:\n{out.stdout}")
-    return out.stdout
-
-
-def make_site(work: Path, tools: Path) -> tuple[Path, str, str]:
-    """A site: CA and broker (tmc-pki), the access point's site file, the sensors' keys made in their
-    simulated secure elements and certified from their CSRs (tmc-provision sensor-identity)."""
-    site = work / "site"
-    host(tools, "tmc-pki", "init", "--site", str(site), "--name", "VM test site")
-    ssid, passphrase = "tmc-vm-test", secrets.token_hex(12)
-    (site / "site.toml").write_text(f'[ap]\nssid = "{ssid}"\npassphrase = "{passphrase}"\n')
-    (site / "site.toml").chmod(0o600)
-    (site / "chips").mkdir(mode=0o700, exist_ok=True)
-    for name in SENSORS:
-        host(tools, "tmc-provision", "sensor-identity", "--site", str(site), "--name", name,
-             "--chip", f"sim:{site}/chips/{name}.atecc")
-    return site, ssid, passphrase
-
-
-def rendered_config(work: Path, tools: Path, site: Path, role: str, name: str) -> str:
-    """The configuration `tmc-provision write` renders for this board (written to a scratch directory)."""
-    scratch = work / f"scratch-{role}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    host(tools, "tmc-provision", "write", "--boot", str(scratch), "--role", role, "--site", str(site),
-         "--name", name, "--board", str(BOARD))
-    text = (scratch / "tmc" / ("relay.toml" if role == "concentrator" else "receiver.toml")).read_text()
-    shutil.rmtree(scratch)
-    return text
-
-
-def vm_config(text: str, extra: str = "") -> str:
-    """The rendered configuration with the simulated air instead of the board's SPI (a VM has no radio)."""
-    if "[radio]\n" not in text:
-        raise RuntimeError(f"rendered configuration has no [radio] section:\n{text}")
-    return text.replace("[radio]\n", f'[radio]\nsim = "{AIR}"\n', 1) + extra
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -176,29 +131,18 @@ def main() -> int:
     try:
         rootfs = vmlib.Rootfs.cached(args.arch)
         report.line(f"vm-test: {args.arch} VMs, root file system {rootfs.tarball.name}")
-        site, ssid, passphrase = make_site(work, args.host_binaries)
+        site, ssid, passphrase = vmlib.make_site(work, args.host_binaries, SENSORS)
 
         relay_toml = work / "relay-vm.toml"
-        relay_toml.write_text(vm_config(rendered_config(work, args.host_binaries, site, "concentrator", "conc1")))
+        relay_toml.write_text(vmlib.vm_config(vmlib.rendered_config(work, args.host_binaries, site, "concentrator", "conc1")))
         receiver_toml = work / "receiver-vm.toml"
-        receiver_toml.write_text(vm_config(
-            rendered_config(work, args.host_binaries, site, "gateway", "gw1"),
+        receiver_toml.write_text(vmlib.vm_config(
+            vmlib.rendered_config(work, args.host_binaries, site, "gateway", "gw1"),
             '\n[upstream]\nhost = "127.0.0.1"\nport = 1884\nclient_id = "tmc-receiver"\ntopic = "tmc/{sensor}"\n'))
 
-        boots = {}
         for role, name, config in (("concentrator", "conc1", relay_toml), ("gateway", "gw1", receiver_toml)):
-            d = work / role
-            d.mkdir()
-            boots[role] = vmlib.build_boot_partition(
-                d / "boot.img", args.host_binaries / "tmc-provision",
-                ["--role", role, "--site", str(site), "--name", name, "--board", str(BOARD), "--config", str(config)])
-            tools = [args.binaries / "tmc-air-bridge"]
-            if role == "concentrator":
-                tools.append(args.binaries / "tmc-sensor-sim")
-            img, kernel, initrd = vmlib.build_root_disk(rootfs, vmlib.Guest(role, tools), args.binaries, d)
-            vms.append(vmlib.Vm(name=role, arch=args.arch, root_img=img, boot_img=d / "boot.img", kernel=kernel,
-                                initrd=initrd, share=share, air_socket=work / "air.sock",
-                                air_server=(role == "gateway"), log=d / "console.log"))
+            vms.append(vmlib.prepare_vm(rootfs, role, name, site, config, work, args.binaries, args.host_binaries,
+                                        share, sensors=(role == "concentrator")))
         report.line(f"vm-test: images built in {time.monotonic() - t0:.0f} s")
         concentrator, gateway = vms
 

@@ -9,6 +9,7 @@ the FAT image, files owned by the image's users).
 from __future__ import annotations
 
 import gzip
+import secrets
 import json
 import os
 import re
@@ -25,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "meta-tmc/recipes-tmc/tmc/tmc_git.bb"
 RECIPE_FILES = REPO / "meta-tmc/recipes-tmc/tmc/files"
 GUEST = Path(__file__).resolve().parent / "guest"
+BOARD = REPO / "board-config/dragino-lora-hat.toml"
+# A VM has no radio: the relay and the receiver join this air directory, which the air bridge carries.
+AIR = "sim:/var/lib/tmc/air"
 
 # The image's paths as the recipe's (OE's default) variables give them.
 OE_PATHS = {
@@ -350,6 +354,9 @@ def overlay_harness(root: Path, guest: Guest, console: str) -> None:
     put("/etc/fstab", "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
                       "/dev/vdb /boot vfat defaults,umask=0077 0 2\n"
                       "tmcshare /mnt/tmc-share 9p trans=virtio,version=9p2000.L,nofail,x-systemd.device-timeout=5s 0 0\n")
+    # The air bridge runs as the services' user (it joins their air directory); the port is root's by default.
+    put("/etc/udev/rules.d/60-tmc-vm-air.rules",
+        'SUBSYSTEM=="virtio-ports", ATTR{name}=="tmc.air", GROUP="tmc", MODE="0660"\n')
     put("/etc/hostname", f"tmc-{guest.role}\n")
     put("/etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 tmc-{guest.role}\n")
     if guest.role == "concentrator":
@@ -401,6 +408,53 @@ def build_boot_partition(img: Path, provision: Path, args: list[str], size_mib: 
     run(["mcopy", "-s", "-p", "-i", str(img), *[str(p) for p in sorted(staging.iterdir())], "::/"], env=env)
     shutil.rmtree(staging)
     return out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The site
+
+
+def host(binaries: Path, name: str, *args: str, cwd: Path | None = None) -> str:
+    out = subprocess.run([str(binaries / name), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} {' '.join(args)}:\n{out.stdout}")
+    return out.stdout
+
+
+def make_site(work: Path, tools: Path, sensors: list[str]) -> tuple[Path, str, str]:
+    """A site: CA and broker (tmc-pki), the access point's site file, the sensors' keys made in their
+    simulated secure elements and certified from their CSRs (tmc-provision sensor-identity)."""
+    site = work / "site"
+    host(tools, "tmc-pki", "init", "--site", str(site), "--name", "VM test site")
+    ssid, passphrase = "tmc-vm-test", secrets.token_hex(12)
+    (site / "site.toml").write_text(f'[ap]\nssid = "{ssid}"\npassphrase = "{passphrase}"\n')
+    (site / "site.toml").chmod(0o600)
+    (site / "chips").mkdir(mode=0o700, exist_ok=True)
+    for name in sensors:
+        host(tools, "tmc-provision", "sensor-identity", "--site", str(site), "--name", name,
+             "--chip", f"sim:{site}/chips/{name}.atecc")
+    return site, ssid, passphrase
+
+
+def rendered_config(work: Path, tools: Path, site: Path, role: str, name: str) -> str:
+    """The configuration `tmc-provision write` renders for this board (written to a scratch directory)."""
+    scratch = work / f"scratch-{role}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    host(tools, "tmc-provision", "write", "--boot", str(scratch), "--role", role, "--site", str(site),
+         "--name", name, "--board", str(BOARD))
+    text = (scratch / "tmc" / ("relay.toml" if role == "concentrator" else "receiver.toml")).read_text()
+    shutil.rmtree(scratch)
+    return text
+
+
+def vm_config(text: str, extra: str = "") -> str:
+    """The rendered configuration with the simulated air instead of the board's SPI (a VM has no radio)."""
+    if "[radio]\n" not in text:
+        raise RuntimeError(f"rendered configuration has no [radio] section:\n{text}")
+    return text.replace("[radio]\n", f'[radio]\nsim = "{AIR}"\n', 1) + extra
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -485,3 +539,19 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.5, alive=None
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def prepare_vm(rootfs: Rootfs, role: str, name: str, site: Path, config: Path, work: Path, binaries: Path,
+               host_binaries: Path, share: Path, sensors: bool, test: bool = True) -> Vm:
+    """One board: its FAT boot partition provisioned for `role` and `name` with `config`, its root disk, and
+    the VM that boots them (the gateway serves the air link, the concentrator connects to it)."""
+    d = work / role
+    d.mkdir(parents=True, exist_ok=True)
+    build_boot_partition(d / "boot.img", host_binaries / "tmc-provision",
+                         ["--role", role, "--site", str(site), "--name", name, "--board", str(BOARD),
+                          "--config", str(config)])
+    tools = [binaries / "tmc-air-bridge"] + ([binaries / "tmc-sensor-sim"] if sensors else [])
+    img, kernel, initrd = build_root_disk(rootfs, Guest(role, tools), binaries, d)
+    return Vm(name=role, arch=rootfs.arch, root_img=img, boot_img=d / "boot.img", kernel=kernel, initrd=initrd,
+              share=share, air_socket=work / "air.sock", air_server=(role == "gateway"), log=d / "console.log",
+              test=test)

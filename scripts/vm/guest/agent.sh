@@ -35,7 +35,7 @@ wait_until() { # seconds command...
 # --- boot ------------------------------------------------------------------------------------------------
 state=$(systemctl is-system-running --wait 2>&1)
 info boot "system $state; $(systemd-analyze time 2>/dev/null | head -n1)"
-info multi-user "$(systemd-analyze time 2>/dev/null | grep -o 'multi-user.target reached after .*')"
+info multi-user "$(systemd-analyze time 2>/dev/null | grep -o '[a-z-]*.target reached after .*')"
 if [ "$state" != running ]; then
   fail boot "failed units: $(systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
   { systemctl --failed --no-pager; networkctl list --no-pager; journalctl -b -u systemd-networkd -u systemd-networkd-wait-online -o short-monotonic --no-pager; } > "$SHARE/$ROLE.$BOOT.failed.log" 2>&1
