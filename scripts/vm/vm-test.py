@@ -188,6 +188,11 @@ def main() -> int:
             raise TimeoutError("gateway boot 2: did not power off")
     except Exception as e:  # noqa: BLE001 - every failure ends in the report, the VMs stopped
         report.result(False, "scenario", f"{type(e).__name__}: {e}")
+        # Let the agents write their journals to the share before the VMs are stopped.
+        (share / "finish").write_text("failed\n")
+        for vm in vms:
+            if vm.running():
+                vm.wait(120)
     finally:
         for vm in vms:
             vm.kill()
@@ -223,6 +228,11 @@ def main() -> int:
     report.line(f"vm-test: {time.monotonic() - t0:.0f} s in all")
     print(f"{report.passed} passed, {report.failed} failed", flush=True)
     if report.failed:
+        for journal in sorted(share.glob("*.journal")):
+            print(f"--- {journal.name}: the project's units and the harness (last 40 lines)")
+            lines = [l for l in journal.read_text(errors="replace").splitlines()
+                     if any(k in l for k in ("tmc-", "mosquitto", "hostapd", "dnsmasq", "systemd["))]
+            print("\n".join(lines[-40:]))
         for vm in vms:
             for log in sorted(vm.log.parent.glob("console*.log")):
                 print(f"--- {log} (last 30 lines)")
