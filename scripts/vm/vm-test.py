@@ -83,28 +83,29 @@ def acknowledged(share: Path) -> dict[tuple[str, int], str]:
     return acked
 
 
+def reading_of(record: str) -> tuple[str, int, str]:
+    """(sensor, seq, payload) of one output record: the receiver's JSON line, whose `data` is the reading."""
+    try:
+        payload = json.loads(record).get("data", "")
+        p = json.loads(payload)
+        return p["id"], p["seq"], payload
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return "?", -1, record
+
+
 def output_readings(share: Path) -> list[tuple[str, int, str]]:
-    out = []
-    for v in read_jsonl(share / "readings.jsonl"):
-        payload = v.get("data", "")
-        try:
-            p = json.loads(payload)
-            out.append((p["id"], p["seq"], payload))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            out.append(("?", -1, payload))
-    return out
+    path = share / "readings.jsonl"
+    return [reading_of(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def upstream_readings(share: Path) -> list[tuple[str, int]]:
-    out = []
+    """What the upstream broker's subscriber got: "topic record" lines."""
     path = share / "upstream.txt"
+    out = []
     for line in path.read_text().splitlines() if path.exists() else []:
-        _, _, payload = line.partition(" ")
-        try:
-            p = json.loads(payload)
-            out.append((p["id"], p["seq"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass
+        sensor, seq, _ = reading_of(line.partition(" ")[2])
+        if seq >= 0:
+            out.append((sensor, seq))
     return out
 
 
@@ -138,7 +139,7 @@ def main() -> int:
         receiver_toml = work / "receiver-vm.toml"
         receiver_toml.write_text(vmlib.vm_config(
             vmlib.rendered_config(work, args.host_binaries, site, "gateway", "gw1"),
-            '\n[upstream]\nhost = "127.0.0.1"\nport = 1884\nclient_id = "tmc-receiver"\ntopic = "tmc/{sensor}"\n'))
+            '\n[upstream]\nhost = "127.0.0.1"\nport = 1884\nclient_id = "tmc-receiver"\ntopic = "tmc/{sender}"\n'))
 
         for role, name, config in (("concentrator", "conc1", relay_toml), ("gateway", "gw1", receiver_toml)):
             vms.append(vmlib.prepare_vm(rootfs, role, name, site, config, work, args.binaries, args.host_binaries,
@@ -231,7 +232,8 @@ def main() -> int:
         for journal in sorted(share.glob("*.journal")):
             print(f"--- {journal.name}: the project's units and the harness (last 40 lines)")
             lines = [l for l in journal.read_text(errors="replace").splitlines()
-                     if any(k in l for k in ("tmc-", "mosquitto", "hostapd", "dnsmasq", "systemd["))]
+                     if any(k in l for k in ("tmc-", "mosquitto", "hostapd", "dnsmasq", "systemd["))
+                     and '"data":' not in l]
             print("\n".join(lines[-40:]))
         for vm in vms:
             for log in sorted(vm.log.parent.glob("console*.log")):
