@@ -382,7 +382,7 @@ def build_root_disk(rootfs: Rootfs, guest: Guest, binaries: Path, work: Path, si
     initrd = build_initramfs(root, work / "initrd.gz", rootfs.arch)
     img = work / "root.img"
     img.unlink(missing_ok=True)
-    run(["mkfs.ext4", "-q", "-F", "-L", "tmc-root", "-d", str(root), str(img), size])
+    run(["mkfs.ext4", "-q", "-F", "-L", "tmc-root", "-d", str(root), str(img), size], stdout=subprocess.DEVNULL)
     shutil.rmtree(root)
     return img, kernel, initrd
 
