@@ -18,11 +18,8 @@ this process. Results come back through the share (scripts/vm/guest/agent.sh) an
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,22 +107,11 @@ def upstream_readings(share: Path) -> list[tuple[str, int]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=sorted(vmlib.ARCHES), default="arm64")
-    ap.add_argument("--binaries", type=Path, required=True, help="the VMs' build of the project (release)")
-    ap.add_argument("--host-binaries", type=Path, required=True, help="tmc-pki and tmc-provision for this machine")
-    ap.add_argument("--work", type=Path, default=vmlib.REPO / "target/vm-test")
+    ap = vmlib.vm_arguments(__doc__, "target/vm-test")
     ap.add_argument("--keep", action="store_true", help="keep the disks and the share afterwards")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("vm-test: needs root (loop-mounted FAT partitions, files owned by the image's users)", file=sys.stderr)
-        return 2
-
-    work = args.work.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = vmlib.fresh_work_dir("vm-test", args.work)
     share = work / "share"
-    share.mkdir()
     report = Report()
     vms: list[vmlib.Vm] = []
     t0 = time.monotonic()

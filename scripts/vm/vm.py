@@ -9,9 +9,6 @@ simulated radio (mac80211_hwsim, two radios: wlan1 is free for a station of your
     scripts/vm/vm.py --arch arm64 --role concentrator|gateway --binaries DIR --host-binaries DIR [--work DIR]
 """
 
-import argparse
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,19 +18,10 @@ import vmlib  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=sorted(vmlib.ARCHES), default="arm64")
+    ap = vmlib.vm_arguments(__doc__, "target/vm")
     ap.add_argument("--role", choices=["concentrator", "gateway"], default="concentrator")
-    ap.add_argument("--binaries", type=Path, required=True)
-    ap.add_argument("--host-binaries", type=Path, required=True)
-    ap.add_argument("--work", type=Path, default=vmlib.REPO / "target/vm")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("vm: needs root (files owned by the image's users)", file=sys.stderr)
-        return 2
-    work = args.work.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "share").mkdir(parents=True)
+    work = vmlib.fresh_work_dir("vm", args.work)
     rootfs = vmlib.Rootfs.cached(args.arch)
     site, _, _ = vmlib.make_site(work, args.host_binaries, [])
     name = "conc1" if args.role == "concentrator" else "gw1"

@@ -8,16 +8,14 @@ the FAT image, files owned by the image's users).
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import secrets
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +67,27 @@ ARCHES = {
         "ld": ["/lib/ld-linux-aarch64.so.1"],
     },
 }
+
+
+def vm_arguments(description: str, work: str) -> argparse.ArgumentParser:
+    """The options every VM command takes: architecture, the two builds, the work directory."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=sorted(ARCHES), default="arm64")
+    ap.add_argument("--binaries", type=Path, required=True, help="the VMs' build of the project (release)")
+    ap.add_argument("--host-binaries", type=Path, required=True, help="tmc-pki and tmc-provision for this machine")
+    ap.add_argument("--work", type=Path, default=REPO / work)
+    return ap
+
+
+def fresh_work_dir(prog: str, path: Path) -> Path:
+    """An empty work directory with its share; exits if not root (the root disks hold files owned by the image's
+    users)."""
+    if os.geteuid() != 0:
+        raise SystemExit(f"{prog}: needs root (the VMs' root disks hold files owned by the image's users)")
+    work = path.resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "share").mkdir(parents=True)
+    return work
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:

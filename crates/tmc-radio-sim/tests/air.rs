@@ -2,6 +2,9 @@
 //! its own real-time channel, exactly as it would in its own process; only the socket directory joins them.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{eventually, message};
+
 use std::os::unix::net::UnixDatagram;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use tmc_radio::{
     LinkError, ModemConfig, RadioConfig, Reception, ReliableConfig, ReliableDatagram,
     SpreadingFactor, Sx1276,
 };
-use tmc_radio_sim::air::{join, AirChip, AirError, AirLink, AirSpec, AirSpecError};
+use tmc_radio_sim::air::{join, AirError, AirLink, AirSpec, AirSpecError};
 use tmc_radio_sim::{ChannelConfig, SimChannel, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 
 type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
@@ -23,11 +26,8 @@ const EU868: u32 = 868_000_000;
 const GATEWAY: u8 = 1;
 const RELAY: u8 = 10;
 
-/// A node: the real driver on the joined chip, its clock, and the link (kept alive by the caller).
 fn node(spec: &AirSpec, name: &str, config: RadioConfig) -> (Radio, SimClock, AirLink) {
-    let AirChip { chip, link } = join(spec, name).unwrap();
-    let radio = Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config).unwrap();
-    (radio, chip.clock, link)
+    common::air_node(spec, name, config)
 }
 
 fn default_node(spec: &AirSpec, name: &str) -> (Radio, SimClock, AirLink) {
@@ -37,19 +37,6 @@ fn default_node(spec: &AirSpec, name: &str) -> (Radio, SimClock, AirLink) {
 fn reliable(radio: Radio, clock: SimClock, address: u8, seed: u64) -> Reliable {
     let datagram = tmc_radio::Datagram::new(radio, clock, address);
     ReliableDatagram::new(datagram, ReliableConfig::default(), seed)
-}
-
-/// Waits (polling) for something another thread or process does; fails after a generous deadline.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn message(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
 }
 
 #[test]

@@ -3,16 +3,19 @@
 //! nodes at both ends.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{eventually, message};
+
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tmc_radio::{RadioConfig, Reception, ReliableConfig, ReliableDatagram, Sx1276};
-use tmc_radio_sim::air::{join, AirChip, AirError, AirLink, AirSpec};
+use tmc_radio_sim::air::{AirError, AirLink, AirSpec};
 use tmc_radio_sim::air_bridge::{AirBridge, StreamEnd};
 use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 
@@ -24,10 +27,11 @@ const RELAY: u8 = 10;
 
 /// A node in `dir`: the real driver on the joined chip, its clock, and the link (kept alive by the caller).
 fn node(dir: &Path, name: &str) -> (Radio, SimClock, AirLink) {
-    let AirChip { chip, link } = join(&AirSpec::new(dir), name).unwrap();
-    let config = RadioConfig::radiohead_default(EU868);
-    let radio = Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config).unwrap();
-    (radio, chip.clock, link)
+    common::air_node(
+        &AirSpec::new(dir),
+        name,
+        RadioConfig::radiohead_default(EU868),
+    )
 }
 
 fn bridge(dir: &Path) -> Arc<AirBridge> {
@@ -50,19 +54,6 @@ fn carry(bridge: &Arc<AirBridge>, stream: &UnixStream) -> JoinHandle<StreamEnd> 
         bridge.stats().streams == streams + 1
     });
     carrier
-}
-
-/// Waits (polling) for something another thread does; fails after a generous deadline.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn message(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
 }
 
 fn expect_packet(radio: &mut Radio, payload: &[u8]) {

@@ -1,7 +1,11 @@
 //! Builders shared by the simulator tests.
 #![allow(dead_code)]
 
+use std::thread;
+use std::time::{Duration, Instant};
+
 use tmc_radio::{Datagram, RadioConfig, RadioError, Sx1276};
+use tmc_radio_sim::air::{join, AirChip, AirLink, AirSpec};
 use tmc_radio_sim::{
     Participant, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi,
 };
@@ -44,4 +48,26 @@ pub fn datagram(
         channel.clock(),
         address,
     )
+}
+
+/// A node on the air in `spec`'s directory: the real driver on the joined chip, its clock, and the link (kept
+/// alive by the caller).
+pub fn air_node(spec: &AirSpec, name: &str, config: RadioConfig) -> (SimRadio, SimClock, AirLink) {
+    let AirChip { chip, link } = join(spec, name).unwrap();
+    let clock = chip.clock.clone();
+    (driver(chip, config), clock, link)
+}
+
+/// Waits (polling) for something another thread or process does; fails after a generous deadline.
+pub fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A recognisable payload of `len` bytes, different for each `i`.
+pub fn message(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
 }
