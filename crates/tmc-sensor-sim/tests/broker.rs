@@ -340,10 +340,16 @@ fn signal(broker: &Mosquitto, name: &str) {
     tmc_testkit::signal(broker.pid(), name).unwrap();
 }
 
-/// Makes mosquitto write its persistence file now (SIGUSR1) and waits until it is there.
+/// Makes mosquitto write its persistence file now (SIGUSR1) and waits until it is there. (The site's broker
+/// configuration also saves after every change; the file of such a save is removed first, so that the one
+/// waited for is this save's.)
 async fn save_broker_state(s: &Setup, broker: &Mosquitto) {
     let db = s.state_dir().join("mosquitto.db");
-    assert!(!db.exists());
+    match std::fs::remove_file(&db) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("{}: {e}", db.display()),
+    }
     signal(broker, "USR1");
     let deadline = Instant::now() + WAIT;
     while !db.exists() {
