@@ -20,7 +20,6 @@ use tmc_radio_sim::air::{join, AirError, AirLink, AirSpec, AirSpecError};
 use tmc_radio_sim::{ChannelConfig, SimChannel, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
 
 type Radio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
-type Reliable = ReliableDatagram<Radio, SimClock>;
 
 const EU868: u32 = 868_000_000;
 const GATEWAY: u8 = 1;
@@ -34,55 +33,16 @@ fn default_node(spec: &AirSpec, name: &str) -> (Radio, SimClock, AirLink) {
     node(spec, name, RadioConfig::radiohead_default(EU868))
 }
 
-fn reliable(radio: Radio, clock: SimClock, address: u8, seed: u64) -> Reliable {
-    let datagram = tmc_radio::Datagram::new(radio, clock, address);
-    ReliableDatagram::new(datagram, ReliableConfig::default(), seed)
-}
-
 #[test]
 fn frames_go_both_ways_byte_exact_and_reliable_sends_are_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let spec = AirSpec::new(dir.path());
     let (gateway_radio, gateway_clock, gateway_link) = default_node(&spec, "gateway-1");
     let (relay_radio, relay_clock, relay_link) = default_node(&spec, "relay-10");
-    let messages: Vec<Vec<u8>> = [1, 40, 200]
-        .iter()
-        .enumerate()
-        .map(|(i, len)| message(i, *len))
-        .collect();
-    let reply = b"reply from the gateway".to_vec();
-
-    let mut gateway = reliable(gateway_radio, gateway_clock, GATEWAY, 1);
-    // Listening before the relay sends, so that no first attempt is wasted.
-    gateway.datagram_mut().radio_mut().start_receive().unwrap();
-    let gateway_thread = {
-        let (count, reply) = (messages.len(), reply.clone());
-        thread::spawn(move || {
-            let mut got = Vec::new();
-            while got.len() < count {
-                if let Some(frame) = gateway.receive(Duration::from_secs(5)).unwrap() {
-                    assert_eq!(frame.header.from, RELAY);
-                    got.push(frame.data);
-                }
-            }
-            let delivery = gateway.send_to_wait(RELAY, &reply).unwrap();
-            (got, delivery)
-        })
-    };
-
-    let mut relay = reliable(relay_radio, relay_clock, RELAY, 2);
-    for m in &messages {
-        relay.send_to_wait(GATEWAY, m).unwrap();
-    }
-    let frame = loop {
-        if let Some(frame) = relay.receive(Duration::from_secs(5)).unwrap() {
-            break frame;
-        }
-    };
-    assert_eq!((frame.header.from, &frame.data), (GATEWAY, &reply));
-    let (got, _) = gateway_thread.join().unwrap();
-    assert_eq!(got, messages);
-    assert_eq!(relay.stats().delivered, messages.len() as u64);
+    common::reliable_exchange(
+        (gateway_radio, gateway_clock, GATEWAY),
+        (relay_radio, relay_clock, RELAY),
+    );
 
     let (relay_stats, gateway_stats) = (relay_link.stats(), gateway_link.stats());
     // At least one datagram per frame and ACK, each heard on the other side, nothing malformed.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tmc_radio::{RadioConfig, Reception, ReliableConfig, ReliableDatagram, Sx1276};
+use tmc_radio::{RadioConfig, Reception, Sx1276};
 use tmc_radio_sim::air::{AirError, AirLink, AirSpec};
 use tmc_radio_sim::air_bridge::{AirBridge, StreamEnd};
 use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
@@ -71,45 +71,10 @@ fn frames_cross_the_bridge_both_ways_and_reliable_sends_are_acknowledged() {
     let (carrier_a, carrier_b) = (carry(&bridge_a, &stream_a), carry(&bridge_b, &stream_b));
     let (relay_radio, relay_clock, relay_link) = node(dir_a.path(), "relay-10");
     let (gateway_radio, gateway_clock, gateway_link) = node(dir_b.path(), "gateway-1");
-    let messages: Vec<Vec<u8>> = [1, 40, 200]
-        .iter()
-        .enumerate()
-        .map(|(i, len)| message(i, *len))
-        .collect();
-    let reply = b"reply from the gateway".to_vec();
-
-    let datagram = tmc_radio::Datagram::new(gateway_radio, gateway_clock, GATEWAY);
-    let mut gateway = ReliableDatagram::new(datagram, ReliableConfig::default(), 1);
-    // Listening before the relay sends, so that no first attempt is wasted.
-    gateway.datagram_mut().radio_mut().start_receive().unwrap();
-    let gateway_thread = {
-        let (count, reply) = (messages.len(), reply.clone());
-        thread::spawn(move || {
-            let mut got = Vec::new();
-            while got.len() < count {
-                if let Some(frame) = gateway.receive(Duration::from_secs(5)).unwrap() {
-                    assert_eq!(frame.header.from, RELAY);
-                    got.push(frame.data);
-                }
-            }
-            gateway.send_to_wait(RELAY, &reply).unwrap();
-            got
-        })
-    };
-
-    let datagram = tmc_radio::Datagram::new(relay_radio, relay_clock, RELAY);
-    let mut relay = ReliableDatagram::new(datagram, ReliableConfig::default(), 2);
-    for m in &messages {
-        relay.send_to_wait(GATEWAY, m).unwrap();
-    }
-    let frame = loop {
-        if let Some(frame) = relay.receive(Duration::from_secs(5)).unwrap() {
-            break frame;
-        }
-    };
-    assert_eq!((frame.header.from, &frame.data), (GATEWAY, &reply));
-    assert_eq!(gateway_thread.join().unwrap(), messages);
-    assert_eq!(relay.stats().delivered, messages.len() as u64);
+    common::reliable_exchange(
+        (gateway_radio, gateway_clock, GATEWAY),
+        (relay_radio, relay_clock, RELAY),
+    );
 
     // Every transmission of one side crossed once: frames A to B, ACKs and the reply B to A. The bridges'
     // threads may still be on the last ACK.
