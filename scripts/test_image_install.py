@@ -59,15 +59,16 @@ class ImageInstall(unittest.TestCase):
             for b in vmlib.recipe_binaries():
                 self.assertIn(f"/usr/bin/{b}", installed)
                 self.assertEqual((dest / "usr/bin" / b).stat().st_mode & 0o777, 0o755)
-            for m in re.finditer(r'^SYSTEMD_SERVICE:\$\{PN\}-[a-z]+\s*=\s*"([^"]*)"', RECIPE_TEXT, re.M):
-                for unit in m.group(1).split():
+            for units in vmlib.recipe_units().values():
+                for unit in units:
                     path = dest / "usr/lib/systemd/system" / unit
                     self.assertTrue(path.is_file(), f"SYSTEMD_SERVICE names {unit}, not installed")
                     self.assertNotIn("@BINDIR@", path.read_text())
             for m in re.finditer(r'^FILES:\$\{PN\}-[a-z]+\s*\+=\s*"([^"]*)"', RECIPE_TEXT, re.M):
                 for entry in m.group(1).split():
-                    path = entry.replace("${bindir}", "/usr/bin").replace(
-                        "${systemd_system_unitdir}", "/usr/lib/systemd/system")
+                    path = entry
+                    for var, value in vmlib.OE_VARS.items():
+                        path = path.replace("${" + var + "}", value)
                     self.assertIn(path, installed, f"FILES names {entry}, not installed")
             self.assertIn("/usr/lib/udev/rules.d/60-tmc.rules", installed)
             etc = dest / "etc/tmc"

@@ -35,7 +35,8 @@ OE_PATHS = {
     "udev_rules_dir": "/usr/lib/udev/rules.d",
     "sysconfdir": "/etc",
 }
-OE_VARS = {"localstatedir": "/var", "sysconfdir": "/etc", "bindir": "/usr/bin"}
+# The recipe's variables a value read from it may use (its paths above, and the state directory's parent).
+OE_VARS = {**OE_PATHS, "localstatedir": "/var"}
 
 # Kernel modules the VMs never load: left out of the root file system (they are most of its size).
 MODULE_EXCLUDES = [
@@ -130,16 +131,18 @@ def add_accounts(root: Path) -> None:
         run(["useradd", "--root", str(root), *args])
 
 
+def recipe_units(recipe: Path = RECIPE) -> dict[str, list[str]]:
+    """SYSTEMD_SERVICE by package suffix (`-relay`, ...)."""
+    pattern = r'^SYSTEMD_SERVICE:\$\{PN\}(-[a-z]+)\s*=\s*"([^"]*)"'
+    return {m.group(1): m.group(2).split() for m in re.finditer(pattern, recipe.read_text(), re.M)}
+
+
 def recipe_enabled_units(recipe: Path = RECIPE) -> list[str]:
     """The units the recipe's systemd class enables on the image: SYSTEMD_SERVICE of each package whose
     SYSTEMD_AUTO_ENABLE is "enable"."""
     text = recipe.read_text()
-    units = []
-    for m in re.finditer(r'^SYSTEMD_SERVICE:\$\{PN\}(-[a-z]+)\s*=\s*"([^"]*)"', text, re.M):
-        package, names = m.group(1), m.group(2).split()
-        if recipe_var(text, "SYSTEMD_AUTO_ENABLE:${PN}" + package) == "enable":
-            units += names
-    return units
+    return [unit for package, units in recipe_units(recipe).items()
+            if recipe_var(text, "SYSTEMD_AUTO_ENABLE:${PN}" + package) == "enable" for unit in units]
 
 
 def group_id(root: Path, name: str) -> int:
