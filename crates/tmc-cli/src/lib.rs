@@ -76,18 +76,6 @@ pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Decodes a token given on the command line or stdin: a text token stays as it is; anything else
-/// must be hexadecimal (how packed tokens are printed), spaces allowed.
-pub fn token_bytes(input: &str) -> anyhow::Result<Vec<u8>> {
-    let trimmed = input.trim();
-    if trimmed.starts_with("eyJ") {
-        return Ok(trimmed.as_bytes().to_vec());
-    }
-    let compact: String = trimmed.split_whitespace().collect();
-    hex::decode(&compact)
-        .map_err(|e| anyhow::anyhow!("token is neither a text JWT (eyJ...) nor hexadecimal: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,14 +103,6 @@ mod tests {
             one_line(&toml),
             "b.toml: TOML parse error at line 1, column 1 unknown field `name`"
         );
-    }
-
-    #[test]
-    fn token_input_forms() {
-        assert_eq!(token_bytes(" eyJa.b.c\n").unwrap(), b"eyJa.b.c");
-        assert_eq!(token_bytes("01 0a\nff").unwrap(), [1, 10, 255]);
-        let err = token_bytes("zz").unwrap_err().to_string();
-        assert!(err.contains("neither a text JWT"), "{err}");
     }
 
     #[test]

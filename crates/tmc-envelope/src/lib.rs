@@ -28,6 +28,7 @@
 //! assert!(opener.open(&token.bytes).is_err()); // a replay
 //! ```
 
+pub mod format;
 mod jws;
 pub mod keys;
 pub mod legacy;
@@ -38,8 +39,9 @@ pub mod seal;
 mod token;
 mod varint;
 
+pub use format::{detect, parse_printed, printed, PrintedTokenError, TokenFormat};
 pub use keys::{KeyRing, KeyRingError, Kid, SiteKey};
-pub use open::{detect, OpenError, Opened, Opener};
+pub use open::{OpenError, Opened, Opener};
 pub use reading::{BatchError, Reading};
 pub use replay::{ReplayError, ReplayGuard, ReplayStateError};
 pub use seal::{CounterFile, CounterSource, MemoryCounter, SealError, Sealed, Sealer};

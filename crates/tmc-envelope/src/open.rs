@@ -4,11 +4,12 @@
 //! replay check runs before decryption, and the replay state only moves forward once the token has
 //! been fully opened (a token that fails later leaves no trace).
 
+use crate::format::{detect, TokenFormat};
 use crate::keys::{KeyRing, Kid};
 use crate::reading::{self, BatchError, Reading};
 use crate::replay::{ReplayError, ReplayGuard};
 use crate::seal::apply_ctr;
-use crate::token::{self, PACKED_V1};
+use crate::token;
 use crate::{jws, Encoding};
 
 /// Why a token was refused. Each variant is one clear reason, fit for a one-line log or exit message.
@@ -30,6 +31,8 @@ pub enum OpenError {
     Payload(#[from] BatchError),
     #[error("legacy token: {0}")]
     Legacy(String),
+    #[error("header has no kid: a legacy token, which only the legacy profile opens")]
+    LegacyFormat,
 }
 
 impl OpenError {
@@ -52,19 +55,6 @@ pub struct Opened {
     pub readings: Vec<Reading>,
 }
 
-/// Tells the encoding of a received token from its first byte.
-pub fn detect(bytes: &[u8]) -> Result<Encoding, OpenError> {
-    match bytes.first() {
-        None => Err(OpenError::Empty),
-        Some(&PACKED_V1) => Ok(Encoding::Packed),
-        Some(b'e') => Ok(Encoding::Text),
-        Some(b) => Err(OpenError::malformed(
-            "token",
-            format!("starts with byte 0x{b:02x}: neither a packed (0x{PACKED_V1:02x}) nor a text (\"eyJ\") token"),
-        )),
-    }
-}
-
 /// Opens tokens with a key ring, keeping replay state.
 pub struct Opener {
     ring: KeyRing,
@@ -82,9 +72,12 @@ impl Opener {
     }
 
     /// Opens a token in either encoding. One trailing NUL (as RadioHead senders add to strings)
-    /// is tolerated on text tokens.
+    /// is tolerated on text tokens. Legacy tokens are refused ([`OpenError::LegacyFormat`]).
     pub fn open(&mut self, bytes: &[u8]) -> Result<Opened, OpenError> {
-        let encoding = detect(bytes)?;
+        let encoding = match detect(bytes)? {
+            TokenFormat::Secure(encoding) => encoding,
+            TokenFormat::Legacy => return Err(OpenError::LegacyFormat),
+        };
         let text = match encoding {
             Encoding::Packed => token::unpack(bytes)?,
             Encoding::Text => {

@@ -100,15 +100,17 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let many = tokens.len() > 1;
     let mut refused = 0usize;
     for (index, token) in tokens.iter().enumerate() {
-        let result = tmc_cli::token_bytes(token).and_then(|bytes| match opener.as_mut() {
-            Some(opener) => opener
-                .open(&bytes)
-                .map(|o| print_opened(&o))
-                .map_err(Into::into),
-            None => legacy::open(&LegacyKeys::default(), &bytes)
-                .map(|p| print_legacy(&p))
-                .map_err(Into::into),
-        });
+        let result = tmc_envelope::parse_printed(token)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| match opener.as_mut() {
+                Some(opener) => opener
+                    .open(&bytes)
+                    .map(|o| print_opened(&o))
+                    .map_err(Into::into),
+                None => legacy::open(&LegacyKeys::default(), &bytes)
+                    .map(|p| print_legacy(&p))
+                    .map_err(Into::into),
+            });
         if let Err(err) = result {
             if !many {
                 return Err(err);

@@ -31,9 +31,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use tmc_envelope::legacy::{self, LegacyKeys, LEGACY_TOPIC};
-use tmc_envelope::{KeyRing, OpenError, Opener, Reading, ReplayError};
+use tmc_envelope::{detect, KeyRing, OpenError, Opener, Reading, ReplayError, TokenFormat};
 use tmc_link::{LinkReceiver, Received, ReceiverStats};
 use tmc_queue::Committed;
 use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
@@ -109,8 +108,8 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 return other.map(|_| None);
             }
         };
-        let outcome = match &self.legacy {
-            Some(keys) if looks_legacy(&received.token) => {
+        let outcome = match (&self.legacy, detect(&received.token)) {
+            (Some(keys), Ok(TokenFormat::Legacy)) => {
                 let keys = keys.clone();
                 self.handle_legacy(&received, &keys)
             }
@@ -209,18 +208,19 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                     acknowledged: true,
                 };
             }
-            Err(e) => {
-                let reason = if looks_legacy(&received.token) {
-                    tracing::warn!(
-                        "node {from}: legacy frame refused: the legacy profile is off ([envelope] legacy = true accepts it, insecurely)"
-                    );
-                    "legacy_disabled"
-                } else {
-                    tracing::warn!("node {from}: token refused, not acknowledged: {e}");
-                    reason_of(&e)
-                };
+            Err(OpenError::LegacyFormat) => {
+                tracing::warn!(
+                    "node {from}: legacy frame refused: the legacy profile is off ([envelope] legacy = true accepts it, insecurely)"
+                );
                 return Outcome::Refused {
-                    reason,
+                    reason: "legacy_disabled",
+                    acknowledged: false,
+                };
+            }
+            Err(e) => {
+                tracing::warn!("node {from}: token refused, not acknowledged: {e}");
+                return Outcome::Refused {
+                    reason: reason_of(&e),
                     acknowledged: false,
                 };
             }
@@ -349,52 +349,6 @@ fn reason_of(e: &OpenError) -> &'static str {
         OpenError::Replay(_) => "replay",
         OpenError::Payload(_) => "invalid_payload",
         OpenError::Legacy(_) => "legacy_invalid",
-    }
-}
-
-/// Whether a frame is the existing deployment's: an ASCII JWT whose header has no `kid` (every secure text token
-/// names its key; packed tokens are binary).
-pub fn looks_legacy(frame: &[u8]) -> bool {
-    let bytes = frame.strip_suffix(&[0]).unwrap_or(frame);
-    if !bytes.starts_with(b"eyJ") {
-        return false;
-    }
-    let header = bytes.split(|&b| b == b'.').next().unwrap_or_default();
-    let header = header.strip_suffix(b"==").unwrap_or(header);
-    let header = header.strip_suffix(b"=").unwrap_or(header);
-    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(header))
-    else {
-        return false;
-    };
-    match serde_json::from_slice::<serde_json::Value>(&json) {
-        Ok(serde_json::Value::Object(map)) => !map.contains_key("kid"),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use tmc_envelope::{Encoding, MemoryCounter, Sealer};
-
-    #[test]
-    fn legacy_frames_are_told_from_secure_tokens() {
-        let frame = legacy::seal(&LegacyKeys::default(), b"21.5").unwrap();
-        assert!(looks_legacy(&frame));
-        assert!(looks_legacy(&frame[..frame.len() - 1]));
-        let ring = KeyRing::generate(1).unwrap();
-        let mut sealer = Sealer::new(&ring, 10, MemoryCounter::starting_at(10, 0));
-        let reading = Reading::new("/esp8266", 1, b"x".to_vec());
-        for encoding in [Encoding::Text, Encoding::Packed] {
-            let token = sealer
-                .seal(std::slice::from_ref(&reading), 1, encoding)
-                .unwrap();
-            assert!(!looks_legacy(&token.bytes), "{encoding}");
-        }
-        assert!(!looks_legacy(b""));
-        assert!(!looks_legacy(b"eyJ!!!"));
+        OpenError::LegacyFormat => "legacy_disabled",
     }
 }

@@ -125,10 +125,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<()> {
                 counter = sealed.counter,
                 "sealed"
             );
-            match sealed.encoding {
-                Encoding::Text => println!("{}", String::from_utf8_lossy(&sealed.bytes)),
-                Encoding::Packed => println!("{}", hex::encode(&sealed.bytes)),
-            }
+            println!("{}", tmc_envelope::printed(&sealed.bytes));
         }
     }
     Ok(())
