@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tmc_board::BoardPreset;
 use tmc_radio::{
-    Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, RadioConfig, RadioError, Reception,
-    ReliableConfig, ReliableDatagram, StdClock,
+    Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, PacketRadioError, RadioConfig,
+    RadioError, Reception, ReliableConfig, ReliableDatagram, StdClock,
 };
 use tmc_radio_sim::air::{self, AirLink, AirSpec};
 use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
@@ -78,17 +78,17 @@ pub enum ServiceClock {
 }
 
 impl PacketRadio for ServiceRadio {
-    fn transmit(&mut self, payload: &[u8]) -> Result<(), RadioError> {
+    fn transmit(&mut self, payload: &[u8]) -> Result<(), PacketRadioError> {
         match self {
-            ServiceRadio::Board(r) => r.transmit(payload),
-            ServiceRadio::Sim(r, _) => r.transmit(payload),
+            ServiceRadio::Board(r) => PacketRadio::transmit(r.as_mut(), payload),
+            ServiceRadio::Sim(r, _) => PacketRadio::transmit(r.as_mut(), payload),
         }
     }
 
-    fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, RadioError> {
+    fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, PacketRadioError> {
         match self {
-            ServiceRadio::Board(r) => r.receive(timeout),
-            ServiceRadio::Sim(r, _) => r.receive(timeout),
+            ServiceRadio::Board(r) => PacketRadio::receive(r.as_mut(), timeout),
+            ServiceRadio::Sim(r, _) => PacketRadio::receive(r.as_mut(), timeout),
         }
     }
 
