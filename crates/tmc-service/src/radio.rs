@@ -20,7 +20,7 @@ use tmc_radio::{
     RadioError, Reception, ReliableConfig, ReliableDatagram, StdClock,
 };
 use tmc_radio_sim::air::{self, AirLink, AirSpec};
-use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
+use tmc_radio_sim::{SimClock, SimSx1276};
 
 /// The `[radio]` table of a service's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -59,9 +59,6 @@ pub enum RadioOpenError {
     #[error("radio: {0}")]
     Radio(#[from] RadioError),
 }
-
-/// The driver on a simulated chip.
-pub type SimSx1276 = tmc_radio::Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
 
 /// The radio behind a service.
 pub enum ServiceRadio {
@@ -249,27 +246,6 @@ impl RadioSection {
             description,
         })
     }
-}
-
-/// The real driver on a simulated chip, framed as RadioHead reliable datagrams (within `limiter`, if any): the
-/// radio of the in-process simulator's tests and benchmarks.
-pub fn sim_link(
-    chip: tmc_radio_sim::SimChip,
-    config: RadioConfig,
-    address: u8,
-    seed: u64,
-    limiter: Option<DutyCycleLimiter>,
-) -> Result<ReliableDatagram<SimSx1276, SimClock>, RadioError> {
-    let radio = tmc_radio::Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config)?;
-    let mut datagram = Datagram::new(radio, chip.clock, address);
-    if let Some(limiter) = limiter {
-        datagram = datagram.with_duty_cycle(limiter);
-    }
-    Ok(ReliableDatagram::new(
-        datagram,
-        ReliableConfig::for_modem(&config.modem),
-        seed,
-    ))
 }
 
 /// `sim:DIR,...` with a relative DIR taken from `config_file`'s directory (other text unchanged).
