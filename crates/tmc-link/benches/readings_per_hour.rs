@@ -51,7 +51,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tmc_link::radio::sim_link;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{
@@ -63,7 +62,7 @@ use tmc_radio::{
     airtime_report, time_on_air, DutyCycle, DutyCycleLimiter, ModemConfig, RadioConfig,
     ReliableDatagram,
 };
-use tmc_radio_sim::{ChannelConfig, SimChannel, SimChip, SimClock};
+use tmc_radio_sim::{sim_link, ChannelConfig, SimChannel, SimChip, SimClock};
 
 const GATEWAY: u8 = 1;
 const RELAY: u8 = 10;
@@ -80,7 +79,7 @@ const FIRST_COUNTER: u32 = 1000;
 const RADIO_HEADER: usize = 4;
 const LOSSES: [f64; 2] = [0.0, 0.1];
 
-type Radio = tmc_link::radio::SimSx1276;
+type Radio = tmc_radio_sim::SimSx1276;
 
 fn one_percent() -> DutyCycleLimiter {
     DutyCycleLimiter::new(DutyCycle::from_percent(1.0).unwrap())

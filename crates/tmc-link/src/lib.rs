@@ -30,13 +30,18 @@
 //! restart was 1, so the sender keeps its IDs in a [`HeaderIdFile`] (reserved ahead of use, like the envelope's
 //! counters): the first ID after a restart always differs from the last one before it.
 
-pub mod radio;
-
 use std::path::Path;
 use std::time::Duration;
 
-use tmc_radio::{Clock, LinkError, PacketRadio, ReceivedFrame, ReliableDatagram};
 use tmc_secret_file::{ReservedSequence, SequenceError};
+
+/// The radio underneath, as much of it as the relay and the receiver need: they talk to this one layer. (Opening
+/// a radio from a configuration is `tmc_service::radio`'s business.)
+pub use tmc_radio::{
+    airtime_report, AirtimeReport, Bandwidth, Clock, CodingRate, DutyCycle, Frame, Header,
+    LinkError, ModemConfig, PacketRadio, RadioConfig, ReceivedFrame, ReliableDatagram,
+    SpreadingFactor, BROADCAST,
+};
 
 /// Header IDs reserved per write of a [`HeaderIdFile`]: fewer than 256, so that the first ID after a crash is
 /// never the last one used before it.

@@ -4,17 +4,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tmc_link::radio::sim_link;
 
 use tmc_link::{LinkReceiver, LinkSender, SendError, SendPolicy};
 use tmc_radio::{DutyCycle, DutyCycleLimiter, RadioConfig, ReliableDatagram};
-use tmc_radio_sim::{ChannelConfig, SimChannel, SimChip, SimClock};
+use tmc_radio_sim::{sim_link, ChannelConfig, SimChannel, SimChip, SimClock};
 
 const GATEWAY: u8 = 1;
 const RELAY: u8 = 10;
 const STRANGER: u8 = 66;
 
-type Radio = tmc_link::radio::SimSx1276;
+type Radio = tmc_radio_sim::SimSx1276;
 
 fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
     sim_link(

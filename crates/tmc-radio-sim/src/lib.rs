@@ -3,6 +3,7 @@
 //! The real `tmc_radio::Sx1276` driver runs on it unchanged: each simulated chip offers an
 //! [`embedded_hal::spi::SpiDevice`], a RESET [`embedded_hal::digital::OutputPin`], a [`tmc_radio::hal::Dio0`]
 //! and a [`embedded_hal::delay::DelayNs`], plus a [`tmc_radio::hal::Clock`] for the datagram layers.
+//! [`sim_link`] puts the driver on a simulated chip under RadioHead reliable datagrams in one call.
 //!
 //! The channel delivers a packet from one chip to another only when frequency, spreading factor, bandwidth,
 //! sync word and I/Q polarity agree and the receiver was listening when the preamble ended; it times packets
@@ -44,12 +45,14 @@ pub mod air;
 pub mod air_bridge;
 mod chip;
 mod devices;
+mod driver;
 mod world;
 
 use core::time::Duration;
 use std::sync::Arc;
 
 pub use devices::{SimClock, SimDelay, SimDio0, SimProbe, SimResetPin, SimSpi, SimSpiError};
+pub use driver::{sim_link, SimSx1276};
 
 use crate::chip::Chip;
 use crate::world::{Participant as ParticipantState, Shared};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use embedded_hal::delay::DelayNs;
 use tmc_radio::hal::{Clock, Dio0};
-use tmc_radio::sx1276::RejectReason;
+use tmc_radio::RejectReason;
 use tmc_radio::{
     LinkError, ModemConfig, RadioConfig, Reception, ReliableConfig, ReliableDatagram,
     SpreadingFactor, Sx1276,

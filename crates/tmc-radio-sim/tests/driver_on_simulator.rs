@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{driver, init_error, radiohead_default, EU868};
 use tmc_radio::modem::{ModemConfig, SpreadingFactor};
 use tmc_radio::regs;
-use tmc_radio::sx1276::RejectReason;
+use tmc_radio::RejectReason;
 use tmc_radio::{RadioConfig, RadioError, Reception, Sx1276};
 use tmc_radio_sim::{ChannelConfig, SimChannel};
 

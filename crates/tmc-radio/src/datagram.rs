@@ -9,8 +9,7 @@ use thiserror::Error;
 use crate::duty_cycle::{DutyCycleLimiter, FrameExceedsBudget};
 use crate::frame::{Frame, FrameError, Header, BROADCAST, MAX_FRAME_LEN};
 use crate::hal::Clock;
-use crate::packet_radio::PacketRadio;
-use crate::sx1276::{RadioError, Reception};
+use crate::packet_radio::{PacketRadio, PacketRadioError, Reception};
 
 /// A frame received and accepted by the address filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +29,7 @@ pub struct ReceivedFrame {
 pub enum LinkError {
     /// The radio failed.
     #[error(transparent)]
-    Radio(#[from] RadioError),
+    Radio(#[from] PacketRadioError),
     /// The frame cannot be built.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -214,5 +213,179 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duty_cycle::DutyCycle;
+    use crate::frame::flags;
+    use crate::packet_radio::{RejectReason, RxPacket};
+    use crate::scripted::{ScriptedClock, ScriptedRadio};
+
+    const US: u8 = 1;
+    const PEER: u8 = 10;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn node() -> Datagram<ScriptedRadio, ScriptedClock> {
+        let clock = ScriptedClock::new();
+        Datagram::new(ScriptedRadio::new(clock.clone()), clock, US)
+    }
+
+    fn frame(to: u8, from: u8, id: u8, data: &[u8]) -> Vec<u8> {
+        Frame::new(
+            Header {
+                to,
+                from,
+                id,
+                flags: 0,
+            },
+            data,
+        )
+        .unwrap()
+        .to_vec()
+    }
+
+    #[test]
+    fn keeps_frames_to_us_and_broadcasts_and_drops_the_rest() {
+        let mut node = node();
+        node.radio_mut()
+            .hear(&frame(7, PEER, 1, b"for node 7"))
+            .hear(&frame(US, PEER, 2, b"for us"))
+            .hear(&frame(BROADCAST, PEER, 3, b"for all"))
+            .hear(&frame(0, PEER, 4, b"for node 0"));
+        let first = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!((first.header.id, &first.data[..]), (2, &b"for us"[..]));
+        let second = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!((second.header.to, second.header.id), (BROADCAST, 3));
+        assert_eq!(node.receive(MS(100)).unwrap(), None);
+        let stats = node.stats();
+        assert_eq!((stats.accepted, stats.filtered), (2, 2));
+    }
+
+    #[test]
+    fn promiscuous_keeps_every_frame() {
+        let mut node = node();
+        node.set_promiscuous(true);
+        node.radio_mut().hear(&frame(7, PEER, 1, b"for node 7"));
+        let heard = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!(heard.header.to, 7);
+        assert_eq!(node.stats().filtered, 0);
+    }
+
+    #[test]
+    fn rejected_and_malformed_packets_are_counted_and_skipped() {
+        let mut node = node();
+        node.radio_mut()
+            .script(MS(0), Ok(Reception::Rejected(RejectReason::CrcError)))
+            .hear(&[US, PEER, 1])
+            // A wake-up with nothing in it (a chip's stale interrupt) is no packet either.
+            .script(MS(0), Ok(Reception::Timeout))
+            .script(
+                MS(5),
+                Ok(Reception::Packet(
+                    RxPacket::new(&frame(US, PEER, 2, b"ok"), -101, -7).unwrap(),
+                )),
+            );
+        let heard = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!(
+            (heard.data, heard.rssi_dbm, heard.snr_quarter_db),
+            (b"ok".to_vec(), -101, -7)
+        );
+        let stats = node.stats();
+        assert_eq!((stats.rejected, stats.malformed, stats.accepted), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_receive_with_nothing_heard_ends_at_its_timeout() {
+        let mut node = node();
+        node.radio_mut()
+            .hear_at(MS(300), &frame(US, PEER, 1, b"late"));
+        assert_eq!(node.receive(MS(200)).unwrap(), None);
+        assert_eq!(node.clock().now(), MS(200));
+        assert!(node.receive(MS(200)).unwrap().is_some());
+        assert_eq!(node.clock().now(), MS(300));
+    }
+
+    #[test]
+    fn sends_one_frame_from_this_node_with_the_given_header() {
+        let mut node = node();
+        node.send(PEER, 200, flags::RETRY, b"data").unwrap();
+        let sent = node.radio().transmissions();
+        assert_eq!(sent.len(), 1);
+        let frame = sent[0].frame().unwrap();
+        assert_eq!(
+            frame.header,
+            Header {
+                to: PEER,
+                from: US,
+                id: 200,
+                flags: flags::RETRY
+            }
+        );
+        assert_eq!(frame.data, b"data");
+        assert_eq!(node.stats().sent, 1);
+    }
+
+    #[test]
+    fn radio_failures_come_up_as_link_errors() {
+        let mut node = node();
+        node.radio_mut()
+            .fail_next_transmit(PacketRadioError::chip(std::io::Error::other("SPI gone")));
+        let err = node.send(PEER, 1, 0, b"x").unwrap_err();
+        assert!(matches!(err, LinkError::Radio(_)), "{err}");
+        assert_eq!(err.to_string(), "SPI gone");
+        assert_eq!(node.stats().sent, 0);
+        node.radio_mut().script(
+            MS(0),
+            Err(PacketRadioError::chip(std::io::Error::other("DIO0 gone"))),
+        );
+        assert!(matches!(node.receive(MS(10)), Err(LinkError::Radio(_))));
+    }
+
+    #[test]
+    fn a_frame_the_duty_cycle_budget_cannot_take_now_is_refused_until_it_can() {
+        // 1 % of 10 s is 100 ms: room for one frame of 60 ms, not two.
+        let clock = ScriptedClock::new();
+        let radio = ScriptedRadio::new(clock.clone()).with_time_on_air(|_| MS(60));
+        let limiter =
+            DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(10));
+        let mut node = Datagram::new(radio, clock.clone(), US).with_duty_cycle(limiter);
+        assert_eq!(node.duty_cycle_wait(4).unwrap(), Duration::ZERO);
+        node.send(PEER, 1, 0, b"data").unwrap();
+        // The first frame ran 0..60 ms (now is 60 ms). A second of 60 ms fits once no more than 40 ms of the
+        // first lies in the 10 s window that ends with it: starting at 9.96 s, 9.9 s from now.
+        let wait = node.duty_cycle_wait(4).unwrap();
+        assert_eq!(wait, MS(9_900));
+        match node.send(PEER, 2, 0, b"data") {
+            Err(LinkError::DutyCycle { airtime, wait: w }) => {
+                assert_eq!((airtime, w), (MS(60), wait));
+            }
+            other => panic!("expected a duty-cycle refusal, got {other:?}"),
+        }
+        assert_eq!(node.radio().transmissions().len(), 1);
+        assert_eq!(node.limiter().map(|l| l.used(clock.now())), Some(MS(60)));
+        clock.advance(wait);
+        node.send(PEER, 2, 0, b"data").unwrap();
+        assert_eq!(node.radio().transmissions().len(), 2);
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_whole_budget_is_an_error_of_its_own() {
+        let clock = ScriptedClock::new();
+        let radio = ScriptedRadio::new(clock.clone()).with_time_on_air(|_| MS(200));
+        let limiter =
+            DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(10));
+        let mut node = Datagram::new(radio, clock, US).with_duty_cycle(limiter);
+        assert!(matches!(
+            node.send(PEER, 1, 0, b"x"),
+            Err(LinkError::ExceedsBudget(_))
+        ));
+        assert!(matches!(
+            node.duty_cycle_wait(1),
+            Err(LinkError::ExceedsBudget(_))
+        ));
+        assert!(node.radio().transmissions().is_empty());
     }
 }

@@ -4,11 +4,15 @@
 //! Layers, each in its own module:
 //! - [`regs`], [`modem`]: the chip's registers and the LoRa settings they encode.
 //! - [`sx1276`]: the blocking driver, generic over embedded-hal 1.0 and the [`hal::Dio0`] wait.
+//! - [`packet_radio`]: the chip-neutral seam: [`PacketRadio`] and its packet, reception and error types. A
+//!   chip family plugs in by implementing it; everything above knows no chip.
 //! - [`frame`], [`datagram`], [`reliable`]: RadioHead headers, address filtering, acknowledged delivery.
 //! - [`airtime`], [`duty_cycle`], [`region`]: what a frame costs on air and what the law allows.
 //! - [`linux`] (feature `linux`): spidev + gpio character device backend for the Raspberry Pi.
 //!
-//! The register-level simulator that the tests run the driver on is the `tmc-radio-sim` crate.
+//! The register-level simulator that the tests run the driver on is the `tmc-radio-sim` crate. The layers above
+//! the seam are tested on `scripted` (feature `test-double`): a packet-level double that plays a script of
+//! receptions in virtual time and records what was sent.
 
 pub mod airtime;
 pub mod datagram;
@@ -22,6 +26,8 @@ pub mod packet_radio;
 pub mod region;
 pub mod regs;
 pub mod reliable;
+#[cfg(any(test, feature = "test-double"))]
+pub mod scripted;
 pub mod sx1276;
 
 pub use airtime::{airtime_report, time_on_air, AirtimeReport};
@@ -30,7 +36,9 @@ pub use duty_cycle::{DutyCycle, DutyCycleLimiter};
 pub use frame::{Frame, Header, BROADCAST};
 pub use hal::{Clock, Dio0, StdClock};
 pub use modem::{Bandwidth, CodingRate, LowDataRateOptimize, ModemConfig, SpreadingFactor};
-pub use packet_radio::PacketRadio;
+pub use packet_radio::{PacketRadio, PacketRadioError, Reception, RejectReason, RxPacket};
 pub use region::{Band, Region};
 pub use reliable::{Delivery, ReliableConfig, ReliableDatagram};
-pub use sx1276::{RadioConfig, RadioError, Reception, RxPacket, Sx1276};
+#[cfg(any(test, feature = "test-double"))]
+pub use scripted::{ScriptedClock, ScriptedRadio};
+pub use sx1276::{RadioConfig, RadioError, Sx1276};

@@ -351,7 +351,326 @@ impl<R: PacketRadio, C: Clock> ReliableDatagram<R, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duty_cycle::{DutyCycle, DutyCycleLimiter};
+    use crate::frame::{Frame, Header};
     use crate::modem::SpreadingFactor;
+    use crate::scripted::{ScriptedClock, ScriptedRadio};
+
+    const US: u8 = 1;
+    const PEER: u8 = 10;
+    const OTHER: u8 = 11;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+    /// Every packet takes this long on air in these tests.
+    const AIRTIME: Duration = Duration::from_millis(50);
+
+    type Node = ReliableDatagram<ScriptedRadio, ScriptedClock>;
+
+    fn node_with(config: ReliableConfig, limiter: Option<DutyCycleLimiter>) -> Node {
+        let clock = ScriptedClock::new();
+        let radio = ScriptedRadio::new(clock.clone()).with_time_on_air(|_| AIRTIME);
+        let mut datagram = Datagram::new(radio, clock, US);
+        if let Some(limiter) = limiter {
+            datagram = datagram.with_duty_cycle(limiter);
+        }
+        ReliableDatagram::new(datagram, config, 7)
+    }
+
+    fn node() -> Node {
+        node_with(ReliableConfig::default(), None)
+    }
+
+    /// A duty-cycle budget of 70 ms per 7 s: one packet of [`AIRTIME`] fits, a second does not.
+    fn one_packet_budget() -> DutyCycleLimiter {
+        DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(7))
+    }
+
+    fn frame(to: u8, from: u8, id: u8, flags: u8, data: &[u8]) -> Vec<u8> {
+        Frame::new(
+            Header {
+                to,
+                from,
+                id,
+                flags,
+            },
+            data,
+        )
+        .unwrap()
+        .to_vec()
+    }
+
+    fn ack_from(from: u8, id: u8) -> Vec<u8> {
+        frame(US, from, id, flags::ACK, ACK_PAYLOAD)
+    }
+
+    fn radio(node: &mut Node) -> &mut ScriptedRadio {
+        node.datagram_mut().radio_mut()
+    }
+
+    /// Headers and data of what `node` sent since the last call.
+    fn sent(node: &mut Node) -> Vec<(Header, Vec<u8>)> {
+        radio(node)
+            .take_transmissions()
+            .iter()
+            .map(|t| {
+                let frame = t.frame().unwrap();
+                (frame.header, frame.data.to_vec())
+            })
+            .collect()
+    }
+
+    fn ack_to(to: u8, id: u8) -> (Header, Vec<u8>) {
+        (
+            Header {
+                to,
+                from: US,
+                id,
+                flags: flags::ACK,
+            },
+            ACK_PAYLOAD.to_vec(),
+        )
+    }
+
+    #[test]
+    fn ids_count_from_one_and_wrap_from_255_to_0() {
+        let mut node = node();
+        radio(&mut node).hear(&ack_from(PEER, 1));
+        assert_eq!(
+            node.send_to_wait(PEER, b"a").unwrap(),
+            Delivery { id: 1, attempts: 1 }
+        );
+        node.set_next_id(255);
+        radio(&mut node)
+            .hear(&ack_from(PEER, 255))
+            .hear(&ack_from(PEER, 0));
+        assert_eq!(node.send_to_wait(PEER, b"b").unwrap().id, 255);
+        assert_eq!(node.send_to_wait(PEER, b"c").unwrap().id, 0);
+        assert_eq!(node.last_id(), 0);
+        let ids: Vec<(u8, u8)> = sent(&mut node)
+            .iter()
+            .map(|(h, _)| (h.id, h.flags))
+            .collect();
+        assert_eq!(ids, [(1, 0), (255, 0), (0, 0)]);
+        assert_eq!(node.stats().delivered, 3);
+    }
+
+    #[test]
+    fn only_the_peers_ack_for_this_id_completes_a_send() {
+        let mut node = node();
+        radio(&mut node)
+            .hear(&ack_from(PEER, 9))
+            .hear(&ack_from(OTHER, 1))
+            // For another node: the address filter drops it before the reliable layer sees it.
+            .hear(&frame(5, PEER, 1, flags::ACK, ACK_PAYLOAD))
+            // New data from the peer while we wait: dropped, not acknowledged.
+            .hear(&frame(US, PEER, 1, 0, b"data, not an ACK"))
+            .hear(&ack_from(PEER, 1));
+        assert_eq!(
+            node.send_to_wait(PEER, b"token").unwrap(),
+            Delivery { id: 1, attempts: 1 }
+        );
+        assert_eq!(node.stats().stray_acks, 2);
+        assert_eq!(node.stats().acks_sent, 0);
+        assert_eq!(sent(&mut node).len(), 1);
+        assert_eq!(radio(&mut node).pending(), 0);
+    }
+
+    #[test]
+    fn retries_carry_the_retry_flag_and_then_give_up() {
+        let mut node = node();
+        let err = node.send_to_wait(PEER, b"token").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LinkError::NoAck {
+                    to: PEER,
+                    id: 1,
+                    attempts: 4
+                }
+            ),
+            "{err}"
+        );
+        let transmissions = radio(&mut node).take_transmissions();
+        let flags: Vec<u8> = transmissions
+            .iter()
+            .map(|t| t.frame().unwrap().header.flags)
+            .collect();
+        assert_eq!(flags, [0, flags::RETRY, flags::RETRY, flags::RETRY]);
+        assert!(transmissions.iter().all(|t| t.bytes[4..] == *b"token"));
+        // Each wait is the ACK timeout plus a random back-off of up to the same again.
+        let timeout = node.config().ack_timeout;
+        for pair in transmissions.windows(2) {
+            let wait = pair[1].at - pair[0].at - AIRTIME;
+            assert!(wait >= timeout && wait < timeout * 2, "{wait:?}");
+        }
+        let stats = node.stats();
+        assert_eq!((stats.retransmissions, stats.undelivered), (3, 1));
+    }
+
+    #[test]
+    fn an_ack_to_a_retry_completes_the_send() {
+        let mut node = node();
+        // The first wait ends before 50 + 400 ms; the second, after a retry of 50 ms, not before 500 ms.
+        radio(&mut node).hear_at(MS(450), &ack_from(PEER, 1));
+        assert_eq!(
+            node.send_to_wait(PEER, b"token").unwrap(),
+            Delivery { id: 1, attempts: 2 }
+        );
+        assert_eq!(node.stats().retransmissions, 1);
+    }
+
+    #[test]
+    fn a_broadcast_goes_once_and_waits_for_no_ack() {
+        let mut node = node();
+        assert_eq!(
+            node.send_to_wait(BROADCAST, b"all").unwrap(),
+            Delivery { id: 1, attempts: 1 }
+        );
+        assert_eq!(sent(&mut node).len(), 1);
+        assert_eq!(node.datagram().clock().now(), AIRTIME);
+    }
+
+    #[test]
+    fn a_datagram_is_acknowledged_and_delivered_once_and_its_retries_acknowledged_again() {
+        let mut node = node();
+        let datagram = frame(US, PEER, 5, 0, b"reading");
+        let retry = frame(US, PEER, 5, flags::RETRY, b"reading");
+        radio(&mut node).hear(&datagram).hear(&retry).hear(&retry);
+        let got = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!((got.header.from, got.data), (PEER, b"reading".to_vec()));
+        assert_eq!(node.receive(MS(100)).unwrap(), None);
+        assert_eq!(
+            sent(&mut node),
+            [ack_to(PEER, 5), ack_to(PEER, 5), ack_to(PEER, 5)]
+        );
+        let stats = node.stats();
+        assert_eq!((stats.duplicates, stats.acks_sent), (2, 3));
+    }
+
+    #[test]
+    fn same_sender_and_id_is_a_copy_only_with_the_same_bytes_within_the_window() {
+        let mut node = node();
+        let window = node.config().duplicate_window;
+        radio(&mut node)
+            .hear(&frame(US, PEER, 5, 0, b"first"))
+            // A restarted sender reusing ID 5 for new data.
+            .hear(&frame(US, PEER, 5, 0, b"second"))
+            // Another node's datagram with the same ID and bytes.
+            .hear(&frame(US, OTHER, 5, 0, b"second"))
+            // The same frame again, long after the sender would have stopped retrying.
+            .hear_at(window * 3, &frame(US, PEER, 5, 0, b"second"));
+        let mut delivered = Vec::new();
+        while let Some(frame) = node.receive(window * 4).unwrap() {
+            delivered.push((frame.header.from, frame.data));
+        }
+        assert_eq!(
+            delivered,
+            [
+                (PEER, b"first".to_vec()),
+                (PEER, b"second".to_vec()),
+                (OTHER, b"second".to_vec()),
+                (PEER, b"second".to_vec()),
+            ]
+        );
+        assert_eq!(node.stats().duplicates, 0);
+    }
+
+    #[test]
+    fn explicit_retry_dedup_takes_only_frames_flagged_retry_for_copies() {
+        let config = ReliableConfig {
+            explicit_retry_dedup: true,
+            ..ReliableConfig::default()
+        };
+        let mut node = node_with(config, None);
+        radio(&mut node)
+            .hear(&frame(US, PEER, 5, 0, b"same"))
+            .hear(&frame(US, PEER, 5, 0, b"same"))
+            .hear(&frame(US, PEER, 5, flags::RETRY, b"same"));
+        assert!(node.receive(MS(100)).unwrap().is_some());
+        assert!(node.receive(MS(100)).unwrap().is_some());
+        assert_eq!(node.receive(MS(100)).unwrap(), None);
+        assert_eq!(node.stats().duplicates, 1);
+        assert_eq!(node.stats().acks_sent, 3);
+    }
+
+    #[test]
+    fn stray_acks_are_ignored_and_broadcasts_delivered_unacknowledged() {
+        let mut node = node();
+        radio(&mut node)
+            .hear(&ack_from(PEER, 3))
+            .hear(&frame(BROADCAST, PEER, 4, 0, b"everyone"));
+        let got = node.receive(MS(100)).unwrap().unwrap();
+        assert_eq!(got.header.to, BROADCAST);
+        assert!(sent(&mut node).is_empty());
+        assert_eq!(node.stats().stray_acks, 1);
+    }
+
+    #[test]
+    fn an_unacknowledged_receive_acknowledges_on_confirm_only() {
+        let mut node = node();
+        let datagram = frame(US, PEER, 5, 0, b"store me");
+        radio(&mut node).hear(&datagram).hear(&datagram);
+        let got = node.receive_unacknowledged(MS(100)).unwrap().unwrap();
+        assert!(sent(&mut node).is_empty());
+        // Not confirmed yet: a copy goes up again (the store tells duplicates).
+        let again = node.receive_unacknowledged(MS(100)).unwrap().unwrap();
+        assert_eq!(again, got);
+        node.confirm(&got).unwrap();
+        assert_eq!(sent(&mut node), [ack_to(PEER, 5)]);
+        // Confirmed: further copies are acknowledged and swallowed.
+        radio(&mut node).hear(&datagram);
+        assert_eq!(node.receive_unacknowledged(MS(100)).unwrap(), None);
+        assert_eq!(sent(&mut node), [ack_to(PEER, 5)]);
+    }
+
+    #[test]
+    fn a_copy_heard_while_waiting_for_an_ack_is_acknowledged_again() {
+        let mut node = node();
+        radio(&mut node).hear(&frame(US, PEER, 5, 0, b"theirs"));
+        node.receive(MS(100)).unwrap().unwrap();
+        radio(&mut node)
+            .hear(&frame(US, PEER, 5, flags::RETRY, b"theirs"))
+            .hear(&ack_from(PEER, 1));
+        node.send_to_wait(PEER, b"ours").unwrap();
+        let sent = sent(&mut node);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            (sent[0].clone(), sent[2].clone()),
+            (ack_to(PEER, 5), ack_to(PEER, 5))
+        );
+        assert_eq!(sent[1].0.id, 1);
+        assert_eq!(node.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn an_ack_the_budget_cannot_take_is_withheld_and_the_datagram_still_delivered() {
+        let mut node = node_with(ReliableConfig::default(), Some(one_packet_budget()));
+        radio(&mut node)
+            .hear(&frame(US, PEER, 1, 0, b"first"))
+            .hear(&frame(US, PEER, 2, 0, b"second"));
+        assert!(node.receive(MS(100)).unwrap().is_some());
+        assert_eq!(node.receive(MS(100)).unwrap().unwrap().data, b"second");
+        assert_eq!(sent(&mut node), [ack_to(PEER, 1)]);
+        let stats = node.stats();
+        assert_eq!((stats.acks_sent, stats.acks_withheld), (1, 1));
+    }
+
+    #[test]
+    fn a_send_the_budget_cannot_take_is_refused() {
+        let mut node = node_with(ReliableConfig::default(), Some(one_packet_budget()));
+        radio(&mut node).hear(&ack_from(PEER, 1));
+        node.send_to_wait(PEER, b"first").unwrap();
+        assert!(matches!(
+            node.send_to_wait(PEER, b"second"),
+            Err(LinkError::DutyCycle { .. })
+        ));
+        // A retry is refused alike: the first copy went, the budget has no room for the second.
+        let mut node = node_with(ReliableConfig::default(), Some(one_packet_budget()));
+        assert!(matches!(
+            node.send_to_wait(PEER, b"unanswered"),
+            Err(LinkError::DutyCycle { .. })
+        ));
+        assert_eq!(sent(&mut node).len(), 1);
+    }
 
     #[test]
     fn ack_timeout_grows_with_slow_spreading_factors() {

@@ -2,7 +2,8 @@
 //!
 //! The driver owns four things: an [`SpiDevice`] (chip select is the device's business: the kernel's or a GPIO
 //! through embedded-hal-bus), the RESET pin, the DIO0 line ([`Dio0`]) and a [`DelayNs`]. It knows nothing of
-//! addresses or acknowledgements: that is [`crate::datagram`].
+//! addresses or acknowledgements: that is [`crate::datagram`], which sees the driver as a chip-neutral
+//! [`PacketRadio`].
 
 use core::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::airtime::time_on_air;
 use crate::frame::MAX_FRAME_LEN;
 use crate::hal::Dio0;
 use crate::modem::ModemConfig;
+use crate::packet_radio::{PacketRadio, PacketRadioError, Reception, RejectReason, RxPacket};
 use crate::regs::{self, irq};
 
 /// Lowest PA_BOOST power RadioHead's `setTxPower` accepts.
@@ -142,51 +144,6 @@ pub enum RadioError {
     /// Settings the chip cannot take.
     #[error("invalid radio configuration: {0}")]
     InvalidConfig(String),
-}
-
-/// Why a received packet was thrown away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectReason {
-    /// PayloadCrcError was set (RegIrqFlags bit 5).
-    CrcError,
-    /// The header announced no payload CRC (RegHopChannel bit 6 clear) while we require one.
-    NoCrc,
-}
-
-/// One valid packet with its link quality.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RxPacket {
-    buf: [u8; MAX_FRAME_LEN],
-    len: u8,
-    /// Packet RSSI, dBm (HF port formula).
-    pub rssi_dbm: i16,
-    /// Packet SNR in quarter dB (RegPktSnrValue as signed).
-    pub snr_quarter_db: i8,
-}
-
-impl RxPacket {
-    /// The received bytes.
-    pub fn payload(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
-    }
-
-    /// SNR in dB.
-    pub fn snr_db(&self) -> f32 {
-        f32::from(self.snr_quarter_db) / 4.0
-    }
-}
-
-/// Outcome of one wait for a packet.
-// The packet stays inline (260 bytes) on purpose: no allocation per received frame.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reception {
-    /// A valid packet.
-    Packet(RxPacket),
-    /// A packet arrived but failed the CRC rules; it was dropped and counted.
-    Rejected(RejectReason),
-    /// Nothing within the timeout.
-    Timeout,
 }
 
 /// Counters since the driver was made.
@@ -395,6 +352,8 @@ where
         // Clear only the flags we read. Writing 0xFF (RadioHead) would also clear an RxDone of a packet that
         // landed after our read, and that packet would never be seen.
         self.write(regs::REG_IRQ_FLAGS, flags)?;
+        // PayloadCrcError (RegIrqFlags bit 5), or a header announcing no payload CRC (RegHopChannel bit 6 clear)
+        // while we require one.
         if flags & irq::PAYLOAD_CRC_ERROR != 0 {
             self.stats.rx_crc_errors += 1;
             return Ok(Reception::Rejected(RejectReason::CrcError));
@@ -408,12 +367,12 @@ where
         self.write(regs::REG_FIFO_ADDR_PTR, start)?;
         self.burst_read(regs::REG_FIFO, &mut buf[..n])?;
         self.stats.rx_packets += 1;
-        Ok(Reception::Packet(RxPacket {
+        Ok(Reception::Packet(RxPacket::from_buffer(
             buf,
-            len: n as u8,
-            rssi_dbm: packet_rssi_dbm(rssi_raw, snr_quarter_db),
+            n as u8,
+            packet_rssi_dbm(rssi_raw, snr_quarter_db),
             snr_quarter_db,
-        }))
+        )))
     }
 
     /// Reads one register (diagnostics).
@@ -509,6 +468,35 @@ where
     }
 }
 
+impl<SPI, RESET, DIO0, DELAY> PacketRadio for Sx1276<SPI, RESET, DIO0, DELAY>
+where
+    SPI: SpiDevice,
+    RESET: OutputPin,
+    DIO0: Dio0,
+    DELAY: DelayNs,
+{
+    fn transmit(&mut self, payload: &[u8]) -> Result<(), PacketRadioError> {
+        Ok(Sx1276::transmit(self, payload)?)
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Result<Reception, PacketRadioError> {
+        Ok(Sx1276::receive(self, timeout)?)
+    }
+
+    fn time_on_air(&self, len: usize) -> Duration {
+        Sx1276::time_on_air(self, len)
+    }
+}
+
+impl From<RadioError> for PacketRadioError {
+    fn from(error: RadioError) -> Self {
+        match error {
+            RadioError::PayloadLength { len } => PacketRadioError::PayloadLength { len },
+            other => PacketRadioError::chip(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +524,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("137–1020 MHz"));
+    }
+
+    #[test]
+    fn payload_length_errors_stay_the_callers_and_the_rest_stay_the_chips() {
+        let neutral = PacketRadioError::from(RadioError::PayloadLength { len: 0 });
+        assert!(matches!(
+            neutral,
+            PacketRadioError::PayloadLength { len: 0 }
+        ));
+        let original = RadioError::WrongChip { found: 0x22 }.to_string();
+        let neutral = PacketRadioError::from(RadioError::WrongChip { found: 0x22 });
+        assert_eq!(neutral.to_string(), original);
+        assert!(matches!(
+            neutral.chip_error::<RadioError>(),
+            Some(RadioError::WrongChip { found: 0x22 })
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```toml
 //! state_dir = "/var/lib/tmc"          # inbox at <state_dir>/receiver.db, status at <state_dir>/receiver.status.json
 //!
-//! [radio]                             # the board's SX1276, or simulated air (see tmc_link::radio)
+//! [radio]                             # the board's SX1276, or simulated air (see tmc_service::radio)
 //! board = "/etc/tmc/board.toml"
 //! # sim = "sim:/run/tmc/air"
 //! # address = 1                       # default: the board's node_address; 1 (the gateway) without a board
@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tmc_envelope::replay::{DEFAULT_WINDOW, MAX_WINDOW};
-use tmc_link::radio::RadioSection;
 use tmc_mqtt::{BrokerConfig, TopicTemplate};
 use tmc_service::config::relative_to;
+use tmc_service::radio::RadioSection;
 use tmc_service::ConfigError;
 
 /// The gateway's node address when no board preset names one.
@@ -175,7 +175,7 @@ impl Config {
                 "[link] peers is empty: list the node addresses of the site's relays".into(),
             ));
         }
-        if let Some(bad) = file.link.peers.iter().find(|&&p| p == tmc_radio::BROADCAST) {
+        if let Some(bad) = file.link.peers.iter().find(|&&p| p == tmc_link::BROADCAST) {
             return Err(invalid(format!(
                 "[link] peers: {bad} is the broadcast address, not a node"
             )));

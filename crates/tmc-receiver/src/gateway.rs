@@ -33,9 +33,10 @@ use std::time::Duration;
 
 use tmc_envelope::legacy::{self, LegacyKeys, LEGACY_TOPIC};
 use tmc_envelope::{detect, KeyRing, OpenError, Opener, Reading, ReplayError, TokenFormat};
-use tmc_link::{LinkReceiver, Received, ReceiverStats};
+use tmc_link::{
+    Clock, LinkError, LinkReceiver, PacketRadio, Received, ReceiverStats, ReliableDatagram,
+};
 use tmc_queue::Committed;
-use tmc_radio::{Clock, LinkError, PacketRadio, ReliableDatagram};
 use tmc_service::notify::Heartbeat;
 use tmc_service::Shutdown;
 

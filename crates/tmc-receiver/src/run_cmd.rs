@@ -18,7 +18,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "/etc/tmc/receiver.toml")]
     pub config: PathBuf,
     #[command(flatten)]
-    pub radio: tmc_link::radio::RadioOverride,
+    pub radio: tmc_service::radio::RadioOverride,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tmc_envelope::KeyRing;
+use tmc_link::{Clock, PacketRadio, ReliableDatagram};
 use tmc_queue::{Inbox, QueueError};
-use tmc_radio::{Clock, PacketRadio, ReliableDatagram};
 use tmc_service::{Notifier, Shutdown, StatusFile, Watchdog};
 
 use crate::config::Config;

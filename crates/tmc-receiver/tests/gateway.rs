@@ -4,14 +4,12 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use tmc_link::radio::sim_link;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
-use tmc_link::{LinkSender, SendError, SendPolicy};
+use tmc_link::{LinkError, LinkSender, RadioConfig, ReliableDatagram, SendError, SendPolicy};
 use tmc_queue::Inbox;
-use tmc_radio::{LinkError, RadioConfig, ReliableDatagram};
-use tmc_radio_sim::{ChannelConfig, Participant, SimChannel, SimChip, SimClock};
+use tmc_radio_sim::{sim_link, ChannelConfig, Participant, SimChannel, SimChip, SimClock};
 use tmc_receiver::config::Config;
 use tmc_receiver::outputs::file_output_name;
 use tmc_receiver::service::{RadioInfo, Service};
@@ -27,7 +25,7 @@ const IAT: u64 = 1_763_766_000;
 /// Every wait in these tests is bounded by this.
 const WAIT: Duration = Duration::from_secs(30);
 
-type Radio = tmc_link::radio::SimSx1276;
+type Radio = tmc_radio_sim::SimSx1276;
 
 fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
     sim_link(

@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
-use tmc_link::radio::sim_link;
-use tmc_link::{LinkSender, SendPolicy};
+use tmc_link::{LinkSender, RadioConfig, SendPolicy};
 use tmc_queue::Inbox;
-use tmc_radio::RadioConfig;
-use tmc_radio_sim::{ChannelConfig, SimChannel};
+use tmc_radio_sim::{sim_link, ChannelConfig, SimChannel};
 use tmc_receiver::config::Config;
 use tmc_receiver::service::{RadioInfo, Service};
 use tmc_service::Shutdown;

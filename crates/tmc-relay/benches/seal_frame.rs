@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Reading, Sealer, MAX_TOKEN_LEN};
-use tmc_radio::{Frame, Header};
+use tmc_link::{Frame, Header};
 
 fn readings(n: usize, sensors: usize) -> Vec<Reading> {
     (0..n)

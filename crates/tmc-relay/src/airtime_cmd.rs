@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tmc_board::BoardPreset;
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Reading, Sealer};
-use tmc_radio::{airtime_report, Bandwidth, CodingRate, DutyCycle, ModemConfig, SpreadingFactor};
+use tmc_link::{airtime_report, Bandwidth, CodingRate, DutyCycle, ModemConfig, SpreadingFactor};
 
 #[derive(Debug, Args)]
 pub struct AirtimeArgs {

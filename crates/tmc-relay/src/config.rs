@@ -19,7 +19,7 @@
 //! receive_maximum = 256           # unacknowledged messages the broker may have in flight to us
 //! dedupe = true                   # a message equal (topic + payload) to a recently queued one is a copy
 //!
-//! [radio]                         # tmc_link::radio::RadioSection: board preset and/or sim
+//! [radio]                         # tmc_service::radio::RadioSection: board preset and/or sim
 //! board = "/etc/tmc/board.toml"
 //!
 //! [link]
@@ -53,10 +53,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tmc_envelope::Encoding;
-use tmc_link::radio::RadioSection;
 use tmc_mqtt::MqttConfig;
 use tmc_queue::FullPolicy;
 use tmc_service::config::relative_to;
+use tmc_service::radio::RadioSection;
 use tmc_service::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]

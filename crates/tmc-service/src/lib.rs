@@ -5,9 +5,12 @@
 //! - [`shutdown`]: SIGTERM/SIGINT turn into a [`Shutdown`] that every loop checks and every wait wakes up on.
 //! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
 //! - [`status`]: the snapshot a running service writes for its `status` command.
+//! - [`radio`]: the `[radio]` table and `--board`/`--radio`, opened as the board's SX1276 or the simulated air,
+//!   framed as reliable datagrams within the duty cycle.
 
 pub mod config;
 pub mod notify;
+pub mod radio;
 pub mod shutdown;
 pub mod status;
 pub mod wakeup;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tmc_envelope::legacy::{self, LegacyKeys};
-use tmc_link::radio::RadioSection;
 use tmc_radio::Clock;
+use tmc_service::radio::RadioSection;
 
 #[derive(Debug, Parser)]
 #[command(

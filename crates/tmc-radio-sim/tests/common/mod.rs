@@ -6,13 +6,11 @@ use std::time::{Duration, Instant};
 
 use tmc_radio::{Datagram, RadioConfig, RadioError, ReliableConfig, ReliableDatagram, Sx1276};
 use tmc_radio_sim::air::{join, AirChip, AirLink, AirSpec};
-use tmc_radio_sim::{
-    Participant, SimChannel, SimChip, SimClock, SimDelay, SimDio0, SimResetPin, SimSpi,
-};
+use tmc_radio_sim::{Participant, SimChannel, SimChip, SimClock};
 
 pub const EU868: u32 = 868_000_000;
 
-pub type SimRadio = Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
+pub type SimRadio = tmc_radio_sim::SimSx1276;
 
 /// The real driver on a simulated chip.
 pub fn driver(chip: SimChip, config: RadioConfig) -> SimRadio {

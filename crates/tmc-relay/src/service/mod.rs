@@ -56,7 +56,7 @@ pub(crate) fn unix_now() -> u64 {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
     #[command(flatten)]
-    pub radio: tmc_link::radio::RadioOverride,
+    pub radio: tmc_service::radio::RadioOverride,
     /// Start a new broker session, subscribed to the configured topics: needed once after changing
     /// `[ingest] topics` (the broker keeps the old session's subscriptions otherwise). Stop the sensors first,
     /// or accept that messages the broker held for the relay's old session are dropped with it.

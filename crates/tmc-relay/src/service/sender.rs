@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, Encoding, Reading, Sealer, MAX_TOKEN_LEN};
-use tmc_link::{LinkSender, SendError};
+use tmc_link::{Clock, LinkSender, PacketRadio, SendError};
 use tmc_queue::{Entry, EntryId, RelayQueue};
-use tmc_radio::{Clock, PacketRadio};
 use tmc_service::notify::Heartbeat;
 use tmc_service::{Shutdown, Wakeup};
 

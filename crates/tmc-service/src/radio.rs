@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tmc_board::BoardPreset;
 use tmc_radio::{
-    Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, RadioConfig, RadioError, Reception,
-    ReliableConfig, ReliableDatagram, StdClock,
+    Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, PacketRadioError, RadioConfig,
+    RadioError, Reception, ReliableConfig, ReliableDatagram, StdClock,
 };
 use tmc_radio_sim::air::{self, AirLink, AirSpec};
-use tmc_radio_sim::{SimClock, SimDelay, SimDio0, SimResetPin, SimSpi};
+use tmc_radio_sim::{SimClock, SimSx1276};
 
 /// The `[radio]` table of a service's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -60,9 +60,6 @@ pub enum RadioOpenError {
     Radio(#[from] RadioError),
 }
 
-/// The driver on a simulated chip.
-pub type SimSx1276 = tmc_radio::Sx1276<SimSpi, SimResetPin, SimDio0, SimDelay>;
-
 /// The radio behind a service.
 pub enum ServiceRadio {
     Board(Box<tmc_radio::linux::LinuxSx1276>),
@@ -78,17 +75,17 @@ pub enum ServiceClock {
 }
 
 impl PacketRadio for ServiceRadio {
-    fn transmit(&mut self, payload: &[u8]) -> Result<(), RadioError> {
+    fn transmit(&mut self, payload: &[u8]) -> Result<(), PacketRadioError> {
         match self {
-            ServiceRadio::Board(r) => r.transmit(payload),
-            ServiceRadio::Sim(r, _) => r.transmit(payload),
+            ServiceRadio::Board(r) => PacketRadio::transmit(r.as_mut(), payload),
+            ServiceRadio::Sim(r, _) => PacketRadio::transmit(r.as_mut(), payload),
         }
     }
 
-    fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, RadioError> {
+    fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, PacketRadioError> {
         match self {
-            ServiceRadio::Board(r) => r.receive(timeout),
-            ServiceRadio::Sim(r, _) => r.receive(timeout),
+            ServiceRadio::Board(r) => PacketRadio::receive(r.as_mut(), timeout),
+            ServiceRadio::Sim(r, _) => PacketRadio::receive(r.as_mut(), timeout),
         }
     }
 
@@ -249,27 +246,6 @@ impl RadioSection {
             description,
         })
     }
-}
-
-/// The real driver on a simulated chip, framed as RadioHead reliable datagrams (within `limiter`, if any): the
-/// radio of the in-process simulator's tests and benchmarks.
-pub fn sim_link(
-    chip: tmc_radio_sim::SimChip,
-    config: RadioConfig,
-    address: u8,
-    seed: u64,
-    limiter: Option<DutyCycleLimiter>,
-) -> Result<ReliableDatagram<SimSx1276, SimClock>, RadioError> {
-    let radio = tmc_radio::Sx1276::new(chip.spi, chip.reset, chip.dio0, chip.delay, config)?;
-    let mut datagram = Datagram::new(radio, chip.clock, address);
-    if let Some(limiter) = limiter {
-        datagram = datagram.with_duty_cycle(limiter);
-    }
-    Ok(ReliableDatagram::new(
-        datagram,
-        ReliableConfig::for_modem(&config.modem),
-        seed,
-    ))
 }
 
 /// `sim:DIR,...` with a relative DIR taken from `config_file`'s directory (other text unchanged).
