@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::Args;
 use tmc_envelope::KeyRing;
+use tmc_link::radio::OpenRadio;
 use tmc_queue::Inbox;
 use tmc_service::{Notifier, Shutdown};
 

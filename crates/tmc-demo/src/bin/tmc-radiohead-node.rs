@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tmc_envelope::legacy::{self, LegacyKeys};
-use tmc_link::radio::RadioSection;
+use tmc_link::radio::{OpenRadio, RadioSection};
 use tmc_radio::Clock;
 
 #[derive(Debug, Parser)]

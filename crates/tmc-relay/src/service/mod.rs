@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, KeyRing, Reading, Sealer, MAX_TOKEN_LEN};
+use tmc_link::radio::OpenRadio;
 use tmc_link::{HeaderIdFile, LinkSender, SendPolicy};
 use tmc_queue::{QueueStatus, RelayQueue};
 use tmc_service::{Notifier, Shutdown, StatusFile, Wakeup, Watchdog};
