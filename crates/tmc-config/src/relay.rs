@@ -58,7 +58,7 @@ use crate::file::{load_toml, relative_to, ConfigError};
 use crate::mqtt::MqttConfig;
 use crate::radio::RadioSection;
 
-/// `relay.toml`. Rendered (`Serialize`), a section equal to its defaults is left out.
+/// `relay.toml`. Rendered (`Serialize`), `[ingest]` and `[queue]` are left out when they are the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
@@ -68,7 +68,8 @@ pub struct RelayConfig {
     #[serde(default, skip_serializing_if = "is_default")]
     pub ingest: IngestSection,
     pub radio: RadioSection,
-    #[serde(default, skip_serializing_if = "is_default")]
+    // Always written: which gateway a relay sends to is the site's decision, worth reading in the file.
+    #[serde(default)]
     pub link: LinkSection,
     pub envelope: EnvelopeSection,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -525,8 +526,9 @@ keys = "keys.toml"
         )
         .to_toml("");
         assert!(
-            !text.contains("[queue]") && !text.contains("[link]"),
+            !text.contains("[queue]") && !text.contains("[ingest]"),
             "{text}"
         );
+        assert!(text.contains("[link]\ngateway = 1\n"), "{text}");
     }
 }
