@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tmc_board::site::{SiteConfig, SiteError};
+use tmc_config::site::{SiteConfig, SiteError};
 
 use crate::daemons::{self, DaemonCheck, Verdict};
 use crate::files::{HOSTAPD_CONF, NAT_RULES};

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use tmc_board::site::SiteConfig;
+use tmc_config::site::SiteConfig;
 
 use crate::apply::{apply, ServiceManager, Systemctl};
 use crate::daemons::Verdict;

@@ -131,7 +131,7 @@ impl HostapdControl {
 pub fn parse_station(reply: &str) -> Option<Station> {
     let mut lines = reply.lines();
     let mac = lines.next()?.trim().to_ascii_lowercase();
-    if mac.parse::<tmc_board::site::MacAddr>().is_err() {
+    if mac.parse::<tmc_config::site::MacAddr>().is_err() {
         return None;
     }
     let mut station = Station {
@@ -159,7 +159,7 @@ pub fn parse_leases(text: &str) -> Vec<Lease> {
             let mut words = line.split_whitespace();
             let expires = words.next()?.parse().ok()?;
             let mac = words.next()?.to_ascii_lowercase();
-            mac.parse::<tmc_board::site::MacAddr>().ok()?;
+            mac.parse::<tmc_config::site::MacAddr>().ok()?;
             let ip = words.next()?.to_owned();
             let hostname = words.next().filter(|h| *h != "*").map(str::to_owned);
             Some(Lease {

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use tmc_ap::{apply, render, ChangeKind, ServiceManager};
-use tmc_board::SiteConfig;
+use tmc_config::SiteConfig;
 
 #[derive(Default)]
 struct Recorder(Vec<String>);

@@ -105,7 +105,7 @@ fn bad_passphrase_is_caught_by_check_before_hostapd_sees_it() {
 
     // The same passphrase slipped past check would only fail in hostapd, at start-up on the Pi.
     if installed("hostapd") {
-        let ap = tmc_board::SiteConfig::from_toml_str("", "site.toml")
+        let ap = tmc_config::SiteConfig::from_toml_str("", "site.toml")
             .unwrap()
             .ap;
         let conf = tmc_ap::render(&ap)

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use tmc_ap::{render, Desired};
-use tmc_board::SiteConfig;
+use tmc_config::SiteConfig;
 
 const FULL_SITE: &str = r#"[ap]
 interface = "wlan1"

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tmc_ap::daemons::find_program;
 use tmc_ap::render;
-use tmc_board::SiteConfig;
+use tmc_config::SiteConfig;
 use tmc_testkit::{bin_command, success_stdout};
 
 const CLIENT_MAC: &str = "02:54:4d:43:00:02";

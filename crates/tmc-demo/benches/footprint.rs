@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tmc_demo::{Service, SiteFiles, SiteOptions};
+use tmc_demo::{OutputSection, Service, SiteFiles, SiteOptions};
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -39,7 +39,10 @@ fn main() {
             loss: 0.0,
             duty_cycle: 100.0,
             board: Some(board),
-            output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+            output: OutputSection {
+                stdout: false,
+                file: Some("readings.jsonl".into()),
+            },
             ..SiteOptions::default()
         },
     )

@@ -13,6 +13,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tmc_config::mqtt::BrokerConfig;
+use tmc_config::radio::RadioSection;
+use tmc_config::receiver::ReceiverFile;
+pub use tmc_config::receiver::{OutputSection, UpstreamSection};
+use tmc_config::relay::RelayConfig;
 use tmc_envelope::{KeyRing, Overwrite};
 use tmc_pki::{broker, Role, Site, SiteInit, Validity};
 
@@ -34,10 +39,10 @@ pub struct SiteOptions {
     pub duty_cycle: f64,
     /// Board preset whose frequency and modem the air simulates (default: RadioHead's, 868.0 MHz, SF7).
     pub board: Option<PathBuf>,
-    /// Extra `[upstream]` table for receiver.toml.
-    pub upstream: Option<String>,
+    /// Receiver's `[upstream]` table.
+    pub upstream: Option<UpstreamSection>,
     /// Receiver's `[output]` table.
-    pub output: String,
+    pub output: OutputSection,
     /// Relay `[link]` back-off in seconds (short in tests).
     pub backoff: f64,
     /// Relay `[envelope] max_batch` (readings per token), when not the default.
@@ -56,7 +61,10 @@ impl Default for SiteOptions {
             duty_cycle: 1.0,
             board: None,
             upstream: None,
-            output: "stdout = true\nfile = \"readings.jsonl\"\n".into(),
+            output: OutputSection {
+                stdout: true,
+                file: Some("readings.jsonl".into()),
+            },
             backoff: 2.0,
             max_batch: None,
             legacy: false,
@@ -106,57 +114,17 @@ impl SiteFiles {
             sensors,
             broker_port: options.broker_port,
         };
-        std::fs::write(files.relay_config(), files.render_relay(options))?;
-        std::fs::write(files.receiver_config(), files.render_receiver(options))?;
+        let relay = relay_config(files.site.dir(), files.broker_port, options);
+        std::fs::write(
+            files.relay_config(),
+            relay.to_toml("Throwaway demo relay: the site broker on 127.0.0.1, the simulated air."),
+        )?;
+        let receiver = receiver_config(options);
+        std::fs::write(
+            files.receiver_config(),
+            receiver.to_toml("Throwaway demo receiver on the simulated air."),
+        )?;
         Ok(files)
-    }
-
-    fn radio(&self, options: &SiteOptions, node: u8) -> String {
-        let board = options
-            .board
-            .as_ref()
-            .map(|b| format!("board = {:?}\n", b.display().to_string()))
-            .unwrap_or_default();
-        format!(
-            "[radio]\n{board}sim = \"sim:air,loss={},corrupt={}\"\naddress = {node}\nduty_cycle = {}\n",
-            options.loss, options.corruption, options.duty_cycle
-        )
-    }
-
-    fn render_relay(&self, options: &SiteOptions) -> String {
-        let site = self.site.dir().display();
-        format!(
-            "# Throwaway demo relay: the site broker on 127.0.0.1, the simulated air.\n\
-             state_dir = \"relay-state\"\n\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n\
-             ca = \"{site}/ecc.ca.cert.pem\"\ncert = \"{site}/ecc.relay.cert.pem\"\nkey = \"{site}/ecc.relay.key.pem\"\n\n\
-             {radio}\n\
-             [link]\ngateway = {GATEWAY_NODE}\nbackoff = {backoff}\nmax_backoff = {max_backoff}\n\n\
-             [envelope]\nkeys = \"keys.toml\"\nencoding = \"packed\"\n{max_batch}",
-            port = self.broker_port,
-            radio = self.radio(options, RELAY_NODE),
-            backoff = options.backoff,
-            max_backoff = options.backoff * 8.0,
-            max_batch = options
-                .max_batch
-                .map(|n| format!("max_batch = {n}\n"))
-                .unwrap_or_default(),
-        )
-    }
-
-    fn render_receiver(&self, options: &SiteOptions) -> String {
-        format!(
-            "# Throwaway demo receiver on the simulated air.\n\
-             state_dir = \"receiver-state\"\n\n\
-             {radio}\n\
-             [link]\npeers = [{RELAY_NODE}]\n\n\
-             [envelope]\nkeys = \"keys.toml\"\nlegacy = {legacy}\n\n\
-             [output]\n{output}\n{upstream}",
-            radio = self.radio(options, GATEWAY_NODE),
-            legacy = options.legacy,
-            output = options.output,
-            upstream = options.upstream.clone().unwrap_or_default(),
-        )
     }
 
     pub fn relay_config(&self) -> PathBuf {
@@ -248,6 +216,47 @@ impl SiteFiles {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// `[radio]` on the simulated air as node `node`, with the board preset's frequency and modem if there is one.
+fn radio(options: &SiteOptions, node: u8) -> RadioSection {
+    RadioSection {
+        board: options.board.clone(),
+        sim: Some(format!(
+            "sim:air,loss={},corrupt={}",
+            options.loss, options.corruption
+        )),
+        address: Some(node),
+        duty_cycle: Some(options.duty_cycle),
+    }
+}
+
+/// The demo relay's `relay.toml` (relative paths: the site directory's), the site's PKI in `site_dir`.
+fn relay_config(site_dir: &Path, broker_port: u16, options: &SiteOptions) -> RelayConfig {
+    let mut broker = BrokerConfig::plain("127.0.0.1", broker_port);
+    broker.ca = Some(site_dir.join("ecc.ca.cert.pem"));
+    broker.cert = Some(site_dir.join("ecc.relay.cert.pem"));
+    broker.key = Some(site_dir.join("ecc.relay.key.pem"));
+    let mut config = RelayConfig::new(broker.into(), radio(options, RELAY_NODE), "keys.toml");
+    config.state_dir = "relay-state".into();
+    config.link.gateway = GATEWAY_NODE;
+    config.link.backoff = options.backoff;
+    config.link.max_backoff = options.backoff * 8.0;
+    config.envelope.encoding = tmc_envelope::Encoding::Packed;
+    if let Some(max_batch) = options.max_batch {
+        config.envelope.max_batch = max_batch;
+    }
+    config
+}
+
+/// The demo receiver's `receiver.toml`.
+fn receiver_config(options: &SiteOptions) -> ReceiverFile {
+    let mut file = ReceiverFile::new(radio(options, GATEWAY_NODE), vec![RELAY_NODE], "keys.toml");
+    file.state_dir = "receiver-state".into();
+    file.envelope.legacy = options.legacy;
+    file.output = options.output.clone();
+    file.upstream = options.upstream.clone();
+    file
 }
 
 /// Where the TMC binaries are: next to this program (target/<profile>/), or in `TMC_BIN_DIR`.
@@ -362,5 +371,55 @@ impl Drop for Service {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The files the demo writes are what the services load, with every option applied.
+    #[test]
+    fn rendered_configs_load_as_the_services_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SiteOptions {
+            board: Some(dir.path().join("board.toml")),
+            max_batch: Some(3),
+            legacy: true,
+            backoff: 0.5,
+            ..SiteOptions::default()
+        };
+        let relay_path = dir.path().join("relay.toml");
+        std::fs::write(
+            &relay_path,
+            relay_config(Path::new("/site"), 18883, &options).to_toml("demo"),
+        )
+        .unwrap();
+        let relay = RelayConfig::load(&relay_path).unwrap();
+        assert_eq!(relay.mqtt.broker.address(), "127.0.0.1:18883");
+        assert_eq!(
+            relay.mqtt.broker.key.as_deref(),
+            Some(Path::new("/site/ecc.relay.key.pem"))
+        );
+        assert_eq!(relay.state_dir, dir.path().join("relay-state"));
+        assert_eq!((relay.link.backoff, relay.link.max_backoff), (0.5, 4.0));
+        assert_eq!(
+            (relay.envelope.max_batch, relay.radio.address),
+            (3, Some(RELAY_NODE))
+        );
+        assert_eq!(
+            relay.radio.sim.as_deref(),
+            Some(format!("sim:{}/air,loss=0.05,corrupt=0", dir.path().display()).as_str())
+        );
+        assert_eq!(relay.radio.duty_cycle, Some(1.0));
+
+        let receiver_path = dir.path().join("receiver.toml");
+        std::fs::write(&receiver_path, receiver_config(&options).to_toml("demo")).unwrap();
+        let receiver = tmc_config::receiver::Config::load(&receiver_path).unwrap();
+        assert_eq!(receiver.peers, [RELAY_NODE]);
+        assert!(receiver.legacy && receiver.stdout);
+        assert_eq!(receiver.file, Some(dir.path().join("readings.jsonl")));
+        assert_eq!(receiver.radio.board, options.board);
     }
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use tmc_demo::SiteOptions;
+use tmc_demo::{OutputSection, SiteOptions};
 
 #[test]
 fn a_thousand_readings_from_five_sensors_arrive_exactly_once_in_order() {
@@ -16,7 +16,10 @@ fn a_thousand_readings_from_five_sensors_arrive_exactly_once_in_order() {
         sensors: 5,
         loss: 0.05,
         duty_cycle: 100.0,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         backoff: 0.2,
         ..SiteOptions::default()
     });

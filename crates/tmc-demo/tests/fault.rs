@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use tmc_demo::SiteOptions;
+use tmc_demo::{OutputSection, SiteOptions};
 
 const SENSORS: usize = 5;
 const READINGS: u64 = 100;
@@ -25,7 +25,10 @@ fn every_acknowledged_reading_is_output_exactly_once_through_crashes_restarts_an
         loss: 0.2,
         corruption: 0.01,
         duty_cycle: 100.0,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         upstream: Some(upstream.receiver_table()),
         backoff: 0.2,
         ..SiteOptions::default()

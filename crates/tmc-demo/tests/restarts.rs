@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
-use tmc_demo::SiteOptions;
+use tmc_demo::{OutputSection, SiteOptions};
 
 const WAIT: Duration = Duration::from_secs(240);
 
@@ -24,7 +24,10 @@ fn a_relay_killed_after_1_255_256_and_a_random_number_of_frames_loses_no_reading
         sensors: 1,
         loss: 0.0,
         duty_cycle: 100.0,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         backoff: 0.2,
         // One reading per token, so that a token count is a header-ID count.
         max_batch: Some(1),
@@ -140,7 +143,10 @@ fn old_radiohead_senders_get_every_reading_through_once() {
         sensors: 0,
         loss: 0.0,
         duty_cycle: 100.0,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         legacy: true,
         ..SiteOptions::default()
     });

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tmc_demo::{Service, SiteOptions};
+use tmc_demo::{OutputSection, Service, SiteOptions};
 
 /// Datagrams received on `socket` until one contains `want` (bounded); returns all of them.
 fn until(socket: &UnixDatagram, want: &str) -> Vec<String> {
@@ -47,7 +47,10 @@ fn notify_socket(dir: &std::path::Path, name: &str) -> (UnixDatagram, String) {
 fn relay_and_receiver_tell_systemd_they_are_ready_alive_and_stopping() {
     let h = common::Harness::new(SiteOptions {
         sensors: 1,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         ..SiteOptions::default()
     });
     let _broker = h.broker();
@@ -175,7 +178,10 @@ const SERVICE_UNITS: [(&str, &str); 2] = [
 fn shipped_units_start_the_services_and_their_watchdog_is_served() {
     let h = common::Harness::new(SiteOptions {
         sensors: 1,
-        output: "stdout = false\nfile = \"readings.jsonl\"\n".into(),
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
         ..SiteOptions::default()
     });
     let _broker = h.broker();

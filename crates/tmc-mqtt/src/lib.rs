@@ -1,10 +1,10 @@
 //! MQTT connections the TMC way, shared by the relay (its broker), the receiver (its upstream broker) and the
 //! sensor simulator.
 //!
-//! - [`BrokerConfig`] is the `[mqtt]`/`[upstream]` table of a service's TOML: where the broker is and which
-//!   files hold the CA, the client certificate and its key. The key is read with
+//! - [`BrokerConfig`] is the `[mqtt]`/`[upstream]` table of a service's TOML (plain data, from tmc-config):
+//!   where the broker is and which files hold the CA, the client certificate and its key. The key is read with
 //!   [`tmc_secret_file::read_private`], so a group- or world-readable key is refused with its path and mode.
-//! - [`BrokerConfig::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
+//! - [`ClientOptions::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
 //!   persistent so the broker keeps QoS 1 messages for a client that is down (the relay during a restart).
 //! - [`MqttConfig`] is the same table for a service whose client key may live in an ATECC508A/608A secure
 //!   element instead of a file (the relay's `[mqtt]`): `key_atecc = "/dev/i2c-1"` (with `key_slot`, default
@@ -23,58 +23,37 @@
 //!   key_slot = 0                           # default 0
 //!   atecc_address = 0x60                   # default 0x60 (7-bit)
 //!   ```
-//! - [`TopicTemplate`] renders the upstream topic of a reading from its original topic and sensor id.
+//! - [`TopicTemplate`] renders the upstream topic of a reading from its original topic and sensor id (from
+//!   tmc-config, as the next).
 //! - [`check_host`] accepts a DNS name or an IP address and nothing else, before a `host` setting reaches a
 //!   resolver or a line of `/etc/hosts`.
 
 #[cfg(feature = "atecc")]
 pub mod atecc;
 mod chip_config;
-mod host;
-mod template;
+
+#[cfg(feature = "atecc")]
+pub use chip_config::ChipKeyOptions;
 
 use std::path::{Path, PathBuf};
 
 use rumqttc::{BrokerSessionResumePolicy, MqttOptions, SessionMode, TlsConfiguration, Transport};
-use serde::Deserialize;
 
-pub use chip_config::{ChipKeyConfig, MqttConfig, DEFAULT_ATECC_ADDRESS, DEFAULT_KEY_SLOT};
-pub use host::{check_host, HostError};
 pub use rumqttc;
-pub use template::{sensor_of, TemplateError, TopicTemplate, UNKNOWN_SENSOR};
+pub use tmc_config::mqtt::{
+    check_host, sensor_of, BrokerConfig, ChipKeyConfig, HostError, MqttConfig, TemplateError,
+    TopicTemplate, DEFAULT_ATECC_ADDRESS, DEFAULT_KEY_SLOT, UNKNOWN_SENSOR,
+};
 
-/// Where a broker is and how to authenticate to it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerConfig {
-    /// Host name or address (the site broker is `mqtt.com` on the access point).
-    pub host: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// CA certificate (PEM) that signed the broker's certificate. Without it the connection is plain TCP,
-    /// which is only acceptable to a broker on the same machine.
-    #[serde(default)]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    #[serde(default)]
-    pub cert: Option<PathBuf>,
-    /// Its private key (PEM, mode 0600).
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-    /// MQTT client id (the site broker replaces it by the certificate's CN anyway).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// Keep-alive in seconds.
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive: u16,
-}
-
-fn default_port() -> u16 {
-    8883
-}
-
-fn default_keep_alive() -> u16 {
-    30
+/// Client options for a connection with these settings: [`BrokerConfig`] (key in a file) and [`MqttConfig`]
+/// (key in a file or in an ATECC chip). The settings themselves are plain data in tmc-config.
+pub trait ClientOptions {
+    /// Client options; `default_client_id` applies when the config names none.
+    fn options(
+        &self,
+        default_client_id: &str,
+        session: Session,
+    ) -> Result<MqttOptions, MqttConfigError>;
 }
 
 /// A broker setting that cannot be used.
@@ -118,37 +97,13 @@ pub enum Session {
     Persistent,
 }
 
-impl BrokerConfig {
-    /// A plain-TCP broker on `host:port` (tests, local tools).
-    pub fn plain(host: impl Into<String>, port: u16) -> Self {
-        BrokerConfig {
-            host: host.into(),
-            port,
-            ca: None,
-            cert: None,
-            key: None,
-            client_id: None,
-            keep_alive: default_keep_alive(),
-        }
-    }
-
-    /// Whether the connection uses TLS.
-    pub fn tls(&self) -> bool {
-        self.ca.is_some()
-    }
-
-    /// `host:port`, for logs.
-    pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// Client options; `default_client_id` applies when the config names none.
-    pub fn options(
+impl ClientOptions for BrokerConfig {
+    fn options(
         &self,
         default_client_id: &str,
         session: Session,
     ) -> Result<MqttOptions, MqttConfigError> {
-        let mut options = self.base_options(default_client_id, session)?;
+        let mut options = base_options(self, default_client_id, session)?;
         let client_auth = match (&self.cert, &self.key) {
             (None, None) => None,
             (Some(_), None) => return Err(MqttConfigError::HalfClientAuth("cert")),
@@ -171,31 +126,30 @@ impl BrokerConfig {
         }
         Ok(options)
     }
+}
 
-    /// Everything but the transport.
-    pub(crate) fn base_options(
-        &self,
-        default_client_id: &str,
-        session: Session,
-    ) -> Result<MqttOptions, MqttConfigError> {
-        if self.host.is_empty() {
-            return Err(MqttConfigError::EmptyHost);
-        }
-        let id = self.client_id.as_deref().unwrap_or(default_client_id);
-        let mut options = MqttOptions::new(id, (self.host.as_str(), self.port));
-        options.set_keep_alive(self.keep_alive);
-        match session {
-            Session::Clean => {
-                options.set_session_mode(SessionMode::Clean);
-            }
-            Session::Persistent => {
-                options.set_session_mode(SessionMode::Persistent);
-                options
-                    .set_broker_session_resume_policy(BrokerSessionResumePolicy::AllowBrokerOnly);
-            }
-        }
-        Ok(options)
+/// Everything but the transport.
+pub(crate) fn base_options(
+    broker: &BrokerConfig,
+    default_client_id: &str,
+    session: Session,
+) -> Result<MqttOptions, MqttConfigError> {
+    if broker.host.is_empty() {
+        return Err(MqttConfigError::EmptyHost);
     }
+    let id = broker.client_id.as_deref().unwrap_or(default_client_id);
+    let mut options = MqttOptions::new(id, (broker.host.as_str(), broker.port));
+    options.set_keep_alive(broker.keep_alive);
+    match session {
+        Session::Clean => {
+            options.set_session_mode(SessionMode::Clean);
+        }
+        Session::Persistent => {
+            options.set_session_mode(SessionMode::Persistent);
+            options.set_broker_session_resume_policy(BrokerSessionResumePolicy::AllowBrokerOnly);
+        }
+    }
+    Ok(options)
 }
 
 pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfigError> {
@@ -210,19 +164,6 @@ pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfi
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn parse(text: &str) -> Result<BrokerConfig, toml::de::Error> {
-        toml::from_str(text)
-    }
-
-    #[test]
-    fn defaults_and_unknown_fields() {
-        let c = parse("host = \"mqtt.com\"").unwrap();
-        assert_eq!((c.port, c.keep_alive, c.tls()), (8883, 30, false));
-        assert_eq!(c.address(), "mqtt.com:8883");
-        let err = parse("host = \"x\"\nprot = 1").unwrap_err().to_string();
-        assert!(err.contains("unknown field `prot`"), "{err}");
-    }
 
     #[test]
     fn client_auth_needs_both_files_and_tls() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, PublishOptions, QoS};
 use tmc_atecc::sim::{Model, SimAtecc};
 use tmc_mqtt::atecc::{ChipKey, DEFAULT_TIMEOUT};
-use tmc_mqtt::{BrokerConfig, MqttConfig, MqttConfigError, Session};
+use tmc_mqtt::{BrokerConfig, ChipKeyOptions, ClientOptions, MqttConfig, MqttConfigError, Session};
 use tmc_pki::{broker, Role, Site, SiteInit, Validity};
 use tmc_testkit::Mosquitto;
 

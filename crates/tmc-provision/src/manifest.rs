@@ -235,7 +235,7 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) use tmc_board::site::one_line_toml_error;
+pub(crate) use tmc_config::file::one_line_toml_error;
 
 #[cfg(test)]
 mod tests {

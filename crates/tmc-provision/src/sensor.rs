@@ -2,7 +2,7 @@
 //!
 //! The firmware (`firmware/build.rs`) compiles a flat `key = value` file into the image
 //! (`TMC_SENSOR_CONFIG=FILE`). This writes that file from the same site file the concentrator's access
-//! point is rendered from, through the same parser (`tmc_board::SiteConfig`), so that the sensor joins
+//! point is rendered from, through the same parser (`tmc_config::SiteConfig`), so that the sensor joins
 //! exactly the network the access point runs:
 //!
 //! | field | from |
@@ -22,8 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
-use tmc_board::site::WpaKey;
-use tmc_board::SiteConfig;
+use tmc_config::site::WpaKey;
+use tmc_config::SiteConfig;
 use tmc_enroll::check_client_id;
 use tmc_pki::{Role as PkiRole, Site};
 use tmc_secret_file::Overwrite;
@@ -96,7 +96,7 @@ pub enum SensorConfigError {
     MissingSiteFile(PathBuf),
     /// The site file is invalid.
     #[error(transparent)]
-    Site(#[from] tmc_board::SiteError),
+    Site(#[from] tmc_config::SiteError),
     /// A site file value the firmware cannot take.
     #[error("{}: {field}: {problem}", path.display())]
     NotRepresentable {

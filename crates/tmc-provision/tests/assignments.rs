@@ -25,7 +25,7 @@ fn on(f: &Fixture, boot: &Path, role: Role, name: &str) -> WriteOptions {
     }
 }
 
-fn assignment(boot: &Path) -> tmc_relay::assignment::Assignment {
+fn assignment(boot: &Path) -> tmc_config::assignment::Assignment {
     toml::from_str(&fs::read_to_string(boot.join("tmc/assignment.toml")).unwrap()).unwrap()
 }
 

@@ -234,7 +234,7 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
     assert_eq!(removed.len(), 4, "{removed:?}");
 
     // The relay's configuration as the relay loads it, and every file it names installed.
-    let relay = tmc_relay::config::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
+    let relay = tmc_config::relay::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
     assert_eq!(
         (relay.mqtt.broker.host.as_str(), relay.mqtt.broker.port),
         ("mqtt.com", 8883)
@@ -450,7 +450,7 @@ fn an_inline_passphrase_makes_the_site_file_a_root_only_secret() {
         assert_eq!(owner(&site), (0, 0));
     }
     assert!(!f.boot.join("tmc/site.toml").exists());
-    let relay = tmc_relay::config::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
+    let relay = tmc_config::relay::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
     assert_eq!((relay.radio.address, relay.link.gateway), (Some(12), 3));
 }
 
@@ -478,7 +478,7 @@ fn a_passphrase_file_elsewhere_is_renamed_and_the_site_file_points_at_it() {
         installed.contains("passphrase_file = \"wifi-passphrase\""),
         "{installed}"
     );
-    let config = tmc_board::SiteConfig::from_file(f.installed("/etc/tmc/site.toml")).unwrap();
+    let config = tmc_config::SiteConfig::from_file(f.installed("/etc/tmc/site.toml")).unwrap();
     assert_eq!(config.ap.ssid, "moved");
     assert!(!config.ap.key_is_default);
     let hostapd = fs::read_to_string(f.installed("/etc/hostapd/hostapd.conf")).unwrap();
@@ -504,7 +504,7 @@ fn a_custom_relay_config_is_used_as_given() {
         text
     );
     f.firstboot();
-    let relay = tmc_relay::config::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
+    let relay = tmc_config::relay::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
     // Relative paths resolve beside the installed file, where the card put those files.
     assert_eq!(
         relay.mqtt.broker.key.as_deref(),

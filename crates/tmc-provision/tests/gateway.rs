@@ -53,7 +53,7 @@ fn gateway_gets_receiver_board_and_keys_and_only_the_receiver_runs() {
         assert_eq!(owner(&f.installed("/etc/tmc/receiver.toml")), (0, TMC_GID));
     }
     let config =
-        tmc_receiver::config::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
+        tmc_config::receiver::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
     assert_eq!(config.peers, [10, 11]);
     assert_eq!(config.radio.address, Some(1));
     assert!(config.stdout);
@@ -94,7 +94,7 @@ fn a_custom_receiver_config_brings_its_upstream_tls_files() {
     assert_eq!(mode(&f.installed("/etc/tmc/upstream.key.pem")), 0o600);
     assert_eq!(mode(&f.installed("/etc/tmc/upstream-ca.pem")), 0o640);
     let config =
-        tmc_receiver::config::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
+        tmc_config::receiver::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
     let upstream = config.upstream.unwrap();
     for file in [
         upstream.broker.ca,

@@ -80,15 +80,8 @@ pub fn delivery_mark(topic: &str, payload: &[u8]) -> DeliveryMark {
     u64::from_be_bytes(mark)
 }
 
-/// What to do with a push when the queue holds `capacity` entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FullPolicy {
-    /// Refuse the new message (back-pressure to the broker). Loses nothing.
-    #[default]
-    Refuse,
-    /// Delete the oldest unstaged entry and count it as dropped.
-    DropOldest,
-}
+/// What to do with a push when the queue holds `capacity` entries (`[queue] when_full` in `relay.toml`).
+pub use tmc_config::FullPolicy;
 
 /// A message to store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,8 @@
 //!
 //! Commands: `decode` (tokens given by hand), `run` (the service), `status` (its snapshot).
 
-pub mod config;
+/// `receiver.toml` (in tmc-config, which tmc-provision and the demo render it with).
+pub use tmc_config::receiver as config;
 mod decode_cmd;
 pub mod gateway;
 pub mod line;

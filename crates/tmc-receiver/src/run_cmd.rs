@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use tmc_envelope::KeyRing;
 use tmc_queue::Inbox;
+use tmc_service::radio::OpenRadio;
 use tmc_service::{Notifier, Shutdown};
 
 use crate::config::Config;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Opener, Reading, Sealer};
 use tmc_mqtt::rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
-use tmc_mqtt::{BrokerConfig, Session};
+use tmc_mqtt::{BrokerConfig, ClientOptions, Session};
 use tmc_queue::{legacy_sender, Inbox, Record};
 use tmc_receiver::config::UpstreamConfig;
 use tmc_receiver::outputs::upstream::Upstream;

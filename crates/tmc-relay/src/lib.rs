@@ -1,8 +1,10 @@
 //! The `tmc-relay` command line. Each subcommand is a thin layer over a library crate.
 
 mod airtime_cmd;
-pub mod assignment;
-pub mod config;
+/// `assignment.toml` (in tmc-config, which tmc-provision writes it with).
+pub use tmc_config::assignment;
+/// `relay.toml` (in tmc-config, which tmc-provision and the demo render it with).
+pub use tmc_config::relay as config;
 mod keys_cmd;
 mod seal_cmd;
 pub mod service;

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tmc_mqtt::{BrokerConfig, Session};
+use tmc_mqtt::{BrokerConfig, ClientOptions, Session};
 use tmc_pki::{broker, Role, Site, SiteInit, Validity};
 use tmc_sensor_sim::{
     chip_path, payload, read_ledger, sensor_topic, LedgerEntry, SimConfig, Simulator, StopSignal,

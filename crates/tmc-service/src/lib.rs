@@ -1,14 +1,18 @@
 //! What TMC's long-running services (the relay and the receiver) share, so each of them is only its own logic.
 //!
 //! - [`config`]: a service's TOML file, read strictly (unknown keys refused) with errors that name the file,
-//!   the line and the key.
+//!   the line and the key (tmc-config's, re-exported).
 //! - [`shutdown`]: SIGTERM/SIGINT turn into a [`Shutdown`] that every loop checks and every wait wakes up on.
 //! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
 //! - [`status`]: the snapshot a running service writes for its `status` command.
 //! - [`radio`]: the `[radio]` table and `--board`/`--radio`, opened as the board's SX1276 or the simulated air,
 //!   framed as reliable datagrams within the duty cycle.
 
-pub mod config;
+/// Reading a service's configuration file: tmc-config's, so that tools which only read or write these files
+/// need not link the service stack.
+pub mod config {
+    pub use tmc_config::file::*;
+}
 pub mod notify;
 pub mod radio;
 pub mod shutdown;

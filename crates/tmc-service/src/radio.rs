@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use tmc_board::BoardPreset;
 use tmc_radio::{
     Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, PacketRadioError, RadioConfig,
@@ -22,24 +21,8 @@ use tmc_radio::{
 use tmc_radio_sim::air::{self, AirLink, AirSpec};
 use tmc_radio_sim::{SimClock, SimSx1276};
 
-/// The `[radio]` table of a service's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RadioSection {
-    /// Board preset file (relative paths are taken from the config file's directory).
-    #[serde(default)]
-    pub board: Option<PathBuf>,
-    /// Simulated air: `sim:DIR[,loss=P][,corrupt=P][,seed=N]`.
-    #[serde(default)]
-    pub sim: Option<String>,
-    /// This node's address (default: the board's `node_address`).
-    #[serde(default)]
-    pub address: Option<u8>,
-    /// Duty cycle in percent, for the simulated air only (tests that cannot wait an hour for the 1 % budget);
-    /// on a board the region's band sets it.
-    #[serde(default)]
-    pub duty_cycle: Option<f64>,
-}
+/// The `[radio]` table of a service's configuration (plain data, in tmc-config).
+pub use tmc_config::radio::{resolve_sim_dir, RadioSection};
 
 /// Why the radio could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -127,9 +110,23 @@ pub struct RadioOverride {
     pub radio: Option<String>,
 }
 
-impl RadioSection {
+/// What a service does with its `[radio]` table: override it from the command line, open it.
+pub trait OpenRadio {
     /// Applies command-line overrides (paths relative to the working directory).
-    pub fn apply(&mut self, overrides: &RadioOverride) -> std::io::Result<()> {
+    fn apply(&mut self, overrides: &RadioOverride) -> std::io::Result<()>;
+    /// The board preset, if any, with a relative path taken from `config_file`'s directory.
+    fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError>;
+    /// Opens the radio. `name` identifies this process on the simulated air (e.g. `relay-10`).
+    fn open(
+        &self,
+        config_file: &Path,
+        name: &str,
+        seed: u64,
+    ) -> Result<OpenedRadio, RadioOpenError>;
+}
+
+impl OpenRadio for RadioSection {
+    fn apply(&mut self, overrides: &RadioOverride) -> std::io::Result<()> {
         if let Some(board) = &overrides.board {
             self.board = Some(std::path::absolute(board)?);
         }
@@ -140,23 +137,7 @@ impl RadioSection {
         Ok(())
     }
 
-    /// Takes a relative `board` path and `sim:` directory from `config_file`'s directory, as every path in a
-    /// service's configuration file (the relay and the receiver both call it when they load theirs).
-    pub fn resolve_paths(&mut self, config_file: &Path) {
-        if let Some(board) = &self.board {
-            if board.is_relative() {
-                if let Some(dir) = config_file.parent() {
-                    self.board = Some(dir.join(board));
-                }
-            }
-        }
-        if let Some(sim) = &self.sim {
-            self.sim = Some(resolve_sim_dir(config_file, sim));
-        }
-    }
-
-    /// The board preset, if any, with a relative path taken from `config_file`'s directory.
-    pub fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError> {
+    fn board_preset(&self, config_file: &Path) -> Result<Option<BoardPreset>, RadioOpenError> {
         let Some(board) = &self.board else {
             return Ok(None);
         };
@@ -167,8 +148,7 @@ impl RadioSection {
         Ok(Some(BoardPreset::from_file(path)?))
     }
 
-    /// Opens the radio. `name` identifies this process on the simulated air (e.g. `relay-10`).
-    pub fn open(
+    fn open(
         &self,
         config_file: &Path,
         name: &str,
@@ -245,44 +225,5 @@ impl RadioSection {
             duty_cycle,
             description,
         })
-    }
-}
-
-/// `sim:DIR,...` with a relative DIR taken from `config_file`'s directory (other text unchanged).
-pub fn resolve_sim_dir(config_file: &Path, spec: &str) -> String {
-    let (prefix, rest) = match spec.strip_prefix("sim:") {
-        Some(rest) => ("sim:", rest),
-        None => ("", spec),
-    };
-    let (dir, options) = match rest.split_once(',') {
-        Some((dir, options)) => (dir, Some(options)),
-        None => (rest, None),
-    };
-    if dir.is_empty() || Path::new(dir).is_absolute() {
-        return spec.to_owned();
-    }
-    let dir = match config_file.parent() {
-        Some(parent) => parent.join(dir),
-        None => PathBuf::from(dir),
-    };
-    match options {
-        Some(options) => format!("{prefix}{},{options}", dir.display()),
-        None => format!("{prefix}{}", dir.display()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sim_dirs_follow_the_config_file() {
-        let config = Path::new("/site/relay.toml");
-        assert_eq!(resolve_sim_dir(config, "sim:air"), "sim:/site/air");
-        assert_eq!(
-            resolve_sim_dir(config, "sim:air,loss=0.2"),
-            "sim:/site/air,loss=0.2"
-        );
-        assert_eq!(resolve_sim_dir(config, "sim:/run/air"), "sim:/run/air");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use tmc_board::site::{ApSettings, Channel, WpaKey};
+use tmc_config::site::{ApSettings, Channel, WpaKey};
 
 use super::GENERATED;
 use crate::files::{

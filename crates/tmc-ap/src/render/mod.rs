@@ -7,7 +7,7 @@ mod hostapd;
 mod nat;
 mod networkd;
 
-use tmc_board::site::ApSettings;
+use tmc_config::site::ApSettings;
 
 use crate::files::ManagedFile;
 

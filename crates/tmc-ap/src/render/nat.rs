@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use tmc_board::site::ApSettings;
+use tmc_config::site::ApSettings;
 
 use super::GENERATED;
 use crate::files::{Desired, ManagedFile, Service, NAT_RULES, PUBLIC_MODE};

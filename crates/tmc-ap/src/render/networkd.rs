@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use tmc_board::site::ApSettings;
+use tmc_config::site::ApSettings;
 
 use super::GENERATED;
 use crate::files::{ManagedFile, Service, PUBLIC_MODE};

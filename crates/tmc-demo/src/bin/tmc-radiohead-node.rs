@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_radio::Clock;
-use tmc_service::radio::RadioSection;
+use tmc_service::radio::{OpenRadio, RadioSection};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -221,11 +221,17 @@ impl Upstream {
         Upstream { port, conf, state }
     }
 
-    pub fn receiver_table(&self) -> String {
-        format!(
-            "[upstream]\nhost = \"127.0.0.1\"\nport = {}\ntopic = \"tmc/{{sender}}/{{topic}}\"\n",
-            self.port
-        )
+    pub fn receiver_table(&self) -> tmc_demo::UpstreamSection {
+        tmc_demo::UpstreamSection {
+            host: "127.0.0.1".into(),
+            port: Some(self.port),
+            ca: None,
+            cert: None,
+            key: None,
+            client_id: None,
+            keep_alive: None,
+            topic: "tmc/{sender}/{topic}".parse().unwrap(),
+        }
     }
 
     pub fn start(&self) -> Mosquitto {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tmc_ap::{apply, render, ApplyReport, Desired, ServiceManager};
-use tmc_board::SiteConfig;
+use tmc_config::SiteConfig;
 
 use crate::firstboot::{Action, FirstbootError};
 use crate::fsutil::under;

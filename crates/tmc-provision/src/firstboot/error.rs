@@ -57,7 +57,7 @@ pub enum FirstbootError {
         path: PathBuf,
         /// What is wrong with the host.
         #[source]
-        error: tmc_mqtt::HostError,
+        error: tmc_config::mqtt::HostError,
     },
     /// A file is neither on the card nor installed.
     #[error("{}: missing from the card, and {} is not the file the manifest names: nothing was installed, write the card again with `tmc-provision write`", path.display(), installed.display())]
@@ -100,7 +100,7 @@ pub enum FirstbootError {
     NotADirectory(PathBuf),
     /// The installed site file is invalid.
     #[error(transparent)]
-    Site(#[from] tmc_board::SiteError),
+    Site(#[from] tmc_config::SiteError),
     /// Applying the access point files failed.
     #[error(transparent)]
     Ap(#[from] tmc_ap::ApplyError),

@@ -233,7 +233,7 @@ fn broker_name(
     else {
         return Ok(None);
     };
-    tmc_mqtt::check_host(host).map_err(|error| FirstbootError::BrokerHost {
+    tmc_config::mqtt::check_host(host).map_err(|error| FirstbootError::BrokerHost {
         path: file.boot_path.clone(),
         error,
     })?;

@@ -1,8 +1,12 @@
 //! `relay.toml` and `receiver.toml`: rendered from the options, or a custom file checked with the
 //! service's own loader and for paths that would not exist on the Pi.
 
-use std::fmt::Write as _;
 use std::path::{Component, Path};
+
+use tmc_config::mqtt::BrokerConfig;
+use tmc_config::radio::RadioSection;
+use tmc_config::receiver::{OutputSection, ReceiverFile};
+use tmc_config::relay::RelayConfig;
 
 use crate::layout::{BOARD_FILE, CA_CERT, ETC_TMC, KEYS_FILE, STATE_DIR};
 use crate::manifest::one_line_toml_error;
@@ -24,61 +28,40 @@ fn etc(name: &str) -> String {
 
 /// The concentrator's relay configuration.
 pub fn render_relay(name: &str, address: u8, gateway: u8, sender: u32) -> String {
-    format!(
-        "# relay.toml of {name}, written by tmc-provision (see tmc_relay::config for every setting).\n\
-         state_dir = \"{STATE_DIR}\"\n\
-         \n\
-         [mqtt]\n\
-         host = \"{BROKER_HOST}\"\n\
-         port = {BROKER_PORT}\n\
-         ca = \"{ca}\"\n\
-         cert = \"{cert}\"\n\
-         key = \"{key}\"\n\
-         \n\
-         [radio]\n\
-         board = \"{board}\"\n\
-         address = {address}\n\
-         \n\
-         [link]\n\
-         gateway = {gateway}\n\
-         \n\
-         [envelope]\n\
-         keys = \"{keys}\"\n\
-         sender = {sender}\n",
-        ca = etc(CA_CERT),
-        cert = etc(&relay_cert(name)),
-        key = etc(&relay_key(name)),
-        board = etc(BOARD_FILE),
-        keys = etc(KEYS_FILE),
-    )
+    let mut broker = BrokerConfig::plain(BROKER_HOST, BROKER_PORT);
+    broker.ca = Some(etc(CA_CERT).into());
+    broker.cert = Some(etc(&relay_cert(name)).into());
+    broker.key = Some(etc(&relay_key(name)).into());
+    let radio = RadioSection {
+        board: Some(etc(BOARD_FILE).into()),
+        address: Some(address),
+        ..RadioSection::default()
+    };
+    let mut config = RelayConfig::new(broker.into(), radio, etc(KEYS_FILE));
+    config.state_dir = STATE_DIR.into();
+    config.link.gateway = gateway;
+    config.envelope.sender = Some(sender);
+    config.to_toml(&format!(
+        "relay.toml of {name}, written by tmc-provision (see tmc_config::relay for every setting)."
+    ))
 }
 
 /// The gateway's receiver configuration.
 pub fn render_receiver(address: u8, peers: &[u8]) -> String {
-    let mut list = String::new();
-    for (i, p) in peers.iter().enumerate() {
-        let _ = write!(list, "{}{p}", if i == 0 { "" } else { ", " });
-    }
-    format!(
-        "# receiver.toml, written by tmc-provision (see tmc_receiver::config for every setting;\n\
-         # an upstream MQTT broker needs a custom file: tmc-provision write --config FILE).\n\
-         state_dir = \"{STATE_DIR}\"\n\
-         \n\
-         [radio]\n\
-         board = \"{board}\"\n\
-         address = {address}\n\
-         \n\
-         [link]\n\
-         peers = [{list}]\n\
-         \n\
-         [envelope]\n\
-         keys = \"{keys}\"\n\
-         \n\
-         [output]\n\
-         stdout = true\n\
-         file = \"{STATE_DIR}/readings.jsonl\"\n",
-        board = etc(BOARD_FILE),
-        keys = etc(KEYS_FILE),
+    let radio = RadioSection {
+        board: Some(etc(BOARD_FILE).into()),
+        address: Some(address),
+        ..RadioSection::default()
+    };
+    let mut file = ReceiverFile::new(radio, peers.to_vec(), etc(KEYS_FILE));
+    file.state_dir = STATE_DIR.into();
+    file.output = OutputSection {
+        stdout: true,
+        file: Some(format!("{STATE_DIR}/readings.jsonl").into()),
+    };
+    file.to_toml(
+        "receiver.toml, written by tmc-provision (see tmc_config::receiver for every setting;\n\
+         an upstream MQTT broker needs a custom file: tmc-provision write --config FILE).",
     )
 }
 
@@ -147,7 +130,7 @@ pub fn custom_relay(
     bundle: &mut Bundle,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, WriteError> {
-    tmc_relay::config::RelayConfig::load(path)?;
+    tmc_config::relay::RelayConfig::load(path)?;
     custom(path, RELAY_PATHS, bundle, warnings)
 }
 
@@ -158,7 +141,7 @@ pub fn custom_receiver(
     bundle: &mut Bundle,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, WriteError> {
-    tmc_receiver::config::Config::load(path)?;
+    tmc_config::receiver::Config::load(path)?;
     custom(path, RECEIVER_PATHS, bundle, warnings)
 }
 
@@ -173,7 +156,7 @@ fn custom(
     // The loader accepted it; this second parse only reads the path values as written (the loader
     // resolves relative ones against this machine's directory, not the Pi's /etc/tmc).
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        WriteError::Config(tmc_service::ConfigError::invalid(
+        WriteError::Config(tmc_config::ConfigError::invalid(
             path,
             one_line_toml_error(&text, &e),
         ))
@@ -256,7 +239,7 @@ mod tests {
     #[test]
     fn rendered_receiver_passes_the_receivers_parser() {
         let text = render_receiver(1, &[10, 11]);
-        let c = tmc_receiver::config::Config::parse(&text, Path::new("/etc/tmc/receiver.toml"))
+        let c = tmc_config::receiver::Config::parse(&text, Path::new("/etc/tmc/receiver.toml"))
             .unwrap();
         assert_eq!(c.peers, [10, 11]);
         assert_eq!(c.radio.address, Some(1));
@@ -273,7 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, render_relay("relay-7", 12, 3, 12)).unwrap();
-        let c = tmc_relay::config::RelayConfig::load(&path).unwrap();
+        let c = tmc_config::relay::RelayConfig::load(&path).unwrap();
         assert_eq!(c.mqtt.broker.host, "mqtt.com");
         assert_eq!(c.mqtt.broker.port, 8883);
         assert_eq!(

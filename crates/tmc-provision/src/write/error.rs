@@ -48,13 +48,13 @@ pub enum WriteError {
     MissingSiteFile(PathBuf),
     /// The site file is invalid (first problem, and how many more).
     #[error(transparent)]
-    Site(#[from] tmc_board::SiteError),
+    Site(#[from] tmc_config::SiteError),
     /// The board preset is invalid.
     #[error(transparent)]
     Board(#[from] tmc_board::BoardError),
     /// The relay or receiver configuration is invalid.
     #[error(transparent)]
-    Config(#[from] tmc_service::ConfigError),
+    Config(#[from] tmc_config::ConfigError),
     /// A path in a custom configuration that would not exist on the Pi.
     #[error("{}: {field} = {value:?}: {problem}", path.display())]
     ConfigPath {

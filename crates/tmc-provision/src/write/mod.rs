@@ -186,7 +186,7 @@ fn concentrator(
     let gateway = o.gateway.unwrap_or(DEFAULT_GATEWAY_ADDRESS);
     let (address, sender) = match &o.config {
         Some(path) => {
-            let config = tmc_relay::config::RelayConfig::load(path)?;
+            let config = tmc_config::relay::RelayConfig::load(path)?;
             let address = match config.radio.address {
                 Some(address) => address,
                 None => preset_address(o)?,
@@ -239,7 +239,7 @@ fn concentrator(
         }
         None => render_relay(&o.name, address, gateway, sender).into_bytes(),
     };
-    let assignment = tmc_relay::assignment::Assignment {
+    let assignment = tmc_config::assignment::Assignment {
         name: o.name.clone(),
         address,
         sender,
@@ -262,7 +262,7 @@ fn concentrator(
     pki::add_relay_files(site, &o.name, bundle)?;
     pki::add_broker_files(site, bundle)?;
     bundle.add(
-        tmc_relay::assignment::FILE_NAME,
+        tmc_config::assignment::FILE_NAME,
         assignment.to_toml().into_bytes(),
         false,
     );
@@ -278,7 +278,7 @@ fn gateway(
 ) -> Result<Board, WriteError> {
     let (receiver_toml, address) = match &o.config {
         Some(path) => {
-            let config = tmc_receiver::config::Config::load(path)?;
+            let config = tmc_config::receiver::Config::load(path)?;
             let address = match (config.radio.address, config.radio.board.is_some()) {
                 (Some(address), _) => address,
                 (None, true) => preset_address(o)?,
@@ -309,7 +309,7 @@ fn gateway(
             }
             let text = render_receiver(address, &peers);
             let at = Path::new(crate::layout::ETC_TMC).join(RECEIVER_CONFIG);
-            tmc_receiver::config::Config::parse(&text, &at)?;
+            tmc_config::receiver::Config::parse(&text, &at)?;
             (text.into_bytes(), address)
         }
     };

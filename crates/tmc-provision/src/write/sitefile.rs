@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use tmc_board::SiteConfig;
+use tmc_config::SiteConfig;
 
 use crate::layout::PASSPHRASE_FILE;
 use crate::write::bundle::Bundle;

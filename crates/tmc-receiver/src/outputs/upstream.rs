@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use tmc_mqtt::rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
-use tmc_mqtt::{MqttConfigError, Session};
+use tmc_mqtt::{ClientOptions, MqttConfigError, Session};
 use tmc_queue::{Record, LEGACY_SENDER_BASE};
 use tmc_service::notify::Heartbeat;
 use tmc_service::Shutdown;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tmc_mqtt::rumqttc::{AckMode, AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
-use tmc_mqtt::{MqttConfig, Session};
+use tmc_mqtt::{ClientOptions, MqttConfig, Session};
 use tmc_queue::{delivery_mark, DeliveryMark, NewEntry, QueueError, RelayQueue};
 use tmc_service::notify::Heartbeat;
 use tmc_service::{Shutdown, Wakeup};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, KeyRing, Reading, Sealer, MAX_TOKEN_LEN};
 use tmc_link::{HeaderIdFile, LinkSender, SendPolicy};
 use tmc_queue::{QueueStatus, RelayQueue};
+use tmc_service::radio::OpenRadio;
 use tmc_service::{Notifier, Shutdown, StatusFile, Wakeup, Watchdog};
 
 use crate::assignment::Assignment;

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::file::one_line_toml_error;
+
 pub use ap::{
     ApSettings, Channel, LocalName, MacAddr, StaticLease, WpaKey, DEFAULT_PASSPHRASE, DEFAULT_SSID,
 };
@@ -151,20 +153,6 @@ impl SiteConfig {
                 problems: problems.0,
             }),
         }
-    }
-}
-
-/// The TOML parser's message with its position, on one line (its own `Display` draws a multi-line snippet).
-pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim_end().replace('\n', " ");
-    match err.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
     }
 }
 

@@ -1,8 +1,9 @@
-//! Service configuration files.
+//! Reading a configuration file into its type, and writing one back.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A configuration file that cannot be used. Its text is one line naming the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +40,38 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
 
 /// Parses TOML `text` as if read from `path`.
 pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().replace('\n', " ");
-        let message = match e.span() {
-            Some(span) => {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {column}: {message}")
-            }
-            None => message,
-        };
-        ConfigError::invalid(path, message)
-    })
+    toml::from_str(text).map_err(|e| ConfigError::invalid(path, one_line_toml_error(text, &e)))
+}
+
+/// The TOML parser's message with its position, on one line (its own `Display` draws a multi-line snippet).
+pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// `value` as a TOML file, after `header` as comment lines (one `# ` line per line of it).
+///
+/// For the configuration types of this crate, which TOML can always represent (their round-trip tests render
+/// every one): a failure is a bug in a type, not a problem with a value.
+pub fn render_toml<T: Serialize>(header: &str, value: &T) -> String {
+    let body = toml::to_string(value)
+        .unwrap_or_else(|e| panic!("a configuration type that TOML cannot represent: {e}"));
+    let mut text = String::new();
+    for line in header.lines() {
+        text.push_str("# ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&body);
+    text
 }
 
 /// Resolves `path` against the directory of the config file (so a site directory can be moved as a whole).

@@ -3,7 +3,7 @@
 //! ```toml
 //! state_dir = "/var/lib/tmc"          # inbox at <state_dir>/receiver.db, status at <state_dir>/receiver.status.json
 //!
-//! [radio]                             # the board's SX1276, or simulated air (see tmc_service::radio)
+//! [radio]                             # the board's SX1276, or simulated air (see tmc_config::radio)
 //! board = "/etc/tmc/board.toml"
 //! # sim = "sim:/run/tmc/air"
 //! # address = 1                       # default: the board's node_address; 1 (the gateway) without a board
@@ -36,87 +36,125 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tmc_envelope::replay::{DEFAULT_WINDOW, MAX_WINDOW};
-use tmc_mqtt::{BrokerConfig, TopicTemplate};
-use tmc_service::config::relative_to;
-use tmc_service::radio::RadioSection;
-use tmc_service::ConfigError;
+
+use crate::file::{load_toml, parse_toml, relative_to, render_toml, ConfigError};
+use crate::mqtt::{BrokerConfig, TopicTemplate};
+use crate::radio::RadioSection;
 
 /// The gateway's node address when no board preset names one.
 pub const DEFAULT_ADDRESS: u8 = 1;
-/// MQTT over TLS, as `tmc_mqtt::BrokerConfig` defaults it.
-const DEFAULT_UPSTREAM_PORT: u16 = 8883;
+/// MQTT over TLS, as [`BrokerConfig`] defaults it.
+const DEFAULT_UPSTREAM_PORT: u16 = crate::mqtt::DEFAULT_PORT;
 /// The upstream client id unless the configuration names one.
 pub const DEFAULT_CLIENT_ID: &str = "tmc-receiver";
 
-#[derive(Debug, Deserialize)]
+/// `receiver.toml` as written: what [`Config::load`] checks, and what writers build and render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub struct ReceiverFile {
     #[serde(default = "default_state_dir")]
-    state_dir: PathBuf,
-    radio: RadioSection,
-    link: LinkSection,
-    envelope: EnvelopeSection,
+    pub state_dir: PathBuf,
+    pub radio: RadioSection,
+    pub link: LinkSection,
+    pub envelope: EnvelopeSection,
     #[serde(default)]
-    output: OutputSection,
-    #[serde(default)]
-    upstream: Option<UpstreamSection>,
+    pub output: OutputSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSection>,
+}
+
+impl ReceiverFile {
+    /// The radio, the relays it accepts and the key ring, everything else as defaulted (no output yet).
+    pub fn new(radio: RadioSection, peers: Vec<u8>, keys: impl Into<PathBuf>) -> Self {
+        ReceiverFile {
+            state_dir: default_state_dir(),
+            radio,
+            link: LinkSection { peers },
+            envelope: EnvelopeSection {
+                keys: keys.into(),
+                window: default_window(),
+                legacy: false,
+            },
+            output: OutputSection::default(),
+            upstream: None,
+        }
+    }
+
+    /// The file's text: `header` as comment lines, then the settings.
+    pub fn to_toml(&self, header: &str) -> String {
+        render_toml(header, self)
+    }
+
+    /// Parses `text` as if read from `path`, without resolving or checking (a rendered file's round trip).
+    pub fn parse_unchecked(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        parse_toml(text, path)
+    }
 }
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/tmc")
 }
 
-#[derive(Debug, Deserialize)]
+/// `[link]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LinkSection {
-    peers: Vec<u8>,
+pub struct LinkSection {
+    /// Relay node addresses accepted.
+    pub peers: Vec<u8>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[envelope]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnvelopeSection {
-    keys: PathBuf,
+pub struct EnvelopeSection {
+    /// The site key ring.
+    pub keys: PathBuf,
+    /// Replay window (0–63).
     #[serde(default = "default_window")]
-    window: u32,
+    pub window: u32,
+    /// Also accept the existing RadioHead relays' insecure frames.
     #[serde(default)]
-    legacy: bool,
+    pub legacy: bool,
 }
 
 fn default_window() -> u32 {
     DEFAULT_WINDOW
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `[output]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OutputSection {
+pub struct OutputSection {
+    /// JSON lines on stdout.
     #[serde(default)]
-    stdout: bool,
-    #[serde(default)]
-    file: Option<PathBuf>,
+    pub stdout: bool,
+    /// Append-only JSON-lines file, each reading exactly once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
 }
 
-/// `tmc_mqtt::BrokerConfig`'s fields, flattened by hand next to `topic` (serde's `flatten` ignores
+/// `[upstream]`: [`BrokerConfig`]'s fields, flattened by hand next to `topic` (serde's `flatten` ignores
 /// `deny_unknown_fields`, so a typo would go unnoticed).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpstreamSection {
-    host: String,
+pub struct UpstreamSection {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<u16>,
     #[serde(default)]
-    port: Option<u16>,
-    #[serde(default)]
-    ca: Option<PathBuf>,
-    #[serde(default)]
-    cert: Option<PathBuf>,
-    #[serde(default)]
-    key: Option<PathBuf>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    keep_alive: Option<u16>,
-    #[serde(default)]
-    topic: TopicTemplate,
+    pub topic: TopicTemplate,
 }
 
 /// Where readings are republished.
@@ -148,17 +186,17 @@ impl Config {
         // Absolute, so that relative paths inside resolve the same whatever the working directory later is (the
         // file output's cursor is named after its path).
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let file: File = tmc_service::load_toml(&path)?;
+        let file: ReceiverFile = load_toml(&path)?;
         Self::check(file, &path)
     }
 
     /// Parses `text` as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let file: File = tmc_service::config::parse_toml(text, path)?;
+        let file: ReceiverFile = parse_toml(text, path)?;
         Self::check(file, path)
     }
 
-    fn check(file: File, path: &Path) -> Result<Config, ConfigError> {
+    fn check(file: ReceiverFile, path: &Path) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::invalid(path, message);
         let mut radio = file.radio;
         radio.resolve_paths(path);
@@ -175,7 +213,7 @@ impl Config {
                 "[link] peers is empty: list the node addresses of the site's relays".into(),
             ));
         }
-        if let Some(bad) = file.link.peers.iter().find(|&&p| p == tmc_link::BROADCAST) {
+        if let Some(bad) = file.link.peers.iter().find(|&&p| p == tmc_radio::BROADCAST) {
             return Err(invalid(format!(
                 "[link] peers: {bad} is the broadcast address, not a node"
             )));
@@ -201,7 +239,7 @@ impl Config {
             }
         });
         if let Some(u) = &upstream {
-            if let Err(e) = tmc_mqtt::check_host(&u.broker.host) {
+            if let Err(e) = crate::mqtt::check_host(&u.broker.host) {
                 return Err(invalid(format!("[upstream] {e}")));
             }
         }
@@ -329,6 +367,46 @@ stdout = true
                 "{err}"
             );
             assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_rendered_file_reads_back_the_same() {
+        let path = Path::new("/site/receiver.toml");
+        let minimal = ReceiverFile::parse_unchecked(MINIMAL, path).unwrap();
+        let mut full = ReceiverFile::new(
+            RadioSection {
+                board: Some("board.toml".into()),
+                sim: Some("sim:air,loss=0.1".into()),
+                address: Some(2),
+                duty_cycle: Some(10.0),
+            },
+            vec![10, 11],
+            "keys.toml",
+        );
+        full.state_dir = "state".into();
+        full.envelope.window = 8;
+        full.envelope.legacy = true;
+        full.output.file = Some("out.jsonl".into());
+        full.upstream = Some(UpstreamSection {
+            host: "broker.example.org".into(),
+            port: Some(8884),
+            ca: Some("ca.pem".into()),
+            cert: Some("c.pem".into()),
+            key: Some("k.pem".into()),
+            client_id: Some("gw".into()),
+            keep_alive: Some(10),
+            topic: "x/{sensor}".parse().unwrap(),
+        });
+        for file in [minimal, full] {
+            let text = file.to_toml("written by a test");
+            assert!(text.starts_with("# written by a test\n"), "{text}");
+            assert_eq!(
+                ReceiverFile::parse_unchecked(&text, path).unwrap(),
+                file,
+                "{text}"
+            );
+            Config::parse(&text, path).unwrap();
         }
     }
 }

@@ -19,7 +19,7 @@
 //! receive_maximum = 256           # unacknowledged messages the broker may have in flight to us
 //! dedupe = true                   # a message equal (topic + payload) to a recently queued one is a copy
 //!
-//! [radio]                         # tmc_service::radio::RadioSection: board preset and/or sim
+//! [radio]                         # tmc_config::RadioSection: board preset and/or sim
 //! board = "/etc/tmc/board.toml"
 //!
 //! [link]
@@ -47,35 +47,51 @@
 //! for it ("the certificate in cert (…) is not for the key in the chip's slot N"). A chip that stops answering
 //! fails the handshake after a bounded wait (logged), and the relay retries as for any broker outage. The
 //! relay's user needs read-write access to the bus device (group `i2c` on Raspberry Pi OS-like systems), and
-//! the kernel's `atmel-ecc` driver must not be bound to the chip. See `tmc_mqtt::MqttConfig`.
+//! the kernel's `atmel-ecc` driver must not be bound to the chip. See `tmc_config::mqtt::MqttConfig`.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tmc_envelope::Encoding;
-use tmc_mqtt::MqttConfig;
-use tmc_queue::FullPolicy;
-use tmc_service::config::relative_to;
-use tmc_service::radio::RadioSection;
-use tmc_service::ConfigError;
 
-#[derive(Debug, Clone, Deserialize)]
+use crate::file::{load_toml, relative_to, ConfigError};
+use crate::mqtt::MqttConfig;
+use crate::radio::RadioSection;
+
+/// `relay.toml`. Rendered (`Serialize`), `[ingest]` and `[queue]` are left out when they are the defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     pub mqtt: MqttConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ingest: IngestSection,
     pub radio: RadioSection,
+    // Always written: which gateway a relay sends to is the site's decision, worth reading in the file.
     #[serde(default)]
     pub link: LinkSection,
     pub envelope: EnvelopeSection,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub queue: QueueSection,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// What to do with a new message when the queue holds `capacity` entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullPolicy {
+    /// Refuse the new message (back-pressure to the broker). Loses nothing.
+    #[default]
+    Refuse,
+    /// Delete the oldest unstaged entry and count it as dropped.
+    DropOldest,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSection {
     #[serde(default = "default_topics")]
@@ -100,7 +116,7 @@ impl Default for IngestSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSection {
     #[serde(default = "default_gateway")]
@@ -125,19 +141,23 @@ impl Default for LinkSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSection {
     pub keys: PathBuf,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<u32>,
-    #[serde(default = "default_encoding", deserialize_with = "encoding")]
+    #[serde(
+        default = "default_encoding",
+        deserialize_with = "encoding",
+        serialize_with = "encoding_name"
+    )]
     pub encoding: Encoding,
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSection {
     #[serde(default = "default_capacity")]
@@ -198,6 +218,10 @@ fn encoding<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Encoding, D::Error
         .map_err(serde::de::Error::custom)
 }
 
+fn encoding_name<S: serde::Serializer>(encoding: &Encoding, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(encoding)
+}
+
 fn full_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FullPolicy, D::Error> {
     match String::deserialize(d)?.as_str() {
         "refuse" => Ok(FullPolicy::Refuse),
@@ -208,10 +232,45 @@ fn full_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FullPolicy, D::
     }
 }
 
+impl EnvelopeSection {
+    /// The key ring `keys`, everything else as defaulted.
+    pub fn with_keys(keys: impl Into<PathBuf>) -> Self {
+        EnvelopeSection {
+            keys: keys.into(),
+            sender: None,
+            encoding: default_encoding(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
 impl RelayConfig {
+    /// The broker, the radio and the key ring, everything else as defaulted (what a writer starts from).
+    pub fn new(mqtt: MqttConfig, radio: RadioSection, keys: impl Into<PathBuf>) -> Self {
+        RelayConfig {
+            state_dir: default_state_dir(),
+            mqtt,
+            ingest: IngestSection::default(),
+            radio,
+            link: LinkSection::default(),
+            envelope: EnvelopeSection::with_keys(keys),
+            queue: QueueSection::default(),
+        }
+    }
+
+    /// The file's text: `header` as comment lines, then every setting that is not a section's default.
+    pub fn to_toml(&self, header: &str) -> String {
+        crate::file::render_toml(header, self)
+    }
+
+    /// Parses `text` as if read from `path`, without resolving or checking (a rendered file's round trip).
+    pub fn parse_unchecked(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        crate::file::parse_toml(text, path)
+    }
+
     /// Reads and checks `path`; relative paths in it are taken from its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let mut config: RelayConfig = tmc_service::load_toml(path)?;
+        let mut config: RelayConfig = load_toml(path)?;
         config.resolve(path);
         config.check(path)?;
         Ok(config)
@@ -233,14 +292,14 @@ impl RelayConfig {
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::invalid(path, m));
         // The host ends up in name lookups, the broker certificate check and, on a Pi, a line of /etc/hosts.
-        if let Err(e) = tmc_mqtt::check_host(&self.mqtt.broker.host) {
+        if let Err(e) = crate::mqtt::check_host(&self.mqtt.broker.host) {
             return bad(format!("[mqtt] {e}"));
         }
         if self.ingest.topics.is_empty() {
             return bad("[ingest] topics: at least one topic filter is needed".into());
         }
         for t in &self.ingest.topics {
-            if let Err(e) = crate::service::topics::check_filter(t) {
+            if let Err(e) = crate::mqtt::filter::check_filter(t) {
                 return bad(format!("[ingest] topics: {t:?}: {e}"));
             }
         }
@@ -366,7 +425,7 @@ keys = "keys.toml"
         let key = chip.mqtt.chip.clone().unwrap();
         assert_eq!(
             (key.device.to_str(), key.slot, key.address),
-            (Some("/dev/i2c-1"), tmc_mqtt::DEFAULT_KEY_SLOT, 0x60)
+            (Some("/dev/i2c-1"), crate::mqtt::DEFAULT_KEY_SLOT, 0x60)
         );
         assert_eq!(chip.mqtt.broker.key, None);
         // Files resolve relative to relay.toml; the device path stays as given.
@@ -426,5 +485,50 @@ keys = "keys.toml"
             assert!(err.contains(want), "{mqtt}: {err}");
             assert!(err.contains("relay.toml") && !err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn a_rendered_config_reads_back_the_same() {
+        let path = Path::new("/etc/tmc/relay.toml");
+        let minimal = RelayConfig::parse_unchecked(MINIMAL, path).unwrap();
+        let mut full = minimal.clone();
+        full.state_dir = "state".into();
+        full.mqtt = toml::from_str(&format!(
+            "host = \"mqtt.com\"\nport = 8884\n{CHIP}\nkey_slot = 3"
+        ))
+        .unwrap();
+        full.ingest.topics = vec!["a/+/b".into()];
+        full.ingest.dedupe = false;
+        full.radio.board = Some("board.toml".into());
+        full.radio.duty_cycle = Some(2.5);
+        full.link.gateway = 3;
+        full.link.backoff = 0.25;
+        full.envelope.sender = Some(12);
+        full.envelope.encoding = Encoding::Text;
+        full.queue.when_full = FullPolicy::DropOldest;
+        for config in [minimal, full] {
+            let text = config.to_toml("written by a test\nsecond line");
+            assert!(
+                text.starts_with("# written by a test\n# second line\n"),
+                "{text}"
+            );
+            assert_eq!(
+                RelayConfig::parse_unchecked(&text, path).unwrap(),
+                config,
+                "{text}"
+            );
+        }
+        // Sections at their defaults are left out.
+        let text = RelayConfig::new(
+            crate::mqtt::BrokerConfig::plain("mqtt.com", 8883).into(),
+            RadioSection::default(),
+            "keys.toml",
+        )
+        .to_toml("");
+        assert!(
+            !text.contains("[queue]") && !text.contains("[ingest]"),
+            "{text}"
+        );
+        assert!(text.contains("[link]\ngateway = 1\n"), "{text}");
     }
 }

@@ -114,6 +114,12 @@ impl<'de> serde::Deserialize<'de> for TopicTemplate {
     }
 }
 
+impl serde::Serialize for TopicTemplate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
 impl fmt::Display for TopicTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

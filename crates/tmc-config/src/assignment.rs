@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::file::{load_toml, render_toml, ConfigError};
 use serde::{Deserialize, Serialize};
-use tmc_service::ConfigError;
 
 /// The file's name, in the directory of the relay's configuration.
 pub const FILE_NAME: &str = "assignment.toml";
@@ -60,15 +60,15 @@ impl Assignment {
         if !path.exists() {
             return Ok(None);
         }
-        let assignment: Assignment = tmc_service::load_toml(&path)?;
+        let assignment: Assignment = load_toml(&path)?;
         Ok(Some((assignment, path)))
     }
 
     /// The file's text.
     pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!(
-            "# Assigned by the site (tmc-provision): the relay refuses to run with another address or sender id.\n{body}"
+        render_toml(
+            "Assigned by the site (tmc-provision): the relay refuses to run with another address or sender id.",
+            self,
         )
     }
 
