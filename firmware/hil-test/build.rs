@@ -5,7 +5,8 @@ use std::env;
 
 fn main() {
     let dir = env::var("DEP_TMCRT_LINK_DIR").expect("tmc-firmware's build script sets link_dir");
-    let script = env::var("DEP_TMCRT_LINK_SCRIPT").expect("tmc-firmware's build script sets link_script");
+    let script =
+        env::var("DEP_TMCRT_LINK_SCRIPT").expect("tmc-firmware's build script sets link_script");
     println!("cargo:rustc-link-arg=-L{dir}");
     println!("cargo:rustc-link-arg=-T{script}");
 }

@@ -437,7 +437,11 @@ pub fn protocol_check() -> Result<(), String> {
     i2c.set_stretch_timeout_us(50);
     let err = i2c.write(0x60, &[0x01]).err();
     expect("SCL held low", err, Some(Error::ClockStretchTimeout))?;
-    expect("its kind", Error::ClockStretchTimeout.kind(), ErrorKind::Bus)
+    expect(
+        "its kind",
+        Error::ClockStretchTimeout.kind(),
+        ErrorKind::Bus,
+    )
 }
 
 #[cfg(test)]
@@ -632,10 +636,7 @@ mod tests {
         bus.stretch_after_each_byte(100);
         let mut i2c = BitBangI2c::new(bus, NoDelay, 100_000);
         i2c.set_stretch_timeout_us(50);
-        assert_eq!(
-            i2c.write(0x60, &[0xAB]),
-            Err(Error::ClockStretchTimeout)
-        );
+        assert_eq!(i2c.write(0x60, &[0xAB]), Err(Error::ClockStretchTimeout));
     }
 
     #[test]

@@ -194,12 +194,12 @@ pub extern "C" fn tmc_main() -> i32 {
     tmc_hil_test::run(
         "atecc",
         &[
-        ("atecc_crc16", atecc_crc16),
-        ("atecc_command_frames", atecc_command_frames),
-        ("atecc_driver_on_sim", atecc_driver_on_sim),
-        ("csr_signed_by_chip", csr_signed_by_chip),
-        ("i2c_bitbang_protocol", tmc_soft_i2c::model::protocol_check),
-        ("i2c_bitbang_atecc", i2c_bitbang_atecc),
+            ("atecc_crc16", atecc_crc16),
+            ("atecc_command_frames", atecc_command_frames),
+            ("atecc_driver_on_sim", atecc_driver_on_sim),
+            ("csr_signed_by_chip", csr_signed_by_chip),
+            ("i2c_bitbang_protocol", tmc_soft_i2c::model::protocol_check),
+            ("i2c_bitbang_atecc", i2c_bitbang_atecc),
         ],
     )
 }

@@ -128,10 +128,5 @@ pub fn console_provisioning() -> Result<(), String> {
 
 #[no_mangle]
 pub extern "C" fn tmc_main() -> i32 {
-    tmc_hil_test::run(
-        "console",
-        &[
-        ("console_provisioning", console_provisioning),
-        ],
-    )
+    tmc_hil_test::run("console", &[("console_provisioning", console_provisioning)])
 }

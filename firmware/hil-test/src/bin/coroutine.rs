@@ -298,8 +298,8 @@ pub extern "C" fn tmc_main() -> i32 {
     tmc_hil_test::run(
         "coroutine",
         &[
-        ("coroutine_stack_switch", coroutine_stack_switch),
-        ("tls_handshake_on_coroutine", tls_handshake_on_coroutine),
+            ("coroutine_stack_switch", coroutine_stack_switch),
+            ("tls_handshake_on_coroutine", tls_handshake_on_coroutine),
         ],
     )
 }

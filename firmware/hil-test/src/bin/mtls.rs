@@ -333,8 +333,8 @@ pub extern "C" fn tmc_main() -> i32 {
     tmc_hil_test::run(
         "mtls",
         &[
-        ("mtls_handshake_mosquitto", mtls_handshake_mosquitto),
-        ("mtls_refuses_foreign_broker", mtls_refuses_foreign_broker),
+            ("mtls_handshake_mosquitto", mtls_handshake_mosquitto),
+            ("mtls_refuses_foreign_broker", mtls_refuses_foreign_broker),
         ],
     )
 }

@@ -459,17 +459,17 @@ pub extern "C" fn tmc_main() -> i32 {
     tmc_hil_test::run(
         "node",
         &[
-        ("mqtt_connect_bytes", mqtt_connect_bytes),
-        ("mqtt_publish_round_trip", mqtt_publish_round_trip),
-        ("mqtt_connack_decode", mqtt_connack_decode),
-        ("mqtt_remaining_length", mqtt_remaining_length),
-        ("mqtt_client_state", mqtt_client_state),
-        ("schedule_grid_and_backoff", schedule_grid_and_backoff),
-        ("sensor_reading", sensor_reading),
-        ("node_cycle", node_cycle),
-        ("bench_transport_cycle", bench_transport_cycle),
-        ("byte_ring", byte_ring),
-        ("ccount_clock_wrap", ccount_clock_wrap),
+            ("mqtt_connect_bytes", mqtt_connect_bytes),
+            ("mqtt_publish_round_trip", mqtt_publish_round_trip),
+            ("mqtt_connack_decode", mqtt_connack_decode),
+            ("mqtt_remaining_length", mqtt_remaining_length),
+            ("mqtt_client_state", mqtt_client_state),
+            ("schedule_grid_and_backoff", schedule_grid_and_backoff),
+            ("sensor_reading", sensor_reading),
+            ("node_cycle", node_cycle),
+            ("bench_transport_cycle", bench_transport_cycle),
+            ("byte_ring", byte_ring),
+            ("ccount_clock_wrap", ccount_clock_wrap),
         ],
     )
 }

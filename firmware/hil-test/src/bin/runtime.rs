@@ -166,20 +166,20 @@ pub extern "C" fn tmc_main() -> i32 {
     tmc_hil_test::run(
         "runtime",
         &[
-        #[cfg(feature = "inject-failure")]
-        ("injected_failure", injected_failure),
-        #[cfg(feature = "inject-panic")]
-        ("injected_panic", injected_panic),
-        ("u64_mul", u64_mul),
-        ("u64_div", u64_div),
-        ("crc16_atecc", crc16),
-        ("fmt_json", fmt_json),
-        ("fmt_numbers", fmt_numbers),
-        ("alloc_vec", alloc_vec),
-        ("alloc_collections", alloc_collections),
-        ("atomics_and_bits", atomics_and_bits),
-        ("soft_float", soft_float),
-        ("cycle_counter", cycle_counter),
+            #[cfg(feature = "inject-failure")]
+            ("injected_failure", injected_failure),
+            #[cfg(feature = "inject-panic")]
+            ("injected_panic", injected_panic),
+            ("u64_mul", u64_mul),
+            ("u64_div", u64_div),
+            ("crc16_atecc", crc16),
+            ("fmt_json", fmt_json),
+            ("fmt_numbers", fmt_numbers),
+            ("alloc_vec", alloc_vec),
+            ("alloc_collections", alloc_collections),
+            ("atomics_and_bits", atomics_and_bits),
+            ("soft_float", soft_float),
+            ("cycle_counter", cycle_counter),
         ],
     )
 }
