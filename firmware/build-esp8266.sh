@@ -24,7 +24,10 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 # The check binaries (package tmc-hil-test, one per hil-test/src/bin/*.rs).
-hil_bins=$(cd hil-test/src/bin && ls -- *.rs | sed 's/\.rs$//' | tr '\n' ' ')
+hil_bins=""
+for src in hil-test/src/bin/*.rs; do
+    hil_bins="$hil_bins $(basename "$src" .rs)"
+done
 bins=${1:-${BIN:-sensor $hil_bins}}
 
 CARGO=${CARGO:-/usr/bin/cargo}
