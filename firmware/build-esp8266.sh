@@ -11,8 +11,10 @@
 #   TCP + mutual TLS (key in the ATECC, identity from its flash sector). Only
 #   the `sensor` binary. Target dir target/esp8266-sdk.
 #
-# Usage: firmware/build-esp8266.sh [bin-name]   (default: both `sensor` and
-#        `qemu-tests`, or `sensor` with ESP8266_SDK; `BIN=sensor` works too)
+# Usage: firmware/build-esp8266.sh [bin-name]   (default: `sensor` and every
+#        on-target check binary of hil-test/ (for their size on the real map;
+#        they are meant for QEMU), or `sensor` with ESP8266_SDK; `BIN=sensor`
+#        works too)
 # Env:   ESP8266_SDK (see above), ESPTOOL (default
 #        ~/.cache/tmc/esptool-venv/bin/esptool, installed by
 #        make deps), CARGO (default /usr/bin/cargo),
@@ -21,7 +23,12 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
-bins=${1:-${BIN:-sensor qemu-tests}}
+# The check binaries (package tmc-hil-test, one per hil-test/src/bin/*.rs).
+hil_bins=""
+for src in hil-test/src/bin/*.rs; do
+    hil_bins="$hil_bins $(basename "$src" .rs)"
+done
+bins=${1:-${BIN:-sensor $hil_bins}}
 
 CARGO=${CARGO:-/usr/bin/cargo}
 export RUSTC="${RUSTC:-/usr/bin/rustc}"
@@ -80,8 +87,10 @@ if ! { [ -x "$ESPTOOL" ] || command -v "$ESPTOOL" >/dev/null 2>&1; }; then
 fi
 
 for bin in $bins; do
+    package=tmc-firmware
+    case " $hil_bins " in *" $bin "*) package=tmc-hil-test ;; esac
     # shellcheck disable=SC2086 # empty or one option pair
-    "$CARGO" build --release --features "$features" --target-dir "$tdir" --bin "$bin" $sdk_config
+    "$CARGO" build --release -p "$package" --features "$features" --target-dir "$tdir" --bin "$bin" $sdk_config
     elf="$tdir/xtensa-esp8266-none-elf/release/$bin"
 
     echo "== size ($elf)"

@@ -1,6 +1,7 @@
 //! Assembles rt/start.S and rt/context.S with the Debian xtensa-lx106 toolchain into
 //! `libtmcrt.a`, selects the linker script (QEMU `sim`, ESP8266, or with
-//! feature `nonos-sdk` the NONOS SDK from `ESP8266_SDK`, checked here) and
+//! feature `nonos-sdk` the NONOS SDK from `ESP8266_SDK`, checked here; the
+//! first two also for hil-test, whose build script reads them back) and
 //! compiles the sensor configuration (`sensor.toml`, or the file named by
 //! `TMC_SENSOR_CONFIG`) into `$OUT_DIR/sensor_config.rs` (see src/config.rs).
 use std::collections::BTreeMap;
@@ -331,7 +332,9 @@ fn main() {
         .arg(&context_obj));
 
     println!("cargo:rustc-link-search=native={}", out.display());
-    println!("cargo:rustc-link-lib=static:+whole-archive=tmcrt");
+    // Not bundled into the rlib: tools/xtensa-link swaps every rlib for its re-assembled `.s`, so the
+    // runtime must reach the link line as `-ltmcrt` (also for the binaries of dependents, hil-test).
+    println!("cargo:rustc-link-lib=static:-bundle,+whole-archive=tmcrt");
 
     let link_dir = manifest.join("link");
     if let Some(sdk) = &sdk {
@@ -340,6 +343,10 @@ fn main() {
         let script = if esp8266 { "esp8266.ld" } else { "sim.ld" };
         println!("cargo:rustc-link-arg=-L{}", link_dir.display());
         println!("cargo:rustc-link-arg=-T{}", link_dir.join(script).display());
+        // Link arguments only reach this package's binaries: hil-test's build script passes the same
+        // script to its own (DEP_TMCRT_LINK_DIR / DEP_TMCRT_LINK_SCRIPT).
+        println!("cargo:link_dir={}", link_dir.display());
+        println!("cargo:link_script={}", link_dir.join(script).display());
     }
     println!("cargo:rerun-if-changed=rt/start.S");
     println!("cargo:rerun-if-changed=rt/context.S");

@@ -1,23 +1,22 @@
 //! TMC firmware support for ESP8266 (Xtensa lx106): semihosting console,
-//! a bump allocator over a linker-provided heap, a panic handler, the
+//! a panic handler, the
 //! register-level ESP8266 drivers (`hw`), the node transports (`transport`),
 //! the NONOS SDK bindings and application (`sdk`, feature `nonos-sdk`), the
 //! coroutine the SDK build runs the node in (`coroutine`), the chip's RNG for
 //! TLS (`chip_random`) and the compiled-in sensor configuration (`config`).
+//! No allocator: nothing here allocates (the on-target checks in `hil-test/`
+//! bring their own).
 #![no_std]
 
 pub mod chip_random;
 pub mod config;
 pub mod coroutine;
 pub mod hw;
-pub mod i2c_bitbang;
 #[cfg(feature = "nonos-sdk")]
 pub mod sdk;
 pub mod semihost;
 pub mod transport;
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
 use core::fmt;
 
 extern "C" {
@@ -26,12 +25,6 @@ extern "C" {
     fn tmc_irq_disable() -> u32;
     fn tmc_irq_restore(ps: u32);
     fn tmc_ccount() -> u32;
-    // Under the NONOS SDK `_heap_start` is the start of the SDK's own heap;
-    // link/sdk.ld gives the bump allocator a separate (empty) range.
-    #[cfg_attr(feature = "nonos-sdk", link_name = "_tmc_heap_start")]
-    static _heap_start: u8;
-    #[cfg_attr(feature = "nonos-sdk", link_name = "_tmc_heap_end")]
-    static _heap_end: u8;
 }
 
 /// Write raw bytes to the host's stdout (QEMU `-semihosting`).
@@ -162,123 +155,6 @@ impl<const N: usize> fmt::Write for FmtBuf<N> {
         self.buf[self.len..end].copy_from_slice(b);
         self.len = end;
         Ok(())
-    }
-}
-
-/// Bump allocator over `[_heap_start, _heap_end)` (set by the linker
-/// script). Freeing or growing the most recent block is done in place, so
-/// stack-like use (a growing `Vec`) does not leak; other frees leak.
-pub struct BumpAlloc {
-    next: UnsafeCell<usize>,
-    last: UnsafeCell<usize>,
-}
-
-// SAFETY: single core; all state changes run with interrupts masked.
-unsafe impl Sync for BumpAlloc {}
-
-impl BumpAlloc {
-    pub const fn new() -> Self {
-        Self {
-            next: UnsafeCell::new(0),
-            last: UnsafeCell::new(0),
-        }
-    }
-
-    fn bounds() -> (usize, usize) {
-        // SAFETY: only the addresses of the linker symbols are used.
-        unsafe {
-            (
-                &_heap_start as *const u8 as usize,
-                &_heap_end as *const u8 as usize,
-            )
-        }
-    }
-
-    /// Bytes handed out so far.
-    pub fn used(&self) -> usize {
-        let (start, _) = Self::bounds();
-        interrupt_free(|| {
-            // SAFETY: interrupts masked, single core.
-            let next = unsafe { *self.next.get() };
-            if next == 0 {
-                0
-            } else {
-                next - start
-            }
-        })
-    }
-
-    /// Total heap size.
-    pub fn capacity(&self) -> usize {
-        let (start, end) = Self::bounds();
-        end - start
-    }
-}
-
-impl Default for BumpAlloc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-unsafe impl GlobalAlloc for BumpAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (start, end) = Self::bounds();
-        interrupt_free(|| {
-            let next = unsafe { &mut *self.next.get() };
-            if *next == 0 {
-                *next = start;
-            }
-            let align = layout.align();
-            let addr = match next.checked_add(align - 1) {
-                Some(v) => v & !(align - 1),
-                None => return core::ptr::null_mut(),
-            };
-            match addr.checked_add(layout.size()) {
-                Some(new_next) if new_next <= end => {
-                    *next = new_next;
-                    unsafe { *self.last.get() = addr };
-                    addr as *mut u8
-                }
-                _ => core::ptr::null_mut(),
-            }
-        })
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        interrupt_free(|| unsafe {
-            if *self.last.get() == ptr as usize {
-                *self.next.get() = ptr as usize;
-                *self.last.get() = 0;
-            }
-        })
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let (_, end) = Self::bounds();
-        let grown = interrupt_free(|| unsafe {
-            if *self.last.get() == ptr as usize {
-                if let Some(new_next) = (ptr as usize).checked_add(new_size) {
-                    if new_next <= end {
-                        *self.next.get() = new_next;
-                        return true;
-                    }
-                }
-            }
-            false
-        });
-        if grown {
-            return ptr;
-        }
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new_ptr = unsafe { self.alloc(new_layout) };
-        if !new_ptr.is_null() {
-            unsafe {
-                core::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-        }
-        new_ptr
     }
 }
 

@@ -21,7 +21,7 @@ use core::fmt::Write;
 
 use tmc_atecc::Atecc;
 use tmc_firmware::hw::{clock::CcountDelay, gpio::I2cPins, uart::Uart0};
-use tmc_firmware::i2c_bitbang::BitBangI2c;
+use tmc_soft_i2c::BitBangI2c;
 #[cfg(not(feature = "nonos-sdk"))]
 use {
     tmc_firmware::config,
@@ -29,12 +29,6 @@ use {
     tmc_firmware::transport::bench::BenchTransport,
     tmc_sensor_core::node::{Node, NodeConfig},
 };
-
-/// tmc-atecc is built with its `sim` feature (for the QEMU checks), which
-/// links `alloc`, so a global allocator must exist; the sensor itself does not
-/// allocate (the driver works on stack buffers).
-#[global_allocator]
-static HEAP: tmc_firmware::BumpAlloc = tmc_firmware::BumpAlloc::new();
 
 /// Wakes the ATECC508A/608 on the bit-banged bus (SCL GPIO14/D5, SDA
 /// GPIO12/D6, 100 kHz), logs its revision and serial number, puts it back to

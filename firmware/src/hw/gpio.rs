@@ -1,4 +1,4 @@
-//! ESP8266 GPIO for the bit-banged I²C bus (`crate::i2c_bitbang`):
+//! ESP8266 GPIO for the bit-banged I²C bus (`tmc_soft_i2c`):
 //! SCL = GPIO14 (pad MTMS, NodeMCU D5), SDA = GPIO12 (pad MTDI, NodeMCU D6).
 //!
 //! Open drain is emulated: each pin's output latch is kept at 0, and the pin
@@ -18,7 +18,7 @@
 //! one register: 0x6000030C is GPIO_ENABLE itself; W1TS/W1TC are 0x10/0x14.
 
 use super::{read_reg, write_reg};
-use crate::i2c_bitbang::Pins;
+use tmc_soft_i2c::Pins;
 
 pub const GPIO_BASE: usize = 0x6000_0300;
 pub const GPIO_OUT_W1TS: usize = GPIO_BASE + 0x04;

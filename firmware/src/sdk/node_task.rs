@@ -26,8 +26,8 @@ use crate::coroutine;
 use crate::hw::clock::Clock;
 use crate::hw::gpio::I2cPins;
 use crate::hw::uart::Uart0;
-use crate::i2c_bitbang::BitBangI2c;
 use crate::transport::sdk::SdkSocket;
+use tmc_soft_i2c::BitBangI2c;
 
 /// The coroutine's stack: see [`crate::coroutine::NODE_STACK_BYTES`].
 pub use crate::coroutine::NODE_STACK_BYTES;

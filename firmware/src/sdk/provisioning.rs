@@ -20,7 +20,7 @@ use super::timing::{self, SdkDelay};
 use crate::coroutine;
 use crate::hw::gpio::I2cPins;
 use crate::hw::uart::Uart0;
-use crate::i2c_bitbang::BitBangI2c;
+use tmc_soft_i2c::BitBangI2c;
 
 /// How long after boot `provision` is listened for when the node has an identity.
 pub const BOOT_WINDOW_MS: u32 = 3000;

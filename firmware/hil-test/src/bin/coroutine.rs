@@ -1,5 +1,10 @@
 //! On-target checks of `tmc_firmware::coroutine` (the node's own stack under the NONOS SDK): the stack
 //! switch in `rt/context.S`, and the stack the TLS handshake takes on it.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
@@ -9,7 +14,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use tmc_firmware::coroutine::{self, Coroutine, CoroutineError, State, STACK_PAINT};
 use tmc_firmware::println;
 
-use super::ensure;
+use tmc_hil_test::ensure;
 
 fn leak_stack(bytes: usize) -> &'static mut [u32] {
     Box::leak(vec![0u32; bytes / 4].into_boxed_slice())
@@ -260,7 +265,7 @@ fn handshake_body() {
 pub fn tls_handshake_on_coroutine() -> Result<(), String> {
     // Debug builds need far more than the release image's stack: as much as the heap spares (the
     // simulated chip allocates on it during the handshake).
-    let free = super::HEAP.capacity() - super::HEAP.used();
+    let free = tmc_hil_test::HEAP.capacity() - tmc_hil_test::HEAP.used();
     let bytes = free.saturating_sub(16 * 1024).min(64 * 1024) & !15;
     let mut co = Coroutine::new(leak_stack(bytes), handshake_body);
     let mut resumes = 0u32;
@@ -286,4 +291,15 @@ pub fn tls_handshake_on_coroutine() -> Result<(), String> {
         tmc_node_tls::TX_BUFFER_LEN,
     );
     Ok(())
+}
+
+#[no_mangle]
+pub extern "C" fn tmc_main() -> i32 {
+    tmc_hil_test::run(
+        "coroutine",
+        &[
+            ("coroutine_stack_switch", coroutine_stack_switch),
+            ("tls_handshake_on_coroutine", tls_handshake_on_coroutine),
+        ],
+    )
 }

@@ -16,6 +16,11 @@
 //! The secure element is the simulated ATECC608A doing real P-256 on the lx106 (GenKey, Sign, and both
 //! ECDSA Verify of the handshake); on a chip those run in the ATECC, so the instruction counts are
 //! reported with and without them.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -37,7 +42,7 @@ use tmc_sensor_core::sim::SimSensor;
 
 use tmc_firmware::chip_random::ChipRandom;
 
-use super::ensure;
+use tmc_hil_test::ensure;
 
 /// The sensor's name: its certificate's CN and MQTT client id (the harness issues for it).
 const NAME: &str = "esp1";
@@ -320,5 +325,16 @@ pub fn mtls_refuses_foreign_broker() -> Result<(), String> {
                 )
             }
         },
+    )
+}
+
+#[no_mangle]
+pub extern "C" fn tmc_main() -> i32 {
+    tmc_hil_test::run(
+        "mtls",
+        &[
+            ("mtls_handshake_mosquitto", mtls_handshake_mosquitto),
+            ("mtls_refuses_foreign_broker", mtls_refuses_foreign_broker),
+        ],
     )
 }

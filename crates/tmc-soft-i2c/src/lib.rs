@@ -1,8 +1,9 @@
 //! Bit-banged I²C master (7-bit addresses) implementing
 //! `embedded_hal::i2c::I2c`, portable over a tiny [`Pins`] trait and a
-//! `DelayNs`, so the protocol is tested in QEMU against a fake bus
-//! (`qemu-tests` check `i2c_bitbang_protocol`) and runs on the ESP8266 over
-//! `hw::gpio::I2cPins` (SCL = GPIO14/D5, SDA = GPIO12/D6).
+//! `DelayNs`. The ESP8266 firmware runs it over its GPIO14/GPIO12 pins
+//! (`tmc_firmware::hw::gpio::I2cPins`); [`model`] (feature `model`) is an
+//! open-drain wire with a target on it, which `cargo test` here and the
+//! firmware's on-target checks in QEMU drive it against.
 //!
 //! Open drain: a line is either pulled low by the master or released (input,
 //! the pull-up raises it). Protocol: START, address byte + R/W, ACK/NACK,
@@ -12,6 +13,13 @@
 //! `embedded_hal::i2c::I2c::transaction` specifies), STOP at the end and after
 //! any error. SCL clock stretching is honoured up to `stretch_timeout_us`.
 //! No multi-master arbitration.
+#![no_std]
+
+#[cfg(any(test, feature = "model"))]
+extern crate alloc;
+
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{

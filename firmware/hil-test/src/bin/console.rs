@@ -3,6 +3,11 @@
 //! pseudo-terminal whose other end it bridges to two named pipes, `console.tx` (node → PC) and
 //! `console.rx` (PC → node); the node's console is those pipes, its chip a simulated 608A without a key,
 //! its identity sector a RAM array. The PC side's exit status comes back on `console.result`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,7 +20,7 @@ use tmc_node_tls::atecc::AteccElement;
 use tmc_node_tls::cert::Certificate;
 use tmc_node_tls::identity::{IdentityRecord, SECTOR_LEN};
 
-use super::ensure;
+use tmc_hil_test::ensure;
 
 /// Another chip than the mTLS checks' (a node that was never provisioned).
 const SERIAL: [u8; 9] = [0x01, 0x23, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0xEE];
@@ -119,4 +124,9 @@ pub fn console_provisioning() -> Result<(), String> {
     })?;
     tmc_firmware::println!("     console: {}", result.trim_end());
     Ok(())
+}
+
+#[no_mangle]
+pub extern "C" fn tmc_main() -> i32 {
+    tmc_hil_test::run("console", &[("console_provisioning", console_provisioning)])
 }
