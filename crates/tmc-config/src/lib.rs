@@ -13,7 +13,7 @@
 //!   resolving the paths inside it ([`relative_to`]).
 //!
 //! Only plain data and parsing live here: opening a broker connection, a radio or a queue from these values is
-//! the business of `tmc-mqtt`, `tmc-service`/`tmc-link` and `tmc-queue`, which re-export what their users need.
+//! the business of `tmc-mqtt`, `tmc-service` and `tmc-queue`, which re-export what their users need.
 
 pub mod assignment;
 pub mod file;
