@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::boot_bundle::fsutil::{under, Ids};
+use crate::boot_bundle::layout::Account;
 use crate::firstboot::FirstbootError;
-use crate::fsutil::{under, Ids};
-use crate::layout::Account;
 
 /// Ids of the accounts the role needs.
 #[derive(Debug, Clone)]

@@ -7,9 +7,9 @@ use std::path::Path;
 use tmc_ap::{apply, render, ApplyReport, Desired, ServiceManager};
 use tmc_config::SiteConfig;
 
+use crate::boot_bundle::fsutil::under;
+use crate::boot_bundle::layout::{ETC_TMC, SITE_FILE};
 use crate::firstboot::{Action, FirstbootError};
-use crate::fsutil::under;
-use crate::layout::{ETC_TMC, SITE_FILE};
 
 /// Passes systemctl calls on with `--no-block` on those that wait for a job. `firstboot` runs from a
 /// unit during boot: waiting there for another unit's start job can deadlock the boot transaction.

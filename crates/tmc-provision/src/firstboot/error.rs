@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::manifest::ManifestError;
+use crate::boot_bundle::manifest::ManifestError;
 
 /// Something `firstboot` could not do.
 #[derive(Debug, Error)]

@@ -5,10 +5,10 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::boot_bundle::fsutil::{sync_dir, under, write_atomic, Ids};
+use crate::boot_bundle::layout::{Account, HOSTS, MOSQUITTO_CONF, MOSQUITTO_CONF_D};
 use crate::firstboot::accounts::Accounts;
 use crate::firstboot::{Action, FirstbootError};
-use crate::fsutil::{sync_dir, under, write_atomic, Ids};
-use crate::layout::{Account, HOSTS, MOSQUITTO_CONF, MOSQUITTO_CONF_D};
 
 /// Installs under one root.
 pub struct Installer<'a> {

@@ -1,9 +1,58 @@
-//! `tmc-provision firstboot`: on the Pi, as root, from a oneshot unit at boot. Installs the card's bundle,
-//! configures the role, then removes the secrets from the card. Safe to run again at any point: each step
-//! only changes what differs, and the secrets leave the card only once everything is in place.
+//! First boot, run on the Pi as root by a oneshot unit (`tmc-provision firstboot`): installs the bundle the
+//! card writer ([`crate::card`]) left on the boot partition, configures the role, then removes the secrets
+//! from the card. Each step only changes what differs, and the secrets leave the card only once everything
+//! is in place.
+//!
+//! Run as root by a oneshot unit at boot (`ConditionPathExists=/boot/tmc.toml`). Safe to run again at any
+//! point, also after a crash half-way:
+//!
+//! 1. No `BOOT/tmc.toml`: prints "nothing to provision" and succeeds. If `/etc/tmc/provisioned.toml`
+//!    records this very manifest (an earlier run finished) and none of its secrets is on the card, it
+//!    prints "already provisioned" and changes nothing, so that the unit can run at every boot without
+//!    undoing changes made on the Pi since (a rotated key ring); the files still on the card must match,
+//!    though. Writing the card again (or removing `provisioned.toml`) makes the next boot install it again.
+//! 2. The manifest is parsed strictly (unknown fields, names outside `tmc/`, keys not marked secret are
+//!    refused). Every file on the card must match its sha256; a file no longer on the card is accepted only
+//!    if its installed copy has that sum (a re-run after the secrets were removed). Otherwise nothing is
+//!    installed.
+//! 3. Files are installed (atomically, `fsync`ed, only where content, mode or owner differ), with users
+//!    and groups from the image's `/etc/passwd` and `/etc/group` (owners are set only when running as root):
+//!
+//!    | file | installed as | mode | owner |
+//!    |---|---|---|---|
+//!    | directory | `/etc/tmc/` | 0750 | root:tmc |
+//!    | relay.toml, receiver.toml, board.toml, site.toml, certificates | `/etc/tmc/` | 0640 | root:tmc |
+//!    | keys.toml, ecc.NAME.key.pem, other secrets | `/etc/tmc/` | 0600 | tmc:tmc |
+//!    | wifi-passphrase (site.toml if it holds the passphrase) | `/etc/tmc/` | 0600 | root:root (tmc-ap runs as root) |
+//!    | broker/tmc.conf | `/etc/mosquitto/conf.d/tmc.conf` | 0644 | root:root |
+//!    | broker/ecc.broker.key.pem | `/etc/mosquitto/tmc/` | 0600 | mosquitto:mosquitto |
+//!    | other broker/ files | `/etc/mosquitto/tmc/` | 0644 | root:root |
+//!
+//!    The role's configuration (`relay.toml` or `receiver.toml`) comes last: its unit starts only where it
+//!    exists, and then finds everything it names. The other role's configuration is removed.
+//!    `/etc/mosquitto/mosquitto.conf` gets an `include_dir /etc/mosquitto/conf.d` line if it has no active
+//!    one (the file is created if the image has none). On a concentrator, `/etc/hosts` gets
+//!    `127.0.0.1 mqtt.com` (the relay's broker name) if no active line names it: the access point's DNS
+//!    answers that name for the sensors, not for the board itself.
+//! 4. Concentrator: the access point files are rendered from the installed site file and applied with
+//!    tmc-ap. Gateway: access point files an earlier role left are removed.
+//! 5. Units are enabled as `systemctl enable` does (links in `/etc/systemd/system/<target>.wants/`, masks
+//!    removed) and the other role's disabled: concentrator `tmc-relay`, `mosquitto`, `hostapd`, `dnsmasq`;
+//!    gateway `tmc-receiver`. A unit file missing from the image is an error naming it.
+//! 6. The secret files are removed from the card (non-secret ones and `tmc.toml` stay).
+//! 7. On a live system (`--root /` without `--offline`): `systemctl daemon-reload`, the other role's units
+//!    stopped and the role's restarted, all `--no-block` (waiting for jobs from a boot-time unit can
+//!    deadlock the boot).
+//! 8. `/etc/tmc/provisioned.toml` (0640 root:tmc) records the manifest and the time. It is written last:
+//!    a run interrupted anywhere before leaves no record, and the next run does every step again (each
+//!    only changing what differs) and finishes.
+//!
+//! Each action is one line on stdout (installed, unchanged, removed from boot, enabled, ...); nothing
+//! secret is ever printed.
 
 mod accounts;
 mod ap;
+pub(crate) mod cli;
 mod error;
 mod install;
 mod record;
@@ -16,9 +65,9 @@ use std::path::Path;
 
 use tmc_ap::ServiceManager;
 
-use crate::fsutil::{effective_uid, first_not_plain, sync_dir, under};
-use crate::layout::{self, Account, ETC_TMC, MOSQUITTO_CONF_D, MOSQUITTO_TMC};
-use crate::manifest::{Manifest, Role, BUNDLE_DIR, MANIFEST_FILE};
+use crate::boot_bundle::fsutil::{effective_uid, first_not_plain, sync_dir, under};
+use crate::boot_bundle::layout::{self, Account, ETC_TMC, MOSQUITTO_CONF_D, MOSQUITTO_TMC};
+use crate::boot_bundle::manifest::{Manifest, Role, BUNDLE_DIR, MANIFEST_FILE};
 use accounts::Accounts;
 pub use error::FirstbootError;
 use install::Installer;

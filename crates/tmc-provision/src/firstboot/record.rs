@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{ETC_TMC, PROVISIONED_FILE};
-use crate::manifest::Manifest;
+use crate::boot_bundle::layout::{ETC_TMC, PROVISIONED_FILE};
+use crate::boot_bundle::manifest::Manifest;
 
 /// The record's file content.
 #[derive(Debug, Serialize, Deserialize)]

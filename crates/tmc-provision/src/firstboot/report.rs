@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use tmc_ap::ChangeKind;
 
-use crate::manifest::Role;
+use crate::boot_bundle::manifest::Role;
 
 /// One thing `firstboot` did (or found already done): one line of output each. Never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]

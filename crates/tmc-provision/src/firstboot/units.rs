@@ -5,8 +5,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::boot_bundle::fsutil::{sync_dir, under, write_symlink};
 use crate::firstboot::{Action, FirstbootError};
-use crate::fsutil::{sync_dir, under, write_symlink};
 
 /// Where the administrator's units and the `.wants` links live.
 const ETC_UNITS: &str = "/etc/systemd/system";

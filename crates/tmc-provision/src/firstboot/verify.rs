@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::boot_bundle::fsutil::{sha256_hex, under};
+use crate::boot_bundle::layout::{holds_private_key, placement, Placement};
+use crate::boot_bundle::manifest::{Manifest, BUNDLE_DIR};
 use crate::firstboot::FirstbootError;
-use crate::fsutil::{sha256_hex, under};
-use crate::layout::{holds_private_key, placement, Placement};
-use crate::manifest::{Manifest, BUNDLE_DIR};
 
 /// One verified file and where it goes.
 pub struct Verified {
@@ -35,7 +35,7 @@ pub fn verify(
     for (name, entry) in &manifest.files {
         // Validated with the manifest: a manifest whose names have no placement is refused earlier.
         let placement = placement(name, entry.secret).map_err(|problem| {
-            FirstbootError::Manifest(crate::manifest::ManifestError::Invalid {
+            FirstbootError::Manifest(crate::boot_bundle::manifest::ManifestError::Invalid {
                 path: manifest_path.to_owned(),
                 field: format!("files.{name:?}"),
                 problem,

@@ -8,10 +8,10 @@ use tmc_config::radio::RadioSection;
 use tmc_config::receiver::{OutputSection, ReceiverFile};
 use tmc_config::relay::RelayConfig;
 
-use crate::layout::{BOARD_FILE, CA_CERT, ETC_TMC, KEYS_FILE, STATE_DIR};
-use crate::manifest::one_line_toml_error;
-use crate::write::bundle::Bundle;
-use crate::write::error::{io, WriteError};
+use crate::boot_bundle::layout::{BOARD_FILE, CA_CERT, ETC_TMC, KEYS_FILE, STATE_DIR};
+use crate::boot_bundle::manifest::one_line_toml_error;
+use crate::card::bundle::Bundle;
+use crate::card::error::{io, WriteError};
 
 /// The relay's node address unless `--address` says otherwise (as at the existing sites).
 pub const DEFAULT_RELAY_ADDRESS: u8 = 10;

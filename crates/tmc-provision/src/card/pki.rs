@@ -8,10 +8,10 @@ use tmc_pki::broker::{self, BrokerOptions};
 use tmc_pki::validate::{self, CertCheck};
 use tmc_pki::{Identity, Role, Site, Validity, BROKER_NAME, DEFAULT_BROKER_HOST};
 
-use crate::layout::{BROKER_DIR, CA_CERT, MOSQUITTO_TMC};
-use crate::write::bundle::Bundle;
-use crate::write::configs::{relay_cert, relay_key};
-use crate::write::error::{io, WriteError};
+use crate::boot_bundle::layout::{BROKER_DIR, CA_CERT, MOSQUITTO_TMC};
+use crate::card::bundle::Bundle;
+use crate::card::configs::{relay_cert, relay_key};
+use crate::card::error::{io, WriteError};
 
 /// Lifetime of a relay certificate issued here (tmc-pki's default for issued certificates).
 const RELAY_CERT_DAYS: i64 = 825;
@@ -129,7 +129,7 @@ pub fn add_broker_files(site: &Site, bundle: &mut Bundle) -> Result<(), WriteErr
         let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let secret = crate::layout::must_be_secret(file);
+        let secret = crate::boot_bundle::layout::must_be_secret(file);
         let bytes = if secret {
             tmc_secret_file::read_private(&path)?
         } else {

@@ -1,7 +1,13 @@
 //! `tmc-provision sensor-console`: a flashed sensor's identity over its UART console (the node side is
-//! `tmc-node-console`). The site is checked first, then the node makes its key and prints a request, the
-//! site CA certifies it as `sensor-identity` does (`tmc_enroll::SensorSite`), and the node gets the site CA
-//! and its certificate back, which it checks and stores in its identity sector; `show` proves what it stored.
+//! `tmc-node-console`).
+//!
+//! It does what `sensor-identity` does for a flashed node, over its console at 115200 baud: the site is
+//! checked first; then `provision` is typed (again every second) until the node's prompt, `csr NAME
+//! [new-key]` makes the key if the slot has none and returns the request, which the site CA certifies
+//! (`tmc_enroll::SensorSite`: the same checks and `issue --csr` / `renew --csr`); `ca` and `cert` send the
+//! site CA and the certificate, which the node checks and stores in its identity sector; `show` must report
+//! the SHA-256 of exactly those; `exit` leaves the mode. Each step has `--timeout` seconds; a timeout names
+//! the step and the last lines received, and a node's `error: ` line stops the run with that line.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,7 +16,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tmc_enroll::{EnrollOptions, IdentityError, SensorCertificate, SensorSite};
 
-use crate::console_link::ConsoleLink;
+use crate::sensor::console_link::ConsoleLink;
 
 /// The node's prompt line, as `tmc_node_console::PROMPT` starts.
 const PROMPT_START: &str = "tmc provisioning:";

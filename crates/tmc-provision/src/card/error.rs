@@ -94,10 +94,10 @@ pub enum WriteError {
     },
     /// The site's board inventory refused the address or sender id.
     #[error(transparent)]
-    Boards(#[from] crate::boards::BoardsError),
+    Boards(#[from] crate::card::boards::BoardsError),
     /// The bundle built does not pass the manifest checks (a bug, caught before writing).
     #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] crate::boot_bundle::manifest::ManifestError),
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use tmc_config::SiteConfig;
 
-use crate::layout::PASSPHRASE_FILE;
-use crate::write::bundle::Bundle;
-use crate::write::error::{io, WriteError};
+use crate::boot_bundle::layout::PASSPHRASE_FILE;
+use crate::card::bundle::Bundle;
+use crate::card::error::{io, WriteError};
 
 /// Validates the site file with the parser tmc-ap uses and adds it (and its passphrase file) to the bundle.
 pub fn add_site_file(
@@ -33,7 +33,7 @@ pub fn add_site_file(
     let file = ap.and_then(|ap| ap.get_mut("passphrase_file"));
     let Some(file) = file else {
         // An inline passphrase makes the whole site file a secret.
-        bundle.add(crate::layout::SITE_FILE, bytes, inline);
+        bundle.add(crate::boot_bundle::layout::SITE_FILE, bytes, inline);
         return Ok(());
     };
     let named = file.as_str().unwrap_or_default().to_owned();
@@ -41,7 +41,7 @@ pub fn add_site_file(
     let passphrase = tmc_secret_file::read_private(&source)?;
     bundle.add(PASSPHRASE_FILE, passphrase, true);
     if named == PASSPHRASE_FILE {
-        bundle.add(crate::layout::SITE_FILE, bytes, false);
+        bundle.add(crate::boot_bundle::layout::SITE_FILE, bytes, false);
         return Ok(());
     }
     // On the Pi the passphrase sits beside the site file under a fixed name: point the site file at it.
@@ -52,6 +52,10 @@ pub fn add_site_file(
         "# Site file from {}, rewritten by tmc-provision: passphrase_file names the copy installed beside it.\n{body}",
         path.display()
     );
-    bundle.add(crate::layout::SITE_FILE, rewritten.into_bytes(), false);
+    bundle.add(
+        crate::boot_bundle::layout::SITE_FILE,
+        rewritten.into_bytes(),
+        false,
+    );
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::Role;
+use crate::boot_bundle::manifest::Role;
 
 /// The inventory's file name in the site directory.
 pub const BOARDS_FILE: &str = "boards.toml";
@@ -78,7 +78,7 @@ impl Boards {
         };
         let mut boards: Boards = toml::from_str(&text).map_err(|e| BoardsError::File {
             path: path.clone(),
-            message: crate::manifest::one_line_toml_error(&text, &e),
+            message: crate::boot_bundle::manifest::one_line_toml_error(&text, &e),
         })?;
         boards.site = site_dir.to_owned();
         for (i, board) in boards.boards.iter().enumerate() {

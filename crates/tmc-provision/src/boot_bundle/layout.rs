@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::manifest::Role;
+use crate::boot_bundle::manifest::Role;
 
 /// The TMC configuration directory (0750 root:tmc).
 pub const ETC_TMC: &str = "/etc/tmc";
@@ -120,7 +120,7 @@ pub fn holds_private_key(bytes: &[u8]) -> bool {
         })
 }
 
-/// The placement of bundle file `name` (already checked by [`crate::manifest::check_file_name`]).
+/// The placement of bundle file `name` (already checked by [`super::manifest::check_file_name`]).
 pub fn placement(name: &str, secret: bool) -> Result<Placement, String> {
     if must_be_secret(name) && !secret {
         return Err("holds a key: it must be marked secret = true".into());

@@ -1,12 +1,27 @@
-//! `tmc-provision write`: on the PC, puts a board's role, configuration and keys on a flashed card.
+//! The card writer, run on the PC (`make provision`): puts a Pi board's role, configuration and keys on its
+//! flashed SD card (`tmc-provision write`), recording the board in the site's inventory ([`boards`],
+//! `tmc-provision list`).
 //!
-//! Everything is read and checked first and the bundle built in memory; only then is the card written
-//! (see [`boot`]). A refused run leaves the card as it was. The one change it may make before that is in
-//! the site directory: a concentrator name that is not issued yet gets its relay certificate, after every
-//! other check has passed.
+//! ```text
+//! tmc-provision write --boot /media/$USER/boot --role concentrator --site site --name relay-1 \
+//!                     --board board-config/dragino-lora-hat.toml
+//! ```
+//!
+//! reads the site directory of `tmc-pki` (CA, issued certificates, CRL, envelope key ring), checks
+//! everything (board preset, site file, configuration, certificates against the CA, key permissions) and
+//! builds the whole bundle in memory. Only then does it write the card; a refused run leaves the card as
+//! it was. A concentrator name the site has not issued yet gets its relay certificate (and says so); a
+//! name issued for another role, revoked, or with an expired certificate is refused. The CA key never
+//! leaves the site directory. A card already provisioned for another name is refused without `--force`.
+//!
+//! The one change a run may make before the card is written (see `boot.rs`) is in the site directory: a new
+//! concentrator name's relay certificate, issued after every other check has passed. What goes on the card,
+//! and where first boot installs it, is in [`crate::boot_bundle`].
 
+pub mod boards;
 mod boot;
 mod bundle;
+pub(crate) mod cli;
 mod configs;
 mod error;
 mod pki;
@@ -16,10 +31,9 @@ use std::path::{Path, PathBuf};
 
 use tmc_pki::{Identity, Site};
 
-use crate::boards::{Board, Boards};
-
-use crate::layout::{BOARD_FILE, KEYS_FILE, RECEIVER_CONFIG, RELAY_CONFIG};
-use crate::manifest::{check_name, Manifest, Role, MANIFEST_FILE};
+use crate::boot_bundle::layout::{BOARD_FILE, KEYS_FILE, RECEIVER_CONFIG, RELAY_CONFIG};
+use crate::boot_bundle::manifest::{check_name, Manifest, Role, MANIFEST_FILE};
+use boards::{Board, Boards};
 use bundle::Bundle;
 pub use configs::{render_receiver, render_relay, DEFAULT_GATEWAY_ADDRESS, DEFAULT_RELAY_ADDRESS};
 use error::io;
@@ -218,7 +232,7 @@ fn concentrator(
     }
     let site_file =
         o.ap.clone()
-            .unwrap_or_else(|| site.dir().join(crate::layout::SITE_FILE));
+            .unwrap_or_else(|| site.dir().join(crate::boot_bundle::layout::SITE_FILE));
     sitefile::add_site_file(&site_file, bundle, warnings)?;
     pki::check_broker(site)?;
     let exists = pki::relay_identity_exists(site, &o.name)?;
@@ -231,7 +245,7 @@ fn concentrator(
             for name in bundle.files.keys() {
                 names.add(name.clone(), Vec::new(), false);
             }
-            names.add(crate::layout::CA_CERT, Vec::new(), false);
+            names.add(crate::boot_bundle::layout::CA_CERT, Vec::new(), false);
             names.add(configs::relay_cert(&o.name), Vec::new(), false);
             names.add(configs::relay_key(&o.name), Vec::new(), false);
             names.add(RELAY_CONFIG, Vec::new(), false);
@@ -308,7 +322,7 @@ fn gateway(
                 });
             }
             let text = render_receiver(address, &peers);
-            let at = Path::new(crate::layout::ETC_TMC).join(RECEIVER_CONFIG);
+            let at = Path::new(crate::boot_bundle::layout::ETC_TMC).join(RECEIVER_CONFIG);
             tmc_config::receiver::Config::parse(&text, &at)?;
             (text.into_bytes(), address)
         }

@@ -28,7 +28,7 @@ use tmc_enroll::check_client_id;
 use tmc_pki::{Role as PkiRole, Site};
 use tmc_secret_file::Overwrite;
 
-use crate::layout::SITE_FILE;
+use crate::boot_bundle::layout::SITE_FILE;
 
 /// The broker's TLS port (`tmc-pki broker-config --port` default).
 pub const DEFAULT_SENSOR_BROKER_PORT: u16 = 8883;

@@ -7,10 +7,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{sync_dir, write_atomic_lenient, write_new_lenient};
-use crate::manifest::{Manifest, BUNDLE_DIR, MANIFEST_FILE};
-use crate::write::bundle::Bundle;
-use crate::write::error::{io, WriteError};
+use crate::boot_bundle::fsutil::{sync_dir, write_atomic_lenient, write_new_lenient};
+use crate::boot_bundle::manifest::{Manifest, BUNDLE_DIR, MANIFEST_FILE};
+use crate::card::bundle::Bundle;
+use crate::card::error::{io, WriteError};
 
 const STAGING: &str = "tmc.new";
 const OLD: &str = "tmc.old";

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-use crate::fsutil::sha256_hex;
-use crate::manifest::{FileEntry, Manifest, Role, FORMAT};
+use crate::boot_bundle::fsutil::sha256_hex;
+use crate::boot_bundle::manifest::{FileEntry, Manifest, Role, FORMAT};
 
 /// One file of the bundle. Its bytes are wiped from memory when dropped: many are keys.
 pub(crate) struct BundleFile {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::layout;
+use crate::boot_bundle::layout;
 
 /// File name of the manifest at the top of the boot partition.
 pub const MANIFEST_FILE: &str = "tmc.toml";
