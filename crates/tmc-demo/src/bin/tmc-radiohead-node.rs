@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tmc_envelope::legacy::{self, LegacyKeys};
-use tmc_radio::Clock;
+use tmc_link::Clock;
 use tmc_service::radio::{OpenRadio, RadioSection};
 
 #[derive(Debug, Parser)]
