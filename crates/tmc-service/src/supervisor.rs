@@ -193,7 +193,10 @@ impl<R: Report, N: Notify> Supervisor<R, N> {
     /// One round: the snapshot and the status line when due, then the stall check and, if no loop is stalled,
     /// the watchdog ping. Returns how the stalled loops changed (already logged).
     pub fn tick(&mut self) -> Option<Stall> {
-        if self.ticks % u64::from(self.timing.status_every.max(1)) == 0 {
+        if self
+            .ticks
+            .is_multiple_of(u64::from(self.timing.status_every.max(1)))
+        {
             let snapshot = self.report.snapshot();
             self.status.write(&snapshot);
             self.notify.status(&self.report.status_line(&snapshot));
