@@ -1,17 +1,17 @@
-//! The running receiver: the radio loop, one loop per output, and a supervisor that writes the status snapshot,
-//! tells systemd how things are, and pings its watchdog while every loop is alive.
+//! The running receiver: the radio loop, one loop per output, and the service's [`Supervisor`] that writes the
+//! status snapshot, tells systemd how things are, and pings its watchdog while every loop is alive.
 //!
 //! [`Service::start`] takes an opened radio link of any kind (the board, simulated air, the tests' in-process
 //! simulator), the key ring and the inbox; the `run` command opens those from the configuration.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tmc_envelope::KeyRing;
 use tmc_link::{Clock, PacketRadio, ReliableDatagram};
 use tmc_queue::{Inbox, QueueError};
-use tmc_service::{Notifier, Shutdown, StatusFile, Watchdog};
+use tmc_service::{Report, Shutdown, StatusFile, Supervisor, Watchdog};
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -22,9 +22,6 @@ use crate::outputs::{
     file_output_name, run_sync_output, OutputError, SyncOutput, STDOUT, UPSTREAM,
 };
 use crate::shared::{Meta, Shared, Snapshot};
-
-/// How often the status snapshot is written.
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +57,8 @@ pub struct Service {
     shared: Arc<Shared>,
     shutdown: Shutdown,
     threads: Vec<(String, JoinHandle<()>)>,
-    status: StatusFile,
+    /// Run by its own thread until the stop; then [`Service::stop`] writes the last snapshot through it.
+    supervisor: Arc<Mutex<Supervisor<Arc<Shared>>>>,
 }
 
 impl Service {
@@ -124,73 +122,49 @@ impl Service {
             None => None,
         };
 
-        let mut service = Service {
+        let mut watchdog = Watchdog::new();
+        let mut threads = Loops {
             shared: shared.clone(),
             shutdown: shutdown.clone(),
             threads: Vec::new(),
-            status: StatusFile::new(config.status_path()),
         };
-        let mut watchdog = Watchdog::new();
 
         let gateway = Gateway::new(link, &config.peers, ring, config.legacy, shared.clone());
         let heartbeat = watchdog.heartbeat("radio");
         let stop = shutdown.clone();
-        service.spawn("radio", move || gateway.run(&stop, &heartbeat))?;
+        threads.spawn("radio", move || gateway.run(&stop, &heartbeat))?;
 
         if config.stdout {
-            service.spawn_sync(StreamOutput::stdout(), &mut watchdog)?;
+            threads.spawn_sync(StreamOutput::stdout(), &mut watchdog)?;
         }
         if let Some(file) = file {
-            service.spawn_sync(file, &mut watchdog)?;
+            threads.spawn_sync(file, &mut watchdog)?;
         }
         if let Some(upstream) = upstream {
             shared.register_output(UPSTREAM, Some(false));
             let heartbeat = watchdog.heartbeat(UPSTREAM);
             let (stop, shared) = (shutdown.clone(), shared.clone());
-            service.spawn("output upstream", move || {
+            threads.spawn("output upstream", move || {
                 upstream.run(&shared, &stop, &heartbeat)
             })?;
         }
 
-        let (stop, shared, status) = (shutdown, shared, service.status.clone());
-        service.spawn("supervisor", move || {
-            supervise(&shared, &stop, &watchdog, &status)
-        })?;
-        Ok(service)
-    }
-
-    fn spawn(
-        &mut self,
-        name: &str,
-        body: impl FnOnce() + Send + 'static,
-    ) -> Result<(), StartError> {
-        let handle = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(body)
-            .map_err(|source| {
-                // Whatever already runs must not outlive a failed start.
-                self.shutdown.request();
-                self.shared.stop();
-                StartError::Thread {
-                    name: name.to_owned(),
-                    source,
-                }
+        let supervisor = Arc::new(Mutex::new(Supervisor::new(
+            watchdog,
+            StatusFile::new(config.status_path()),
+            shared.clone(),
+        )));
+        {
+            let (supervisor, stop) = (supervisor.clone(), shutdown.clone());
+            threads.spawn("supervisor", move || {
+                lock(&supervisor).run(&stop);
             })?;
-        self.threads.push((name.to_owned(), handle));
-        Ok(())
-    }
-
-    fn spawn_sync(
-        &mut self,
-        output: impl SyncOutput + 'static,
-        watchdog: &mut Watchdog,
-    ) -> Result<(), StartError> {
-        let name = output.name().to_owned();
-        self.shared.register_output(&name, None);
-        let heartbeat = watchdog.heartbeat(&name);
-        let (stop, shared) = (self.shutdown.clone(), self.shared.clone());
-        self.spawn(&format!("output {name}"), move || {
-            run_sync_output(output, &shared, &stop, &heartbeat)
+        }
+        Ok(Service {
+            shared,
+            shutdown,
+            threads: threads.threads,
+            supervisor,
         })
     }
 
@@ -228,10 +202,7 @@ impl Service {
                 failed.get_or_insert(name);
             }
         }
-        let snapshot = self.shared.snapshot();
-        if let Err(e) = self.status.write(&snapshot) {
-            tracing::warn!("status snapshot not written: {e}");
-        }
+        let snapshot = lock(&self.supervisor).finish();
         match failed {
             Some(name) => Err(ThreadFailed(name)),
             None => Ok(snapshot),
@@ -239,47 +210,69 @@ impl Service {
     }
 }
 
-/// Writes the snapshot every [`STATUS_INTERVAL`], updates systemd's status line, and pings the watchdog while
-/// every loop beats. Ends when a stop is requested, after waking every loop.
-fn supervise(shared: &Shared, shutdown: &Shutdown, watchdog: &Watchdog, status: &StatusFile) {
-    let notifier = Notifier;
-    let interval = notifier.watchdog_interval();
-    // Ping at twice the rate systemd expects; write the snapshot on its own schedule.
-    let tick = interval.map_or(STATUS_INTERVAL, |i| (i / 2).min(STATUS_INTERVAL));
-    let mut last_status: Option<std::time::Instant> = None;
-    let mut reported_stall = false;
-    let mut write_failed = false;
-    loop {
-        if last_status.is_none_or(|t| t.elapsed() >= STATUS_INTERVAL) {
-            let snapshot = shared.snapshot();
-            match status.write(&snapshot) {
-                Ok(()) => write_failed = false,
-                Err(e) if !write_failed => {
-                    tracing::warn!("status snapshot not written: {e}");
-                    write_failed = true;
+/// The supervisor, also when its thread panicked (what it holds stays usable for the last snapshot).
+fn lock<T>(supervisor: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    supervisor.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The threads started so far.
+struct Loops {
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    threads: Vec<(String, JoinHandle<()>)>,
+}
+
+impl Loops {
+    fn spawn(
+        &mut self,
+        name: &str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StartError> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(body)
+            .map_err(|source| {
+                // Whatever already runs must not outlive a failed start.
+                self.shutdown.request();
+                self.shared.stop();
+                StartError::Thread {
+                    name: name.to_owned(),
+                    source,
                 }
-                Err(_) => {}
-            }
-            notifier.status(&status_line(&snapshot));
-            last_status = Some(std::time::Instant::now());
-        }
-        if let Some(interval) = interval {
-            let stalled = watchdog.stalled(interval);
-            if stalled.is_empty() {
-                notifier.watchdog_ping();
-                reported_stall = false;
-            } else if !reported_stall {
-                tracing::error!(
-                    "stalled: {} (no progress for {interval:?}); withholding the watchdog ping",
-                    stalled.join(", ")
-                );
-                reported_stall = true;
-            }
-        }
-        if shutdown.wait(tick) {
-            shared.stop();
-            return;
-        }
+            })?;
+        self.threads.push((name.to_owned(), handle));
+        Ok(())
+    }
+
+    fn spawn_sync(
+        &mut self,
+        output: impl SyncOutput + 'static,
+        watchdog: &mut Watchdog,
+    ) -> Result<(), StartError> {
+        let name = output.name().to_owned();
+        self.shared.register_output(&name, None);
+        let heartbeat = watchdog.heartbeat(&name);
+        let (stop, shared) = (self.shutdown.clone(), self.shared.clone());
+        self.spawn(&format!("output {name}"), move || {
+            run_sync_output(output, &shared, &stop, &heartbeat)
+        })
+    }
+}
+
+/// What the supervisor writes and tells systemd; a stop wakes the loops waiting on the journal.
+impl Report for Shared {
+    type Snapshot = Snapshot;
+
+    fn snapshot(&self) -> Snapshot {
+        Shared::snapshot(self)
+    }
+
+    fn status_line(&self, snapshot: &Snapshot) -> String {
+        status_line(snapshot)
+    }
+
+    fn wake_loops(&self) {
+        self.stop();
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT turn into a [`Shutdown`] that every loop checks and every wait wakes up on.
 //! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
 //! - [`status`]: the snapshot a running service writes for its `status` command.
+//! - [`supervisor`]: the loop that writes that snapshot, watches the service's loops and pings the watchdog.
 //! - [`radio`]: the `[radio]` table and `--board`/`--radio`, opened as the board's SX1276 or the simulated air,
 //!   framed as reliable datagrams within the duty cycle.
 
@@ -17,10 +18,12 @@ pub mod notify;
 pub mod radio;
 pub mod shutdown;
 pub mod status;
+pub mod supervisor;
 pub mod wakeup;
 
 pub use config::{load_toml, ConfigError};
-pub use notify::{Notifier, Watchdog};
+pub use notify::{Heartbeat, Notifier, Notify, Watchdog};
 pub use shutdown::Shutdown;
 pub use status::{read_status, StatusFile};
+pub use supervisor::{Report, Supervisor};
 pub use wakeup::Wakeup;

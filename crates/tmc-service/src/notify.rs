@@ -57,23 +57,70 @@ impl Notifier {
     }
 }
 
+/// What a running service tells its manager: [`Notifier`] (systemd) in the services, a recorder in tests.
+pub trait Notify {
+    /// Updates the one-line status.
+    fn status(&self, line: &str);
+    /// Says every loop is alive.
+    fn watchdog_ping(&self);
+}
+
+impl Notify for Notifier {
+    fn status(&self, line: &str) {
+        Notifier::status(self, line);
+    }
+
+    fn watchdog_ping(&self) {
+        Notifier::watchdog_ping(self);
+    }
+}
+
 /// Liveness of a service's loops: each loop holds a [`Heartbeat`] and beats once per iteration.
 #[derive(Clone)]
 pub struct Watchdog {
-    start: Instant,
+    clock: LoopClock,
     beats: Vec<(String, Arc<AtomicU64>)>,
 }
 
 /// One loop's progress marker.
 #[derive(Clone)]
 pub struct Heartbeat {
-    start: Instant,
+    clock: LoopClock,
     last_ms: Arc<AtomicU64>,
+}
+
+/// Milliseconds since the watchdog was made: real time, or a [`ManualClock`] that tests move.
+#[derive(Clone)]
+enum LoopClock {
+    Real(Instant),
+    Manual(Arc<AtomicU64>),
+}
+
+impl LoopClock {
+    fn now(&self) -> Duration {
+        match self {
+            LoopClock::Real(start) => start.elapsed(),
+            LoopClock::Manual(ms) => Duration::from_millis(ms.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// The time of a [`Watchdog::with_manual_clock`]: it moves only when told, so tests of stalls need no sleeps.
+#[derive(Clone)]
+pub struct ManualClock {
+    ms: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 impl Heartbeat {
     pub fn beat(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(self.clock.now().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 }
@@ -81,7 +128,7 @@ impl Heartbeat {
 impl Default for Watchdog {
     fn default() -> Self {
         Watchdog {
-            start: Instant::now(),
+            clock: LoopClock::Real(Instant::now()),
             beats: Vec::new(),
         }
     }
@@ -92,12 +139,22 @@ impl Watchdog {
         Self::default()
     }
 
+    /// A watchdog whose time stands still until the returned clock is advanced (for tests).
+    pub fn with_manual_clock() -> (Self, ManualClock) {
+        let ms = Arc::new(AtomicU64::new(0));
+        let watchdog = Watchdog {
+            clock: LoopClock::Manual(ms.clone()),
+            beats: Vec::new(),
+        };
+        (watchdog, ManualClock { ms })
+    }
+
     /// Registers a loop called `name`.
     pub fn heartbeat(&mut self, name: &str) -> Heartbeat {
         let last_ms = Arc::new(AtomicU64::new(0));
         self.beats.push((name.to_owned(), last_ms.clone()));
         let heartbeat = Heartbeat {
-            start: self.start,
+            clock: self.clock.clone(),
             last_ms,
         };
         heartbeat.beat();
@@ -106,7 +163,7 @@ impl Watchdog {
 
     /// The loops that have not beaten within `limit`.
     pub fn stalled(&self, limit: Duration) -> Vec<&str> {
-        self.stalled_at(self.start.elapsed(), limit)
+        self.stalled_at(self.clock.now(), limit)
     }
 
     fn stalled_at(&self, now: Duration, limit: Duration) -> Vec<&str> {
@@ -137,5 +194,18 @@ mod tests {
         assert_eq!(watchdog.stalled_at(later, limit), ["sender", "ingest"]);
         ingest.last_ms.store(599_000, Ordering::Relaxed);
         assert_eq!(watchdog.stalled_at(later, limit), ["sender"]);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced() {
+        let (mut watchdog, clock) = Watchdog::with_manual_clock();
+        let radio = watchdog.heartbeat("radio");
+        let _output = watchdog.heartbeat("output");
+        let limit = Duration::from_secs(10);
+        clock.advance(limit);
+        assert!(watchdog.stalled(limit).is_empty());
+        clock.advance(Duration::from_secs(1));
+        radio.beat();
+        assert_eq!(watchdog.stalled(limit), ["output"]);
     }
 }

@@ -1,8 +1,9 @@
 //! `tmc-relay run`: MQTT → durable queue → sealed tokens → LoRa, as one long-running service.
 //!
 //! Two threads share the queue: [`ingest`] (MQTT, manual acknowledgements after commit) and [`sender`]
-//! (seal, stage, send, delete on ACK). A third writes the status snapshot and pings the systemd watchdog while
-//! both loops make progress. SIGTERM stops both after the work in hand; nothing acknowledged is lost.
+//! (seal, stage, send, delete on ACK). The main thread runs the [`Supervisor`]: it writes the status snapshot
+//! and pings the systemd watchdog while both loops make progress. SIGTERM stops both after the work in hand;
+//! nothing acknowledged is lost.
 
 pub mod ingest;
 pub mod sender;
@@ -10,15 +11,18 @@ pub mod topics;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, KeyRing, Reading, Sealer, MAX_TOKEN_LEN};
-use tmc_link::{HeaderIdFile, LinkSender, SendPolicy};
+use tmc_link::{Clock, HeaderIdFile, LinkSender, PacketRadio, ReliableDatagram, SendPolicy};
 use tmc_queue::{QueueStatus, RelayQueue};
 use tmc_service::radio::OpenRadio;
-use tmc_service::{Notifier, Shutdown, StatusFile, Wakeup, Watchdog};
+use tmc_service::{
+    Heartbeat, Notifier, Report, Shutdown, StatusFile, Supervisor, Wakeup, Watchdog,
+};
 
 use crate::assignment::Assignment;
 use crate::config::RelayConfig;
@@ -27,9 +31,6 @@ use sender::{Sender, SenderSettings, SenderSnapshot};
 
 /// Counter reservations per fsync of the counter file: a crash skips at most this many counters.
 const COUNTER_BLOCK: u32 = 64;
-
-/// How often the status snapshot is written.
-const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// What `tmc-relay status` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +53,6 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the relay described by `config_path` until SIGTERM/SIGINT.
 /// Command-line choices of `tmc-relay run`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
@@ -65,6 +65,7 @@ pub struct RunOptions {
     pub new_session: bool,
 }
 
+/// Runs the relay described by `config_path` until SIGTERM/SIGINT.
 pub fn run(config_path: &Path, options: &RunOptions) -> anyhow::Result<()> {
     let mut config = RelayConfig::load(config_path)?;
     config
@@ -85,21 +86,16 @@ pub fn run_with(
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     let ring = KeyRing::load(&config.envelope.keys)?;
-    let queue = Arc::new(RelayQueue::open(
+    let queue = RelayQueue::open(
         &config.queue_path(),
         config.queue.capacity,
         config.queue.when_full,
-    )?);
-    let air_name = format!(
-        "relay-{}",
-        config.envelope.sender.map_or_else(
-            || config.radio.address.unwrap_or(0).to_string(),
-            |s| s.to_string()
-        )
-    );
-    let opened = config
-        .radio
-        .open(config_path, &air_name, u64::from(std::process::id()))?;
+    )?;
+    let opened = config.radio.open(
+        config_path,
+        &air_name(&config),
+        u64::from(std::process::id()),
+    )?;
     let sender_id = config.envelope.sender.unwrap_or(u32::from(opened.address));
     if let Some((assignment, path)) = Assignment::beside(config_path)? {
         assignment.check(
@@ -109,28 +105,6 @@ pub fn run_with(
             config.envelope.sender.is_some(),
         )?;
     }
-    // RadioHead receivers track IDs per node address, so the IDs belong to the address, not to the sender id.
-    let header_ids_path = config
-        .state_dir
-        .join(format!("relay-header-id-{}", opened.address));
-    let header_ids = HeaderIdFile::open(&header_ids_path)?;
-    let counter = CounterFile::open(
-        &config.state_dir.join(format!("relay-counter-{sender_id}")),
-        sender_id,
-        COUNTER_BLOCK,
-    )?;
-    let sealer = Sealer::new(&ring, sender_id, counter);
-    // The ingest refuses what could never be sent: a single reading that does not fit a frame.
-    let size_check = Sealer::new(
-        &ring,
-        sender_id,
-        tmc_envelope::MemoryCounter::starting_at(sender_id, u32::MAX),
-    );
-    let encoding = config.envelope.encoding;
-    let fits_frame = move |topic: &str, payload: &[u8]| {
-        let reading = Reading::new(topic, unix_now(), payload.to_vec());
-        size_check.on_air_size(&[reading], unix_now(), encoding) <= MAX_TOKEN_LEN
-    };
     tracing::info!(
         "relay {sender_id}: {}, gateway {}, queue {} ({} entries waiting)",
         opened.description,
@@ -138,140 +112,251 @@ pub fn run_with(
         config.queue_path().display(),
         queue.len()
     );
+    let relay = Relay {
+        config: &config,
+        sender_id,
+        shared: Shared::new(queue, shutdown),
+    };
 
     let mut watchdog = Watchdog::new();
-    let stored = Arc::new(Wakeup::new());
-    let drained = Arc::new(Wakeup::new());
-    let ingest_stats = Arc::new(IngestStats::default());
-    let sender_stats = Arc::new(Mutex::new(SenderSnapshot::default()));
-
-    let sender_beat = watchdog.heartbeat("sender");
-    let policy = SendPolicy {
-        rounds: config.link.rounds,
-        initial_backoff: Duration::from_secs_f64(config.link.backoff),
-        max_backoff: Duration::from_secs_f64(config.link.max_backoff),
-    };
-    let stop = shutdown.clone();
-    let link = LinkSender::new(
+    let sender_thread = relay.start_sender(
         opened.link,
-        config.link.gateway,
-        policy,
-        sender::service_wait(shutdown.clone(), sender_beat.clone()),
-        u64::from(std::process::id()),
-    )
-    .with_stop(move || stop.requested())
-    .with_header_ids(header_ids);
-    let sender = Sender::new(
-        link,
-        queue.clone(),
-        sealer,
-        SenderSettings {
-            encoding,
-            max_batch: config.envelope.max_batch,
-        },
-        sender_stats.clone(),
-        stored.clone(),
-        drained.clone(),
-        shutdown.clone(),
-        sender_beat,
+        opened.address,
+        &ring,
+        watchdog.heartbeat("sender"),
+    )?;
+    let ingest_thread = relay.start_ingest(options, &ring, watchdog.heartbeat("ingest"))?;
+
+    let mut supervisor = Supervisor::new(
+        watchdog,
+        StatusFile::new(config.status_path()),
+        relay.report(opened.description),
     );
-    let sender_thread = spawn("sender", {
-        let shutdown = shutdown.clone();
-        move || {
-            let result = sender.run();
-            shutdown.request();
-            result
-        }
-    })?;
-
-    let ingest_settings = IngestSettings {
-        broker: config.mqtt.clone(),
-        topics: config.ingest.topics.clone(),
-        max_payload: config.ingest.max_payload,
-        receive_maximum: config.ingest.receive_maximum,
-        dedupe: config.ingest.dedupe,
-        subscriptions_record: Some(config.state_dir.join("relay.subscriptions")),
-        new_session: options.new_session,
-        fits_frame: Box::new(fits_frame),
-    };
-    let ingest_beat = watchdog.heartbeat("ingest");
-    let ingest_thread = spawn("ingest", {
-        let (queue, stats, shutdown) = (queue.clone(), ingest_stats.clone(), shutdown.clone());
-        move || {
-            let result = ingest::run(
-                ingest_settings,
-                queue,
-                stored,
-                drained,
-                stats,
-                shutdown.clone(),
-                ingest_beat,
-            );
-            shutdown.request();
-            result
-        }
-    })?;
-
-    let status_file = StatusFile::new(config.status_path());
-    let started = unix_now();
-    let snapshot = |running: bool| RelayStatus {
-        pid: std::process::id(),
-        started_unix: started,
-        updated_unix: unix_now(),
-        radio: opened.description.clone(),
-        sender_id,
-        gateway: config.link.gateway,
-        running,
-        ingest: ingest_stats.snapshot(),
-        link: sender_stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone(),
-    };
     let notifier = Notifier;
-    notifier.ready(&status_line(
-        &snapshot(true),
-        queue.snapshot().ok().as_ref(),
-    ));
-    let watchdog_every = notifier.watchdog_interval().map(|i| i / 2);
-    let stall_limit = notifier
-        .watchdog_interval()
-        .unwrap_or(Duration::from_secs(60));
-    while !shutdown.wait(watchdog_every.unwrap_or(STATUS_EVERY).min(STATUS_EVERY)) {
-        let status = snapshot(true);
-        if let Err(e) = status_file.write(&status) {
-            tracing::warn!("status: {e}");
-        }
-        notifier.status(&status_line(&status, queue.snapshot().ok().as_ref()));
-        let stalled = watchdog.stalled(stall_limit);
-        if stalled.is_empty() {
-            notifier.watchdog_ping();
-        } else {
-            tracing::error!("stalled: {}; no watchdog ping", stalled.join(", "));
-        }
-    }
+    let report = supervisor.report();
+    notifier.ready(&report.status_line(&report.snapshot()));
+    supervisor.run(&relay.shared.shutdown);
     notifier.stopping();
     tracing::info!("stopping: finishing the work in hand");
     let ingest_result = join(ingest_thread);
     let sender_result = join(sender_thread);
-    let _ = status_file.write(&snapshot(false));
+    supervisor.finish();
     ingest_result.context("MQTT ingest")?;
     sender_result.context("radio sender")?;
-    tracing::info!("stopped; {} entries stay queued", queue.len());
+    tracing::info!("stopped; {} entries stay queued", relay.shared.queue.len());
     Ok(())
+}
+
+/// The relay's name on simulated air: its sender id, or its radio address.
+fn air_name(config: &RelayConfig) -> String {
+    format!(
+        "relay-{}",
+        config.envelope.sender.map_or_else(
+            || config.radio.address.unwrap_or(0).to_string(),
+            |s| s.to_string()
+        )
+    )
+}
+
+/// What the relay's two loops and its status share while it runs.
+#[derive(Clone)]
+pub struct Shared {
+    pub queue: Arc<RelayQueue>,
+    /// Rung by the ingest after it stored messages: the sender looks at once.
+    pub stored: Arc<Wakeup>,
+    /// Rung by the sender after the gateway acknowledged a token: a full queue has room again.
+    pub drained: Arc<Wakeup>,
+    pub ingest_stats: Arc<IngestStats>,
+    pub sender_stats: Arc<Mutex<SenderSnapshot>>,
+    pub shutdown: Shutdown,
+}
+
+impl Shared {
+    pub fn new(queue: RelayQueue, shutdown: Shutdown) -> Self {
+        Shared {
+            queue: Arc::new(queue),
+            stored: Arc::new(Wakeup::new()),
+            drained: Arc::new(Wakeup::new()),
+            ingest_stats: Arc::new(IngestStats::default()),
+            sender_stats: Arc::new(Mutex::new(SenderSnapshot::default())),
+            shutdown,
+        }
+    }
+}
+
+/// The relay being wired: its configuration, the sender id it seals under, and what its loops share.
+struct Relay<'a> {
+    config: &'a RelayConfig,
+    sender_id: u32,
+    shared: Shared,
+}
+
+impl Relay<'_> {
+    /// Starts the sender on `link` (the radio at `address`); its end stops the relay.
+    fn start_sender<R, C>(
+        &self,
+        link: ReliableDatagram<R, C>,
+        address: u8,
+        ring: &KeyRing,
+        heartbeat: Heartbeat,
+    ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>>
+    where
+        R: PacketRadio + Send + 'static,
+        C: Clock + Send + 'static,
+    {
+        let (config, shutdown) = (self.config, &self.shared.shutdown);
+        // RadioHead receivers track IDs per node address, so the IDs belong to the address, not to the sender id.
+        let header_ids =
+            HeaderIdFile::open(&config.state_dir.join(format!("relay-header-id-{address}")))?;
+        let counter = CounterFile::open(
+            &config
+                .state_dir
+                .join(format!("relay-counter-{}", self.sender_id)),
+            self.sender_id,
+            COUNTER_BLOCK,
+        )?;
+        let policy = SendPolicy {
+            rounds: config.link.rounds,
+            initial_backoff: Duration::from_secs_f64(config.link.backoff),
+            max_backoff: Duration::from_secs_f64(config.link.max_backoff),
+        };
+        let stop = shutdown.clone();
+        let link = LinkSender::new(
+            link,
+            config.link.gateway,
+            policy,
+            sender::service_wait(shutdown.clone(), heartbeat.clone()),
+            u64::from(std::process::id()),
+        )
+        .with_stop(move || stop.requested())
+        .with_header_ids(header_ids);
+        let sender = Sender::new(
+            link,
+            Sealer::new(ring, self.sender_id, counter),
+            SenderSettings {
+                encoding: config.envelope.encoding,
+                max_batch: config.envelope.max_batch,
+            },
+            self.shared.clone(),
+            heartbeat,
+        );
+        let shutdown = shutdown.clone();
+        spawn("sender", move || {
+            let result = sender.run();
+            shutdown.request();
+            result
+        })
+    }
+
+    /// Starts the MQTT ingest; its end stops the relay.
+    fn start_ingest(
+        &self,
+        options: &RunOptions,
+        ring: &KeyRing,
+        heartbeat: Heartbeat,
+    ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+        let config = self.config;
+        // The ingest refuses what could never be sent: a single reading that does not fit a frame.
+        let size_check = Sealer::new(
+            ring,
+            self.sender_id,
+            tmc_envelope::MemoryCounter::starting_at(self.sender_id, u32::MAX),
+        );
+        let encoding = config.envelope.encoding;
+        let fits_frame = move |topic: &str, payload: &[u8]| {
+            let reading = Reading::new(topic, unix_now(), payload.to_vec());
+            size_check.on_air_size(&[reading], unix_now(), encoding) <= MAX_TOKEN_LEN
+        };
+        let settings = IngestSettings {
+            broker: config.mqtt.clone(),
+            topics: config.ingest.topics.clone(),
+            max_payload: config.ingest.max_payload,
+            receive_maximum: config.ingest.receive_maximum,
+            dedupe: config.ingest.dedupe,
+            subscriptions_record: Some(config.state_dir.join("relay.subscriptions")),
+            new_session: options.new_session,
+            fits_frame: Box::new(fits_frame),
+        };
+        let shared = self.shared.clone();
+        spawn("ingest", move || {
+            let result = ingest::run(
+                settings,
+                shared.queue,
+                shared.stored,
+                shared.drained,
+                shared.ingest_stats,
+                shared.shutdown.clone(),
+                heartbeat,
+            );
+            shared.shutdown.request();
+            result
+        })
+    }
+
+    fn report(&self, radio: String) -> RelayReport {
+        RelayReport {
+            shared: self.shared.clone(),
+            started_unix: unix_now(),
+            radio,
+            sender_id: self.sender_id,
+            gateway: self.config.link.gateway,
+        }
+    }
+}
+
+/// What the relay's supervisor writes for `tmc-relay status` and tells systemd.
+struct RelayReport {
+    shared: Shared,
+    started_unix: u64,
+    radio: String,
+    sender_id: u32,
+    gateway: u8,
+}
+
+impl Report for RelayReport {
+    type Snapshot = RelayStatus;
+
+    /// Running until a stop is requested; the last snapshot, written after both loops ended, says stopped.
+    fn snapshot(&self) -> RelayStatus {
+        RelayStatus {
+            pid: std::process::id(),
+            started_unix: self.started_unix,
+            updated_unix: unix_now(),
+            radio: self.radio.clone(),
+            sender_id: self.sender_id,
+            gateway: self.gateway,
+            running: !self.shared.shutdown.requested(),
+            ingest: self.shared.ingest_stats.snapshot(),
+            link: self
+                .shared
+                .sender_stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn status_line(&self, status: &RelayStatus) -> String {
+        status_line(status, self.shared.queue.snapshot().ok().as_ref())
+    }
+
+    /// The sender waits for stored entries between looks at the queue.
+    fn wake_loops(&self) {
+        self.shared.stored.ring();
+    }
 }
 
 fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<std::thread::JoinHandle<T>> {
+) -> anyhow::Result<JoinHandle<T>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)
         .with_context(|| format!("starting the {name} thread"))
 }
 
-fn join(handle: std::thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+fn join(handle: JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
     handle
         .join()
         .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))

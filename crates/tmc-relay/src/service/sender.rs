@@ -10,15 +10,16 @@
 //! The duty-cycle budget is never exceeded: the link waits for it. Waits are cut into short slices that beat the
 //! watchdog and notice a stop request.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, Encoding, Reading, Sealer, MAX_TOKEN_LEN};
 use tmc_link::{Clock, LinkSender, PacketRadio, SendError};
-use tmc_queue::{Entry, EntryId, RelayQueue};
-use tmc_service::notify::Heartbeat;
-use tmc_service::{Shutdown, Wakeup};
+use tmc_queue::{Entry, EntryId};
+use tmc_service::{Heartbeat, Shutdown};
+
+use super::Shared;
 
 /// Counters of the sender (shared with the status writer).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,45 +63,33 @@ pub struct SenderSettings {
 
 pub struct Sender<R, C, W> {
     link: LinkSender<R, C, W>,
-    queue: Arc<RelayQueue>,
     sealer: Sealer<CounterFile>,
     settings: SenderSettings,
-    stats: Arc<Mutex<SenderSnapshot>>,
-    stored: Arc<Wakeup>,
-    drained: Arc<Wakeup>,
-    shutdown: Shutdown,
+    shared: Shared,
     heartbeat: Heartbeat,
 }
 
 impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
-    #[allow(clippy::too_many_arguments)]
+    /// A sender of the entries in `shared`'s queue over `link`, sealed by `sealer`; it beats `heartbeat`.
     pub fn new(
         link: LinkSender<R, C, W>,
-        queue: Arc<RelayQueue>,
         sealer: Sealer<CounterFile>,
         settings: SenderSettings,
-        stats: Arc<Mutex<SenderSnapshot>>,
-        stored: Arc<Wakeup>,
-        drained: Arc<Wakeup>,
-        shutdown: Shutdown,
+        shared: Shared,
         heartbeat: Heartbeat,
     ) -> Self {
         Sender {
             link,
-            queue,
             sealer,
             settings,
-            stats,
-            stored,
-            drained,
-            shutdown,
+            shared,
             heartbeat,
         }
     }
 
     /// Runs until a stop is requested. A token on air when the stop comes stays staged for the next start.
     pub fn run(mut self) -> anyhow::Result<()> {
-        for staged in self.queue.staged()? {
+        for staged in self.shared.queue.staged()? {
             self.lock_stats().tokens_resent_after_restart += 1;
             tracing::info!(
                 "resending a token staged before the restart ({} readings)",
@@ -110,12 +99,12 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
                 return Ok(());
             }
         }
-        while !self.shutdown.requested() {
+        while !self.shared.shutdown.requested() {
             self.heartbeat.beat();
             self.publish_link_stats();
-            let entries = self.queue.peek_batch(self.settings.max_batch)?;
+            let entries = self.shared.queue.peek_batch(self.settings.max_batch)?;
             if entries.is_empty() {
-                self.stored.wait(Duration::from_millis(500));
+                self.shared.stored.wait(Duration::from_millis(500));
                 continue;
             }
             let Some((readings, ids)) = self.fitting_prefix(&entries)? else {
@@ -124,7 +113,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
             let sealed = self
                 .sealer
                 .seal(&readings, super::unix_now(), self.settings.encoding)?;
-            self.queue.stage(&ids, &sealed.bytes)?;
+            self.shared.queue.stage(&ids, &sealed.bytes)?;
             if !self.deliver(&sealed.bytes, &ids)? {
                 break;
             }
@@ -162,7 +151,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
                 entries[0].topic,
                 entries[0].payload.len()
             );
-            self.queue.ack(&[entries[0].id])?;
+            self.shared.queue.ack(&[entries[0].id])?;
             self.lock_stats().dropped_oversized += 1;
             return Ok(None);
         }
@@ -184,8 +173,8 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
             }
             match result {
                 Ok(delivered) => {
-                    self.queue.ack(ids)?;
-                    self.drained.ring();
+                    self.shared.queue.ack(ids)?;
+                    self.shared.drained.ring();
                     let mut stats = self.lock_stats();
                     stats.tokens_delivered += 1;
                     stats.readings_delivered += ids.len() as u64;
@@ -215,7 +204,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
                 Err(SendError::Link(e)) => {
                     self.lock_stats().radio_errors += 1;
                     tracing::error!("radio: {e}");
-                    if self.shutdown.wait(Duration::from_secs(1)) {
+                    if self.shared.shutdown.wait(Duration::from_secs(1)) {
                         return Ok(false);
                     }
                 }
@@ -224,7 +213,10 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, SenderSnapshot> {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .sender_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn publish_link_stats(&self) {
