@@ -1,5 +1,4 @@
 //! `apply` on a running system, with systemctl recorded instead of run: restarts follow changes only.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::Path;

@@ -1,5 +1,4 @@
 //! The `tmc-ap` binary: check (own rules, then the real dnsmasq, hostapd and nft), render, apply --root.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

@@ -1,6 +1,5 @@
 //! Golden tests: the rendered files, byte for byte. `TMC_UPDATE_GOLDEN=1 cargo test -p tmc-ap --test golden`
 //! rewrites them after an intended change; review the diff.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -4,7 +4,6 @@
 //!
 //! Needs root and `ip netns`; skipped with a message otherwise (CI runs as root and runs it). Every process
 //! is stopped by its pid and every namespace deleted by Drop guards, also when an assertion fails.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::net::Ipv4Addr;

@@ -1,6 +1,5 @@
 //! `tmc-ap status` against a stand-in for hostapd's control socket (a real hostapd needs a radio) and a
 //! dnsmasq lease file.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;

@@ -1,5 +1,4 @@
 //! The shipped presets parse, and every kind of bad preset is refused with file, field and problem.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

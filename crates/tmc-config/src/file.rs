@@ -86,7 +86,6 @@ pub fn relative_to(config: &Path, path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]

@@ -344,7 +344,6 @@ impl RelayConfig {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const MINIMAL: &str = r#"

@@ -7,7 +7,6 @@
 //!
 //! RSS is VmRSS from /proc (peak of samples every 50 ms under load); the binaries are the release build on this
 //! machine (x86_64), which is close to aarch64 for resident memory.
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

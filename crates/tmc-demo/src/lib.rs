@@ -376,7 +376,6 @@ impl Drop for Service {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The files the demo writes are what the services load, with every option applied.

@@ -2,7 +2,6 @@
 //! client, each key in its own simulated ATECC608A) → mosquitto (mTLS, ACL) → `tmc-relay run` → simulated
 //! LoRa → `tmc-receiver run` → JSON-lines file. 1000 readings from 5 sensors arrive exactly once, in
 //! per-sensor order, byte for byte what the node sent.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -3,7 +3,6 @@
 //! restarted once, the upstream broker down for the first part of the run. At the end, every reading the
 //! broker acknowledged to a sensor is in the receiver's file exactly once, in per-sensor order, and the
 //! upstream outbox is empty (everything was PUBACKed upstream).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -6,7 +6,6 @@
 //! - A stand-in for the old deployment's sender (`RH_RF95::send`: header `01 0a 00 00`, a new process per
 //!   reading, no retry flag) sends 100 different legacy readings: 100 outputs; the same frame twice in one
 //!   process: one output, two ACKs; PKCS#7- and NUL-padded tokens: their plaintext without padding.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! The services as systemd runs them (`Type=notify`, `WatchdogSec=`): READY=1 once they are up, watchdog pings
 //! while their loops make progress, STOPPING=1 and exit status 0 on SIGTERM. The test plays systemd's part
 //! with its own notify socket.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -945,7 +945,6 @@ pub fn enroll_chip(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
     use tmc_node_tls::SoftwareKey;

@@ -1,7 +1,6 @@
 //! Seal and open per token, and the on-air size table (printed before timing).
 //!
 //!     cargo bench -p tmc-envelope
-#![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use std::hint::black_box;

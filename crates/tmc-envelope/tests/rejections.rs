@@ -1,5 +1,4 @@
 //! Every way a token is refused, on both encodings, each with its own error.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! seal → open returns exactly what went in, for arbitrary readings, in both encodings.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

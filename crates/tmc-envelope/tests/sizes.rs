@@ -1,5 +1,4 @@
 //! On-air sizes: reported before sealing, refused when over one frame, and the batching target.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

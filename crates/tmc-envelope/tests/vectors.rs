@@ -1,6 +1,5 @@
 //! The test vectors of docs/wire-format.md, produced by an independent implementation
 //! (docs/vectors/make_vectors.py: openssl CLI + Python hmac), checked byte for byte.
-#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use tmc_envelope::legacy::{self, LegacyKeys};

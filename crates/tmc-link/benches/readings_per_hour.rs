@@ -45,7 +45,6 @@
 //!
 //! The run ends with the throughput of TMC's packed, batched tokens relative to the legacy ASCII tokens.
 //! Without `--bench` among its arguments (as when `cargo test --all-targets` runs it), it does nothing.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

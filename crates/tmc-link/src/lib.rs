@@ -389,7 +389,6 @@ impl<R: PacketRadio, C: Clock> LinkReceiver<R, C> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,5 +1,4 @@
 //! Tokens over the simulated LoRa channel: the real driver, RadioHead framing and the duty-cycle limiter.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -399,7 +399,6 @@ impl Signer for ChipSigner {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     struct Stuck;

@@ -64,7 +64,6 @@ impl ChipKeyOptions for MqttConfig {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::{BrokerConfig, ChipKeyConfig};
 

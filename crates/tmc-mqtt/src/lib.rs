@@ -162,7 +162,6 @@ pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttConfi
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

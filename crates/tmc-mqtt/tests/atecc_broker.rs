@@ -3,7 +3,6 @@
 //! certifies the chip's CSR (signed by the chip), and the relay identity connects with signatures the chip
 //! makes during the TLS handshake.
 #![cfg(feature = "atecc")]
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::mpsc;

@@ -1,6 +1,5 @@
 //! The console state machine with a simulated ATECC608A and an in-memory identity sector, certificates
 //! from real tmc-pki sites: the happy path, and every refusal leaving the flash and the key as they were.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 

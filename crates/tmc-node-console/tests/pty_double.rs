@@ -1,5 +1,4 @@
 //! The `tmc-node-console-sim` binary: banner, `provision`, the console over a pty, `exit` and SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -12,7 +12,6 @@
 //! compared with the deepest ballast under which a trivial call works, gives the handshake's own stack
 //! to within one ballast frame. The record buffers and the client state live on the heap here, so the
 //! figure is the handshake's stack alone (TlsBuffers' 1.7 KB come on top wherever the firmware puts it).
-#![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

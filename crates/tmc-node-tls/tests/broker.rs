@@ -1,6 +1,5 @@
 //! The node's TLS client against the real mosquitto (Debian's), started on 127.0.0.1 by each test with
 //! the configuration `tmc-pki broker-config` generates: mutual TLS, publishing, and the refusals.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

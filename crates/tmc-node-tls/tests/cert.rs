@@ -1,5 +1,4 @@
 //! The broker certificate check on certificates the site PKI really issues (no broker needed).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! The PKCS#10 request: checked by OpenSSL (signature, subject, key, exact DER), its edge cases (integer
 //! encoding, buffer sizes, names, element failures) without panics.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt;
 use std::io::Write;

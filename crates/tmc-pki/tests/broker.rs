@@ -1,6 +1,5 @@
 //! The site PKI against the real mosquitto (Debian's), started on 127.0.0.1 by each test and
 //! stopped by pid: mTLS, rejections, ACL, TLS versions, session takeover.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,4 @@
 //! Site operations and certificate validation, through the library and the `tmc-pki` command.
-#![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

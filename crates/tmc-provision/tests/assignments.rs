@@ -1,7 +1,6 @@
 //! The site owns node addresses and sender ids: provisioning assigns free ones, keeps a board's own, refuses
 //! one another board holds (the card and the inventory stay as they were), and the card carries the
 //! assignment the relay checks itself against.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! The `tmc-provision` command: what it prints, and one line on stderr with status 1 when it refuses.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! A concentrator from card to installed system: `write`, then `firstboot` into a fake image root.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! A gateway, a custom receiver configuration with upstream TLS files, and a board changing role.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! What is refused, with one clear line, and that a refusal changes nothing: the card stays as it was
 //! (`write`), nothing is installed (`firstboot`).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

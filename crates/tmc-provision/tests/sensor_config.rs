@@ -1,6 +1,5 @@
 //! `tmc-provision sensor-config`: the ESP8266 firmware's config file, exactly as `firmware/build.rs` reads it,
 //! from the site file the access point runs; every refusal is one line and writes nothing.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

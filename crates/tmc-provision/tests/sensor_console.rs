@@ -2,7 +2,6 @@
 //! (`tmc_node_console::sim`, run as a child process of this test binary), with a real site: the identity
 //! the node stores, a re-run keeping the key, and refusals (over the tool and typed on the pty) that leave
 //! the node's flash as it was.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! `tmc-provision sensor-identity` through the binary, on a simulated chip kept in a file; and the node's
 //! PKCS#10 request (tmc-node-tls) through the site CA.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,7 +3,6 @@
 //! stores them before acknowledging them to the broker. Also the sender's side: peek + ack of a 32-entry batch.
 //!
 //!     cargo bench -p tmc-queue
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,5 +1,4 @@
 //! The receiver's inbox with real tokens: exactly once across restarts and SIGKILL, outputs and their cursors.
-#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -1,6 +1,5 @@
 //! The relay queue on real SQLite files: durability across a crash, order, acks, staging, the full policies,
 //! and two threads at once.
-#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -1,6 +1,5 @@
 //! The air between processes and real-time channels, with the real driver on both ends. Each `join` below has
 //! its own real-time channel, exactly as it would in its own process; only the socket directory joins them.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{eventually, message};

@@ -1,7 +1,6 @@
 //! Two air directories, as on two machines, joined by a bridge in each and one byte stream between the
 //! bridges (a Unix stream pair standing in for the serial port between two VMs), with the real driver on the
 //! nodes at both ends.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{eventually, message};

@@ -1,5 +1,4 @@
 //! The real SX1276 driver on the register-level simulator: register values, errors, raw packets.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

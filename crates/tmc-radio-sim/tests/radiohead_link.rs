@@ -1,5 +1,4 @@
 //! RadioHead framing, reliable datagrams and the duty cycle, driver to driver over the simulated channel.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! What the Linux backend can show without hardware: clear errors naming the device.
 #![cfg(feature = "linux")]
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

@@ -1,5 +1,4 @@
 //! `tmc-receiver decode` through its command line, against tokens sealed by the library.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,6 +1,5 @@
 //! The JSON-lines file output: each reading exactly once, even after a crash between a write and its cursor
 //! commit.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::Path;

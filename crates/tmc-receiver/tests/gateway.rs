@@ -1,6 +1,5 @@
 //! The receiver service on the in-process LoRa simulator (the real SX1276 driver, RadioHead framing, virtual
 //! time), fed by a relay-side `LinkSender` with tokens sealed by the real envelope.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::time::Duration;

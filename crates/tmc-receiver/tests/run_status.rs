@@ -1,5 +1,4 @@
 //! `tmc-receiver run` refusing bad configurations, and `tmc-receiver status` before the service ever ran.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,7 +1,6 @@
 //! Two relays forced onto one sender id (the same key ring, both counters from 0) on the simulated air: the
 //! receiver keeps accepting what it accepted before, and says in its log and its status that two relays
 //! likely share sender id 10.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

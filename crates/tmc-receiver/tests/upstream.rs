@@ -1,6 +1,5 @@
 //! The upstream output against the real mosquitto (Debian's), on 127.0.0.1 with plain TCP: QoS 1 on the templated
 //! topics, and an outage that only makes the journal grow.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,7 +6,6 @@
 //!
 //! Four publishers send QoS 1 messages as fast as the broker takes them; the clock stops when the queue holds
 //! all of them. Not a criterion benchmark: one run moves tens of thousands of messages through two processes.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

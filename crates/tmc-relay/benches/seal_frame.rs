@@ -3,7 +3,6 @@
 //! the simulator send (`{"id":"sensor1","seq":17,"adc":512}` on `sensors/<id>/reading`).
 //!
 //!     cargo bench -p tmc-relay --bench seal_frame
-#![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Reading, Sealer, MAX_TOKEN_LEN};

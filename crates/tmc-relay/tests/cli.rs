@@ -1,5 +1,4 @@
 //! `tmc-relay` through its command line: tokens it prints open with the library.
-#![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

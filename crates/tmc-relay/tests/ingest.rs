@@ -1,7 +1,6 @@
 //! The relay's MQTT ingest against the real mosquitto on 127.0.0.1: bad input is counted and never stored,
 //! copies are stored once, and a burst larger than the client's request channel is stored and acknowledged
 //! completely (every PUBACK reaches the broker, so its in-flight window never closes).
-#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

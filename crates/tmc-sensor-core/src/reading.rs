@@ -204,7 +204,6 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::format;
     use std::string::{String, ToString};

@@ -297,7 +297,6 @@ impl Sensor for SimSensor<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::mqtt::{Connect, Publish, QoS};
 

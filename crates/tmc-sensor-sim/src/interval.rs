@@ -72,7 +72,6 @@ pub fn format_interval(interval: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -106,7 +106,6 @@ pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>, LedgerError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

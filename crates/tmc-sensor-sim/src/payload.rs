@@ -31,7 +31,6 @@ fn payload_bytes(id: &str, seq: u64, adc: u16) -> Vec<u8> {
 mod tests {
     // The waveform, its hash and the pinned byte vectors are tested where they live, in
     // tmc-sensor-core (reading.rs); this checks only that the simulator sends that payload.
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

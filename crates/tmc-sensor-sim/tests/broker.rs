@@ -1,7 +1,6 @@
 //! The simulator (the firmware's node code over the node's TLS client, keys in simulated chips) against the
 //! real mosquitto (Debian's) with the site's mTLS + ACL configuration, started on 127.0.0.1 by each test; a
 //! relay-like subscriber checks what the broker delivered.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

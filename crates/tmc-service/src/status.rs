@@ -77,7 +77,6 @@ pub fn read_status<T: DeserializeOwned>(path: &Path) -> Result<T, StatusError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]

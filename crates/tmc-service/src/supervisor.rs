@@ -244,7 +244,6 @@ impl<R: Report, N: Notify> Supervisor<R, N> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
 

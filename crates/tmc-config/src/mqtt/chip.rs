@@ -198,7 +198,6 @@ impl MqttConfig {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const BASE: &str = "host = \"mqtt.com\"\nca = \"ca.pem\"\ncert = \"c.pem\"\n";

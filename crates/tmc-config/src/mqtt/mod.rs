@@ -91,7 +91,6 @@ impl BrokerConfig {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn parse(text: &str) -> Result<BrokerConfig, toml::de::Error> {

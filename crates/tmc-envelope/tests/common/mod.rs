@@ -1,4 +1,4 @@
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use tmc_envelope::{
     Encoding, KeyRing, MemoryCounter, Opener, Reading, ReplayGuard, Sealed, Sealer,

@@ -1,6 +1,6 @@
 //! Shared by the broker tests and `examples/handshake.rs`: a site built with tmc-pki, the real mosquitto
 //! with the site's generated configuration, a node driven over TlsTransport, a relay-like subscriber.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};

@@ -217,7 +217,6 @@ impl Boards {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn board(name: &str, role: Role, address: u8, sender: Option<u32>) -> Board {

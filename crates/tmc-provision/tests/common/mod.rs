@@ -1,5 +1,5 @@
 //! A site, a fake boot partition and a fake image root for the provisioning tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -208,7 +208,6 @@ fn air_dir(air: OsString) -> Result<PathBuf, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Command, String> {

@@ -64,7 +64,6 @@ impl<W: Write + Send> SyncOutput for StreamOutput<W> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::shared::Meta;
     use tmc_envelope::Reading;

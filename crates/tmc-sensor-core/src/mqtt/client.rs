@@ -206,7 +206,6 @@ impl KeepAlive {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn id(n: u16) -> PacketId {

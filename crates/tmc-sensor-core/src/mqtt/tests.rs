@@ -1,6 +1,5 @@
 //! Byte-exact packets from the MQTT 3.1.1 specification's layouts, and a decoder that refuses what it
 //! should and never panics.
-#![allow(clippy::unwrap_used)]
 
 use super::*;
 use std::string::ToString;

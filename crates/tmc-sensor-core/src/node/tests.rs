@@ -1,5 +1,4 @@
 //! The node against a broker simulated byte for byte with the crate's own codec.
-#![allow(clippy::unwrap_used)]
 
 use super::*;
 use crate::sim::{Received, SimBroker, SimSensor};
