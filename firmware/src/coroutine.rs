@@ -64,7 +64,7 @@ pub const STACK_PAINT: u32 = 0xA5C3_5A3C;
 /// frames (chip drivers, TLS client with its record buffers, the node). Measured on the lx106, release,
 /// with the full mutual-TLS handshake against mosquitto, CONNECT, PUBLISH and PUBACK on a coroutine
 /// stack of exactly this size (QEMU check `mtls_handshake_mosquitto`, which prints the high-water mark:
-/// 16 212 bytes release, 16 628 debug); the ~4 KB above it are for the SDK's interrupt handlers, which
+/// 17 452 bytes release, 18 412 debug); the ~3 KB above it are for the SDK's interrupt handlers, which
 /// run on whatever stack is active, and for the differences between the check's frames and the image's.
 pub const NODE_STACK_BYTES: usize = 20 * 1024;
 
