@@ -29,18 +29,26 @@
 //! that restarted numbering at 1 would lose its first token to such a gateway whenever the last ID before the
 //! restart was 1, so the sender keeps its IDs in a [`HeaderIdFile`] (reserved ahead of use, like the envelope's
 //! counters): the first ID after a restart always differs from the last one before it.
+//!
+//! # Airtime across restarts
+//! The duty-cycle limiter lives in memory; an [`AirtimeLedgerFile`] keeps what it counted (written before each
+//! transmission, never while idle), so that a restarted sender starts with the airtime it used in the last hour.
+
+mod ledger;
 
 use std::path::Path;
 use std::time::Duration;
+
+pub use ledger::{unix_time, AirtimeLedgerFile, LedgerError};
 
 use tmc_secret_file::{ReservedSequence, SequenceError};
 
 /// The radio underneath, as much of it as the relay and the receiver need: they talk to this one layer. (Opening
 /// a radio from a configuration is `tmc_service::radio`'s business.)
 pub use tmc_radio::{
-    airtime_report, AirtimeReport, Bandwidth, Clock, CodingRate, DutyCycle, Frame, Header,
-    LinkError, ModemConfig, PacketRadio, RadioConfig, ReceivedFrame, ReliableDatagram,
-    SpreadingFactor, BROADCAST,
+    airtime_report, AirtimeReport, Bandwidth, Clock, CodingRate, DutyCycle, DutyCycleLimiter,
+    Frame, Header, LinkError, ModemConfig, OnAir, PacketRadio, PastTransmission, RadioConfig,
+    ReceivedFrame, ReliableDatagram, SpreadingFactor, TransmitObserver, BROADCAST,
 };
 
 /// Header IDs reserved per write of a [`HeaderIdFile`]: fewer than 256, so that the first ID after a crash is

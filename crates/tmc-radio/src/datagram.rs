@@ -1,6 +1,7 @@
 //! Addressed datagrams as RadioHead's RHDatagram: every packet carries TO, FROM, ID, FLAGS; a node keeps what is
 //! addressed to it or to the broadcast address, or everything in promiscuous mode. Every transmission passes the
-//! duty-cycle limiter here, so data, retries and ACKs all count.
+//! duty-cycle limiter here, so data, retries and ACKs all count, and a [`TransmitObserver`] sees each of them as
+//! it goes on air (live counters, a ledger of the airtime kept across restarts).
 
 use core::time::Duration;
 
@@ -44,6 +45,9 @@ pub enum LinkError {
     /// The frame is longer than the whole budget.
     #[error(transparent)]
     ExceedsBudget(#[from] FrameExceedsBudget),
+    /// The observer could not keep a record of the frame's airtime (the frame was not sent).
+    #[error("keeping the airtime record: {0}")]
+    Observer(#[source] std::io::Error),
     /// No acknowledgement after every retry.
     #[error("no ACK from node {to} for frame {id} after {attempts} transmissions")]
     NoAck {
@@ -71,6 +75,30 @@ pub struct DatagramStats {
     pub rejected: u64,
 }
 
+/// One frame going on air, as a [`TransmitObserver`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct OnAir<'a> {
+    pub header: Header,
+    /// Its time on air.
+    pub airtime: Duration,
+    /// The clock's instant it starts.
+    pub start: Duration,
+    /// The duty-cycle limiter, already charged with this frame.
+    pub limiter: Option<&'a DutyCycleLimiter>,
+}
+
+/// Told about every frame the datagram layer sends, while a reliable send's retries are still going on.
+pub trait TransmitObserver: Send {
+    /// Just before the frame goes on air, with the limiter already charged: keep the airtime record here, so
+    /// that a crash during the transmission over-counts rather than under-counts. An error stops the frame.
+    fn before_transmit(&mut self, _frame: &OnAir<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// The radio sent the frame.
+    fn transmitted(&mut self, _frame: &OnAir<'_>) {}
+}
+
 /// RHDatagram over a [`PacketRadio`] with a [`Clock`].
 pub struct Datagram<R, C> {
     radio: R,
@@ -78,6 +106,7 @@ pub struct Datagram<R, C> {
     address: u8,
     promiscuous: bool,
     limiter: Option<DutyCycleLimiter>,
+    observer: Option<Box<dyn TransmitObserver>>,
     stats: DatagramStats,
 }
 
@@ -90,6 +119,7 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
             address,
             promiscuous: false,
             limiter: None,
+            observer: None,
             stats: DatagramStats::default(),
         }
     }
@@ -98,6 +128,11 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
     pub fn with_duty_cycle(mut self, limiter: DutyCycleLimiter) -> Self {
         self.limiter = Some(limiter);
         self
+    }
+
+    /// Tells `observer` about every frame this layer sends from now on (replacing any earlier one).
+    pub fn set_observer(&mut self, observer: Box<dyn TransmitObserver>) {
+        self.observer = Some(observer);
     }
 
     /// Accept every frame whatever its destination.
@@ -135,6 +170,11 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
         self.limiter.as_ref()
     }
 
+    /// The duty-cycle limiter, mutably (to restore a ledger kept across a restart).
+    pub fn limiter_mut(&mut self) -> Option<&mut DutyCycleLimiter> {
+        self.limiter.as_mut()
+    }
+
     /// Gives radio and clock back.
     pub fn into_parts(self) -> (R, C) {
         (self.radio, self.clock)
@@ -154,15 +194,13 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
 
     /// Sends one frame with the given header fields (FROM is this node).
     pub fn send(&mut self, to: u8, id: u8, flags: u8, data: &[u8]) -> Result<(), LinkError> {
-        let frame = Frame::new(
-            Header {
-                to,
-                from: self.address,
-                id,
-                flags,
-            },
-            data,
-        )?;
+        let header = Header {
+            to,
+            from: self.address,
+            id,
+            flags,
+        };
+        let frame = Frame::new(header, data)?;
         let mut buf = [0u8; MAX_FRAME_LEN];
         let bytes = frame.encode(&mut buf);
         let airtime = self.radio.time_on_air(bytes.len());
@@ -176,11 +214,26 @@ impl<R: PacketRadio, C: Clock> Datagram<R, C> {
                 });
             }
         }
-        self.radio.transmit(bytes)?;
+        // Charged before the radio is asked: a frame that may have gone out before the radio failed counts.
         if let Some(limiter) = &mut self.limiter {
             limiter.record(now, airtime);
         }
+        let on_air = OnAir {
+            header,
+            airtime,
+            start: now,
+            limiter: self.limiter.as_ref(),
+        };
+        if let Some(observer) = &mut self.observer {
+            observer
+                .before_transmit(&on_air)
+                .map_err(LinkError::Observer)?;
+        }
+        self.radio.transmit(bytes)?;
         self.stats.sent += 1;
+        if let Some(observer) = &mut self.observer {
+            observer.transmitted(&on_air);
+        }
         Ok(())
     }
 

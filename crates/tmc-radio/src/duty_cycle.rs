@@ -4,6 +4,10 @@
 //! transmissions of the last hour and answers "when may a frame of this airtime start?" so that, at the end of
 //! that frame, no window of one hour holds more than the budget. Every transmission counts: data, retries and
 //! ACKs alike.
+//!
+//! A service that restarts must not forget the airtime it used: [`DutyCycleLimiter::ledger`] gives the
+//! transmissions that still count, as ages back from now, and [`DutyCycleLimiter::restore`] takes them back in
+//! another process with another clock epoch. Keeping the ledger on disk is the caller's business.
 
 use core::fmt;
 use core::time::Duration;
@@ -75,7 +79,14 @@ pub struct FrameExceedsBudget {
     pub window: Duration,
 }
 
-/// One past transmission.
+/// A transmission in a limiter's ledger: how long before the ledger's instant it started, and its time on air.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PastTransmission {
+    pub age: Duration,
+    pub airtime: Duration,
+}
+
+/// One past transmission, in the limiter's own time (see [`DutyCycleLimiter::history`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Transmission {
     start: Duration,
@@ -87,7 +98,9 @@ struct Transmission {
 pub struct DutyCycleLimiter {
     window: Duration,
     budget: Duration,
-    /// Past transmissions, oldest first; pruned once they leave the window.
+    /// Past transmissions, oldest first; pruned once they leave the window. Their instants are the clock's plus
+    /// one window, so that a transmission restored from a ledger, which may predate the clock's epoch by up to a
+    /// window, still has a place on the time line.
     history: VecDeque<Transmission>,
 }
 
@@ -113,7 +126,7 @@ impl DutyCycleLimiter {
 
     /// Time on air spent in the window that ends at `now`.
     pub fn used(&self, now: Duration) -> Duration {
-        self.used_in_window_ending(now)
+        self.used_in_window_ending(self.shifted(now))
     }
 
     /// Budget left for a frame starting at `now`.
@@ -134,10 +147,11 @@ impl DutyCycleLimiter {
                 window: self.window,
             });
         }
+        let now = self.shifted(now);
         let allowed_before = self.budget - airtime;
         let fits = |start: Duration| self.used_in_window_ending(start + airtime) <= allowed_before;
         if fits(now) {
-            return Ok(now);
+            return Ok(now - self.window);
         }
         // Usage in the window ending at t is non-increasing in t once t is past every recorded frame, so a binary
         // search over nanoseconds finds the first instant that fits. The last recorded end plus one window
@@ -153,7 +167,7 @@ impl DutyCycleLimiter {
                 lo = mid;
             }
         }
-        Ok(hi)
+        Ok(hi - self.window)
     }
 
     /// Whether a frame of `airtime` may start at `now`.
@@ -163,6 +177,51 @@ impl DutyCycleLimiter {
 
     /// Records a transmission that started at `start` and lasted `airtime`.
     pub fn record(&mut self, start: Duration, airtime: Duration) {
+        self.record_shifted(self.shifted(start), airtime);
+    }
+
+    /// The transmissions that count in a window at `now` or later, oldest first, with their ages at `now`.
+    pub fn ledger(&self, now: Duration) -> Vec<PastTransmission> {
+        let now = self.shifted(now);
+        let horizon = now.saturating_sub(self.window);
+        self.history
+            .iter()
+            .filter(|t| t.end > horizon)
+            .map(|t| PastTransmission {
+                age: now.saturating_sub(t.start),
+                airtime: t.end - t.start,
+            })
+            .collect()
+    }
+
+    /// Records the transmissions of a ledger taken at `now` (its ages count back from `now` on this limiter's
+    /// clock). Those that left the window are dropped. One older than the clock's epoch allows is moved later,
+    /// which can only over-count.
+    pub fn restore(&mut self, now: Duration, ledger: &[PastTransmission]) {
+        let (now, window) = (self.shifted(now), self.window);
+        for past in ledger.iter().filter(|p| p.age < window + p.airtime) {
+            self.record_shifted(now.saturating_sub(past.age), past.airtime);
+        }
+    }
+
+    /// Records the whole budget as spent just before `now`: what a service assumes when it cannot tell what it
+    /// used (its ledger unreadable). The next frame then waits up to a window.
+    pub fn assume_budget_spent(&mut self, now: Duration) {
+        self.restore(
+            now,
+            &[PastTransmission {
+                age: self.budget,
+                airtime: self.budget,
+            }],
+        );
+    }
+
+    /// An instant of the clock on the history's time line.
+    fn shifted(&self, clock: Duration) -> Duration {
+        clock + self.window
+    }
+
+    fn record_shifted(&mut self, start: Duration, airtime: Duration) {
         let end = start + airtime;
         // Keep the history ordered even if a caller records out of order.
         let position = self
@@ -249,6 +308,81 @@ mod tests {
         assert_eq!(limiter.history.len(), 1);
         let free = DutyCycleLimiter::new(DutyCycle::UNLIMITED);
         assert!(free.may_send(S(0), S(3600)));
+    }
+
+    #[test]
+    fn a_restored_ledger_keeps_the_budget_spent_across_clock_epochs() {
+        // Budget 36 s per hour: 30 s spent at 100..130 s, 6 s at 3000..3006 s of the first process's clock.
+        let mut before = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+        before.record(S(100), S(30));
+        before.record(S(3000), S(6));
+        let taken_at = S(3010);
+        let ledger = before.ledger(taken_at);
+        assert_eq!(
+            ledger,
+            vec![
+                PastTransmission {
+                    age: S(2910),
+                    airtime: S(30)
+                },
+                PastTransmission {
+                    age: S(10),
+                    airtime: S(6)
+                }
+            ]
+        );
+        // The next process's clock starts at zero: its transmissions of the ledger predate its epoch.
+        let mut after = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+        after.restore(Duration::ZERO, &ledger);
+        assert_eq!(after.used(Duration::ZERO), S(36));
+        assert_eq!(after.ledger(Duration::ZERO), ledger);
+        // Exactly as long a wait as the first process would have had.
+        assert_eq!(
+            after.earliest_start(Duration::ZERO, S(1)).unwrap() + taken_at,
+            before.earliest_start(taken_at, S(1)).unwrap()
+        );
+        assert!(!after.may_send(Duration::ZERO, MS(1)));
+    }
+
+    #[test]
+    fn ledger_entries_that_left_the_window_are_dropped() {
+        let mut limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, S(100));
+        limiter.record(S(0), S(1));
+        limiter.record(S(50), S(1));
+        // At 100.5 s the first frame (0..1 s) still ends inside the window; at 101 s it is gone.
+        assert_eq!(limiter.ledger(MS(100_500)).len(), 2);
+        assert_eq!(
+            limiter.ledger(S(101)),
+            vec![PastTransmission {
+                age: S(51),
+                airtime: S(1)
+            }]
+        );
+        let mut restored = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, S(100));
+        restored.restore(
+            S(5),
+            &[
+                PastTransmission {
+                    age: S(101),
+                    airtime: S(1),
+                },
+                PastTransmission {
+                    age: S(3),
+                    airtime: S(1),
+                },
+            ],
+        );
+        assert_eq!(restored.used(S(5)), S(1));
+        assert_eq!(restored.ledger(S(5)).len(), 1);
+    }
+
+    #[test]
+    fn a_limiter_that_cannot_tell_what_it_used_assumes_the_whole_budget() {
+        let mut limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+        limiter.assume_budget_spent(S(10));
+        assert_eq!(limiter.used(S(10)), S(36));
+        // The 36 s spent ran until 10 s: a 100 ms frame fits once 35.9 s of it lie in the window ending with it.
+        assert_eq!(limiter.earliest_start(S(10), MS(100)), Ok(S(3574)));
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub mod scripted;
 pub mod sx1276;
 
 pub use airtime::{airtime_report, time_on_air, AirtimeReport};
-pub use datagram::{Datagram, LinkError, ReceivedFrame};
-pub use duty_cycle::{DutyCycle, DutyCycleLimiter};
+pub use datagram::{Datagram, LinkError, OnAir, ReceivedFrame, TransmitObserver};
+pub use duty_cycle::{DutyCycle, DutyCycleLimiter, PastTransmission};
 pub use frame::{Frame, Header, BROADCAST};
 pub use hal::{Clock, Dio0, StdClock};
 pub use modem::{Bandwidth, CodingRate, LowDataRateOptimize, ModemConfig, SpreadingFactor};

@@ -195,7 +195,7 @@ impl Relay<'_> {
     /// Starts the sender on `link` (the radio at `address`); its end stops the relay.
     fn start_sender<R, C>(
         &self,
-        link: ReliableDatagram<R, C>,
+        mut link: ReliableDatagram<R, C>,
         address: u8,
         ring: &KeyRing,
         heartbeat: Heartbeat,
@@ -220,6 +220,11 @@ impl Relay<'_> {
             initial_backoff: Duration::from_secs_f64(config.link.backoff),
             max_backoff: Duration::from_secs_f64(config.link.max_backoff),
         };
+        sender::AirtimeWatch::install(
+            &mut link,
+            &config.state_dir.join("relay-airtime"),
+            self.shared.sender_stats.clone(),
+        );
         let stop = shutdown.clone();
         let link = LinkSender::new(
             link,

@@ -8,14 +8,19 @@
 //!    after the link's back-off, indefinitely, and the queue keeps filling behind it.
 //!
 //! The duty-cycle budget is never exceeded: the link waits for it. Waits are cut into short slices that beat the
-//! watchdog and notice a stop request.
+//! watchdog and notice a stop request. The airtime spent is kept in the state directory before each frame goes
+//! on air (see [`AirtimeWatch`]), so a restart within the hour does not reset the budget.
 
-use std::sync::PoisonError;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tmc_envelope::{CounterFile, Encoding, Reading, Sealer, MAX_TOKEN_LEN};
-use tmc_link::{Clock, LinkSender, PacketRadio, SendError};
+use tmc_link::{
+    AirtimeLedgerFile, Clock, LinkError, LinkSender, OnAir, PacketRadio, ReliableDatagram,
+    SendError, TransmitObserver,
+};
 use tmc_queue::{Entry, EntryId};
 use tmc_service::{Heartbeat, Shutdown};
 
@@ -89,6 +94,8 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
 
     /// Runs until a stop is requested. A token on air when the stop comes stays staged for the next start.
     pub fn run(mut self) -> anyhow::Result<()> {
+        // The airtime restored from the ledger shows before the first frame (which may have to wait for it).
+        self.publish_link_stats();
         for staged in self.shared.queue.staged()? {
             self.lock_stats().tokens_resent_after_restart += 1;
             tracing::info!(
@@ -164,14 +171,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
         let mut silent_logged = false;
         loop {
             self.heartbeat.beat();
-            let before = self.link.link().stats();
-            let result = self.link.send(token);
-            let after = self.link.link().stats();
-            {
-                let mut stats = self.lock_stats();
-                stats.retries += after.retransmissions - before.retransmissions;
-            }
-            match result {
+            match self.link.send(token) {
                 Ok(delivered) => {
                     self.shared.queue.ack(ids)?;
                     self.shared.drained.ring();
@@ -193,6 +193,10 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
                 Err(SendError::Stopped) => return Ok(false),
                 // The state directory cannot keep the IDs: sending on could repeat one after the next restart.
                 Err(e @ SendError::HeaderIds(_)) => return Err(e.into()),
+                // Nor the airtime: sending on could exceed the duty cycle after the next restart.
+                Err(SendError::Link(LinkError::Observer(e))) => {
+                    return Err(anyhow::Error::new(e).context("the duty-cycle ledger"))
+                }
                 Err(SendError::Silent { to, rounds }) => {
                     self.lock_stats().gateway_answering = false;
                     if !silent_logged {
@@ -228,15 +232,69 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
             .map_or((Duration::ZERO, Duration::ZERO), |l| {
                 (l.used(now), l.budget())
             });
-        let frames = datagram.stats().sent;
         let mut stats = self.lock_stats();
-        stats.frames_sent = frames;
-        stats.last_header_id = (frames > 0).then(|| self.link.link().last_id());
         stats.silent_rounds = link.silent_rounds;
         stats.duty_cycle_waits = link.duty_cycle_waits;
         stats.duty_cycle_wait_s = link.duty_cycle_wait.as_secs_f64();
         stats.airtime_used_s = used.as_secs_f64();
         stats.airtime_budget_s = budget.as_secs_f64();
+    }
+}
+
+/// Sees every frame the relay's radio sends, while a delivery's retries are still going on: it keeps the
+/// duty-cycle ledger in the state directory (before the frame goes on air) and the status counters live.
+pub struct AirtimeWatch {
+    ledger: AirtimeLedgerFile,
+    stats: Arc<Mutex<SenderSnapshot>>,
+}
+
+impl AirtimeWatch {
+    /// Restores the airtime `link` used before a restart from the ledger at `path` and watches `link` from now
+    /// on. A ledger that cannot be read is taken as the whole budget spent just now (the law is never
+    /// under-counted), with a warning; the next frame rewrites it.
+    pub fn install<R: PacketRadio, C: Clock>(
+        link: &mut ReliableDatagram<R, C>,
+        path: &Path,
+        stats: Arc<Mutex<SenderSnapshot>>,
+    ) {
+        let ledger = AirtimeLedgerFile::new(path);
+        let datagram = link.datagram_mut();
+        let now = datagram.clock().now();
+        if let Some(limiter) = datagram.limiter_mut() {
+            match ledger.load(tmc_link::unix_time()) {
+                Ok(past) => limiter.restore(now, &past),
+                Err(e) => {
+                    tracing::warn!("{e}: assuming the whole duty-cycle budget was spent just now");
+                    limiter.assume_budget_spent(now);
+                }
+            }
+        }
+        datagram.set_observer(Box::new(AirtimeWatch { ledger, stats }));
+    }
+}
+
+impl TransmitObserver for AirtimeWatch {
+    fn before_transmit(&mut self, frame: &OnAir<'_>) -> std::io::Result<()> {
+        let Some(limiter) = frame.limiter else {
+            return Ok(());
+        };
+        self.ledger
+            .save(&limiter.ledger(frame.start), tmc_link::unix_time())
+            .map_err(std::io::Error::other)
+    }
+
+    fn transmitted(&mut self, frame: &OnAir<'_>) {
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        if !frame.header.is_ack() {
+            stats.frames_sent += 1;
+            stats.last_header_id = Some(frame.header.id);
+        }
+        if frame.header.is_retry() {
+            stats.retries += 1;
+        }
+        if let Some(limiter) = frame.limiter {
+            stats.airtime_used_s = limiter.used(frame.start + frame.airtime).as_secs_f64();
+        }
     }
 }
 
