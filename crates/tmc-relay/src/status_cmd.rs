@@ -26,7 +26,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let status: Option<Stamped<RelayStatus>> = match tmc_service::read_status(&config.status_path()) {
+    let read: Result<Stamped<RelayStatus>, _> = tmc_service::read_status(&config.status_path());
+    let status = match read {
         Ok(s) => Some(s),
         Err(tmc_service::status::StatusError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
@@ -82,9 +83,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let state = state.describe(s.pid, age);
     println!(
         "service: {state}; relay {} → gateway {} over {}",
-        s.sender_id,
-        s.gateway,
-        s.radio
+        s.sender_id, s.gateway, s.radio
     );
     println!("summary: {}", status_line(&s, queue.as_ref()));
     let i = &s.ingest;
