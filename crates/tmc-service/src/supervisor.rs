@@ -4,8 +4,8 @@
 //! [`Timing::stall_limit`], and pings the systemd watchdog only if all did: a loop stuck on a dead SPI bus stops the
 //! pings and systemd restarts the service. Every few rounds it takes the status snapshot the service's `status`
 //! command reads and writes it if it changed (an idle service writes nothing), and tells systemd its one-line
-//! status. When a stop is requested it wakes the loops and returns; once
-//! they have stopped, [`Supervisor::finish`] writes the last snapshot.
+//! status. When a stop is requested it wakes the loops and returns; once they have stopped,
+//! [`Supervisor::finish`] writes the last snapshot.
 //!
 //! Stalls are checked whether systemd watches or not (outside systemd against [`STALL_LIMIT`]), so a hung loop
 //! is in the log either way: once when it stops making progress, once when it moves again.
