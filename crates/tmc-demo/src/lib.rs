@@ -81,7 +81,11 @@ pub struct SiteFiles {
 }
 
 impl SiteFiles {
+    /// Makes the site in `dir` (created if missing). A relative `dir` is taken from the current directory once,
+    /// here: the services run in the site directory and are given its paths, which must not be relative.
     pub fn create(dir: &Path, options: &SiteOptions) -> anyhow::Result<SiteFiles> {
+        let dir = &std::path::absolute(dir)
+            .with_context(|| format!("site directory {}", dir.display()))?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let site = Site::init(
             &dir.join("site"),
@@ -197,16 +201,27 @@ impl SiteFiles {
         self.dir.join("relay-state/relay.status.json")
     }
 
-    /// Waits (up to `limit`) until the relay with process id `pid` reports its subscriptions confirmed, so that
-    /// the first readings of sensors started now have a subscriber. The relay writes its status every two
-    /// seconds.
-    pub fn wait_for_relay_subscribed(&self, pid: u32, limit: Duration) -> anyhow::Result<()> {
+    /// Waits (up to `limit`) until `relay` reports its subscriptions confirmed, so that the first readings of
+    /// sensors started now have a subscriber. Fails at once if the relay exits meanwhile. The relay looks at its
+    /// status every two seconds and writes it when it changed.
+    pub fn wait_for_relay_subscribed(
+        &self,
+        relay: &mut Service,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
+        let pid = relay.pid();
         loop {
             let status: Result<tmc_relay::service::RelayStatus, _> =
                 tmc_service::read_status(&self.relay_status());
             if status.is_ok_and(|s| s.pid == pid && s.running && s.ingest.subscribed) {
                 return Ok(());
+            }
+            if let Some(exit) = relay.try_wait() {
+                anyhow::bail!(
+                    "{} exited ({exit}) before it subscribed (see its messages)",
+                    relay.name
+                );
             }
             anyhow::ensure!(
                 Instant::now() < deadline,

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals()?;
     let temp = tempfile::Builder::new().prefix("tmc-demo-").tempdir()?;
-    let dir = cli.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let dir = cli.dir.as_deref().unwrap_or(temp.path());
     let board = std::fs::canonicalize(&cli.board)
         .with_context(|| format!("board preset {}", cli.board.display()))?;
     let options = SiteOptions {
@@ -59,7 +59,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         board: Some(board),
         ..SiteOptions::default()
     };
-    let files = SiteFiles::create(&dir, &options)?;
+    let files = SiteFiles::create(dir, &options)?;
+    // Absolute from here on: the services run in the site directory.
+    let dir = &files.dir;
     eprintln!(
         "demo site in {} (PKI, keys, broker on 127.0.0.1:{}, air {}/air)",
         dir.display(),
@@ -77,16 +79,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut receiver = Service::start(
         "tmc-receiver",
         &["run", "--config", &receiver_config],
-        &dir,
+        dir,
         true,
     )?;
-    let mut relay = Service::start(
-        "tmc-relay",
-        &["run", "--config", &relay_config],
-        &dir,
-        false,
-    )?;
-    files.wait_for_relay_subscribed(relay.pid(), Duration::from_secs(60))?;
+    let mut relay = Service::start("tmc-relay", &["run", "--config", &relay_config], dir, false)?;
+    files.wait_for_relay_subscribed(&mut relay, Duration::from_secs(60))?;
     let mut sensor_sim = files.start_sensors(&cli.interval, None, None)?;
     let stdout = receiver.stdout().context("receiver output")?;
     let printer = std::thread::spawn(move || {

@@ -6,21 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tmc_queue::Inbox;
 use tokio::sync::watch;
 
-/// The status snapshot: written to `<state_dir>/receiver.status.json` every few seconds and at exit, read by
-/// `tmc-receiver status`.
+/// The status snapshot: written to `<state_dir>/receiver.status.json` (as a [`tmc_service::Stamped`]) when it
+/// changed, looked at every few seconds and at exit; read by `tmc-receiver status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub pid: u32,
     /// False in the snapshot written at a clean exit.
     pub running: bool,
     pub started_unix: u64,
-    pub written_unix: u64,
     /// Which radio (board or simulated air).
     pub radio: String,
     pub address: u8,
@@ -141,12 +140,7 @@ pub struct Shared {
     started_unix: u64,
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use tmc_service::status::unix_now;
 
 impl Shared {
     pub fn new(inbox: Inbox, meta: Meta) -> Self {
@@ -263,7 +257,6 @@ impl Shared {
             pid: std::process::id(),
             running: !state.stopping,
             started_unix: self.started_unix,
-            written_unix: unix_now(),
             radio: self.meta.radio.clone(),
             address: self.meta.address,
             peers: self.meta.peers.clone(),

@@ -8,6 +8,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::Config;
+use tmc_service::Stamped;
+
 use crate::shared::{unix_now, Snapshot};
 
 #[derive(Debug, Args)]
@@ -20,49 +22,36 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// What the snapshot says about the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// No snapshot: the receiver never ran with this state directory.
-    NeverRun,
-    Running,
-    /// Stopped cleanly (its last snapshot says so).
-    Stopped,
-    /// The snapshot says running, but its process is gone (killed, crashed, or the machine restarted).
-    Dead,
-}
+pub use tmc_service::status::State;
 
 #[derive(Serialize)]
 struct JsonStatus<'a> {
     state: State,
     status_file: String,
-    age_seconds: Option<u64>,
-    snapshot: Option<&'a Snapshot>,
+    /// Since the counters last changed (the snapshot is rewritten only then).
+    changed_seconds_ago: Option<u64>,
+    snapshot: Option<&'a Stamped<Snapshot>>,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let path = config.status_path();
-    let snapshot: Option<Snapshot> = if path.exists() {
+    let snapshot: Option<Stamped<Snapshot>> = if path.exists() {
         Some(tmc_service::read_status(&path)?)
     } else {
         None
     };
-    let state = match &snapshot {
-        None => State::NeverRun,
-        Some(s) if !s.running => State::Stopped,
-        Some(s) if std::path::Path::new(&format!("/proc/{}", s.pid)).exists() => State::Running,
-        Some(_) => State::Dead,
-    };
+    let state = snapshot.as_ref().map_or(State::NeverRun, |s| {
+        State::of(s.snapshot.running, s.snapshot.pid)
+    });
     let age = snapshot
         .as_ref()
-        .map(|s| unix_now().saturating_sub(s.written_unix));
+        .map(|s| unix_now().saturating_sub(s.changed_unix));
     if args.json {
         let out = JsonStatus {
             state,
             status_file: path.display().to_string(),
-            age_seconds: age,
+            changed_seconds_ago: age,
             snapshot: snapshot.as_ref(),
         };
         println!(
@@ -72,7 +61,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match (&snapshot, age) {
-        (Some(s), Some(age)) => print!("{}", human(s, state, age)),
+        (Some(s), Some(age)) => print!("{}", human(&s.snapshot, state, age)),
         _ => println!(
             "tmc-receiver has never run with this configuration: no status snapshot at {}",
             path.display()
@@ -88,20 +77,11 @@ fn ago(now: u64, then: Option<u64>) -> String {
     }
 }
 
-/// The snapshot for people.
+/// The snapshot for people; `age`: seconds since its counters last changed.
 pub fn human(s: &Snapshot, state: State, age: u64) -> String {
     let now = unix_now();
     let mut out = String::new();
-    let _ = match state {
-        State::Running => writeln!(out, "tmc-receiver: running (pid {}), snapshot {age} s old", s.pid),
-        State::Stopped => writeln!(out, "tmc-receiver: stopped {age} s ago"),
-        State::Dead => writeln!(
-            out,
-            "tmc-receiver: NOT running: pid {} is gone without a clean stop (crash, kill or reboot); last snapshot {age} s old",
-            s.pid
-        ),
-        State::NeverRun => writeln!(out, "tmc-receiver: never run"),
-    };
+    let _ = writeln!(out, "tmc-receiver: {}", state.describe(s.pid, age));
     let l = &s.link;
     let peers: Vec<String> = s.peers.iter().map(u8::to_string).collect();
     let _ = writeln!(

@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tmc_queue::RelayQueue;
+use tmc_service::status::State;
+use tmc_service::Stamped;
 
 use crate::config::RelayConfig;
 use crate::service::{status_line, unix_now, RelayStatus};
@@ -24,7 +26,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let status: Option<RelayStatus> = match tmc_service::read_status(&config.status_path()) {
+    let read: Result<Stamped<RelayStatus>, _> = tmc_service::read_status(&config.status_path());
+    let status = match read {
         Ok(s) => Some(s),
         Err(tmc_service::status::StatusError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
@@ -33,6 +36,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    let state = status.as_ref().map_or(State::NeverRun, |s| {
+        State::of(s.snapshot.running, s.snapshot.pid)
+    });
     if args.json {
         let queue = queue.as_ref().map(|q| {
             serde_json::json!({
@@ -42,7 +48,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         });
         println!(
             "{}",
-            serde_json::json!({ "queue": queue, "service": status })
+            serde_json::json!({ "queue": queue, "state": state, "service": status })
         );
         return Ok(());
     }
@@ -62,21 +68,22 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             config.queue_path().display()
         ),
     }
-    let Some(s) = status else {
+    let Some(Stamped {
+        changed_unix,
+        snapshot: s,
+    }) = status
+    else {
         println!(
             "service: no status snapshot at {} (the relay has not run)",
             config.status_path().display()
         );
         return Ok(());
     };
-    let age = unix_now().saturating_sub(s.updated_unix);
+    let age = unix_now().saturating_sub(changed_unix);
+    let state = state.describe(s.pid, age);
     println!(
-        "service: {} (pid {}, snapshot {age} s old), relay {} → gateway {} over {}",
-        if s.running { "running" } else { "stopped" },
-        s.pid,
-        s.sender_id,
-        s.gateway,
-        s.radio
+        "service: {state}; relay {} → gateway {} over {}",
+        s.sender_id, s.gateway, s.radio
     );
     println!("summary: {}", status_line(&s, queue.as_ref()));
     let i = &s.ingest;

@@ -4,7 +4,7 @@
 //!   the line and the key (tmc-config's, re-exported).
 //! - [`shutdown`]: SIGTERM/SIGINT turn into a [`Shutdown`] that every loop checks and every wait wakes up on.
 //! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
-//! - [`status`]: the snapshot a running service writes for its `status` command.
+//! - [`status`]: the snapshot a running service writes for its `status` command (only when it changed).
 //! - [`supervisor`]: the loop that writes that snapshot, watches the service's loops and pings the watchdog.
 //! - [`radio`]: the `[radio]` table and `--board`/`--radio`, opened as the board's SX1276 or the simulated air,
 //!   framed as reliable datagrams within the duty cycle.
@@ -24,6 +24,6 @@ pub mod wakeup;
 pub use config::{load_toml, ConfigError};
 pub use notify::{Heartbeat, Notifier, Notify, Watchdog};
 pub use shutdown::Shutdown;
-pub use status::{read_status, StatusFile};
+pub use status::{read_status, Stamped, StatusFile};
 pub use supervisor::{Report, Supervisor};
 pub use wakeup::Wakeup;

@@ -2,9 +2,10 @@
 //!
 //! Each round (every [`Timing::tick`]) it checks that every loop registered with the [`Watchdog`] beat within
 //! [`Timing::stall_limit`], and pings the systemd watchdog only if all did: a loop stuck on a dead SPI bus stops the
-//! pings and systemd restarts the service. Every few rounds it writes the status snapshot the service's `status`
-//! command reads, and systemd's one-line status. When a stop is requested it wakes the loops and returns; once
-//! they have stopped, [`Supervisor::finish`] writes the last snapshot.
+//! pings and systemd restarts the service. Every few rounds it takes the status snapshot the service's `status`
+//! command reads and writes it if it changed (an idle service writes nothing), and tells systemd its one-line
+//! status. When a stop is requested it wakes the loops and returns; once they have stopped,
+//! [`Supervisor::finish`] writes the last snapshot.
 //!
 //! Stalls are checked whether systemd watches or not (outside systemd against [`STALL_LIMIT`]), so a hung loop
 //! is in the log either way: once when it stops making progress, once when it moves again.
@@ -16,9 +17,9 @@ use serde::Serialize;
 
 use crate::notify::{Notifier, Notify, Watchdog};
 use crate::shutdown::Shutdown;
-use crate::status::StatusFile;
+use crate::status::{unix_now, Stamped, StatusFile};
 
-/// How often the status snapshot is written.
+/// How often the status snapshot is taken (and written, if it changed).
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long a loop may go without a beat outside systemd before it is called stalled. Under systemd, the
@@ -30,9 +31,11 @@ const MIN_TICK: Duration = Duration::from_millis(1);
 
 /// What a service shows of itself: the snapshot for its `status` command and the line for `systemctl status`.
 pub trait Report {
-    type Snapshot: Serialize;
+    /// Compared with the last one written: only a changed snapshot is written.
+    type Snapshot: Serialize + PartialEq + Clone;
 
-    /// The counters now.
+    /// The counters now. Nothing in it may change while the service is idle (no clock readings): the time it
+    /// last changed is added when it is written ([`Stamped`]).
     fn snapshot(&self) -> Self::Snapshot;
 
     /// The one-line summary of `snapshot` systemd shows.
@@ -99,18 +102,39 @@ pub enum Stall {
     Cleared,
 }
 
-/// Writes snapshots, and logs a failure when writing starts to fail rather than every round.
+/// Writes snapshots when they changed, and logs a failure when writing starts to fail rather than every round.
 ///
-/// The one place snapshots go through: skipping an unchanged snapshot belongs here.
-struct SnapshotWriter {
+/// The one place snapshots go through.
+struct SnapshotWriter<T> {
     file: StatusFile,
+    /// The last snapshot written; a failed write leaves it, so the next round tries again.
+    written: Option<T>,
     failing: bool,
 }
 
-impl SnapshotWriter {
-    fn write<T: Serialize>(&mut self, snapshot: &T) {
-        match self.file.write(snapshot) {
-            Ok(()) => self.failing = false,
+impl<T: Serialize + PartialEq + Clone> SnapshotWriter<T> {
+    fn new(file: StatusFile) -> Self {
+        SnapshotWriter {
+            file,
+            written: None,
+            failing: false,
+        }
+    }
+
+    /// Writes `snapshot` unless it is the one already written.
+    fn write(&mut self, snapshot: &T) {
+        if self.written.as_ref() == Some(snapshot) {
+            return;
+        }
+        let stamped = Stamped {
+            changed_unix: unix_now(),
+            snapshot,
+        };
+        match self.file.write(&stamped) {
+            Ok(()) => {
+                self.failing = false;
+                self.written = Some(snapshot.clone());
+            }
             Err(e) if !self.failing => {
                 tracing::warn!("status snapshot not written: {e}");
                 self.failing = true;
@@ -121,10 +145,10 @@ impl SnapshotWriter {
 }
 
 /// Watches a service's loops and reports on the service; see the module documentation.
-pub struct Supervisor<R, N = Notifier> {
+pub struct Supervisor<R: Report, N = Notifier> {
     watchdog: Watchdog,
     report: R,
-    status: SnapshotWriter,
+    status: SnapshotWriter<R::Snapshot>,
     notify: N,
     timing: Timing,
     ticks: u64,
@@ -139,10 +163,7 @@ impl<R: Report> Supervisor<R> {
         Supervisor {
             watchdog,
             report,
-            status: SnapshotWriter {
-                file: status,
-                failing: false,
-            },
+            status: SnapshotWriter::new(status),
             timing: Timing::for_watchdog(notify.watchdog_interval()),
             notify,
             ticks: 0,
@@ -251,7 +272,7 @@ mod tests {
     use crate::status::read_status;
     use crate::wakeup::Wakeup;
 
-    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
     struct Counters {
         snapshot: u64,
         running: bool,
@@ -426,6 +447,67 @@ mod tests {
         supervisor.finish();
         assert_eq!(recorder.pings(), 2);
         assert_eq!(recorder.lines(), ["snapshot 1", "snapshot 2"]);
+    }
+
+    /// A service whose counters change only when told: idle otherwise.
+    #[derive(Default)]
+    struct Idle {
+        frames: AtomicU64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct Frames {
+        frames: u64,
+    }
+
+    impl Report for Idle {
+        type Snapshot = Frames;
+
+        fn snapshot(&self) -> Frames {
+            Frames {
+                frames: self.frames.load(Ordering::SeqCst),
+            }
+        }
+
+        fn status_line(&self, snapshot: &Frames) -> String {
+            format!("{} frames", snapshot.frames)
+        }
+    }
+
+    #[test]
+    fn writes_the_snapshot_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let file = StatusFile::new(state_dir.join("service.status.json"));
+        let recorder = Recorder::default();
+        let mut supervisor = Supervisor::new(Watchdog::new(), file.clone(), Idle::default())
+            .notifying(recorder.clone())
+            .with_timing(timing(1));
+
+        // The state directory is missing: nothing written, and the same snapshot is tried again next round.
+        supervisor.tick();
+        assert!(!file.path().exists());
+        std::fs::create_dir(&state_dir).unwrap();
+        let before = unix_now();
+        supervisor.tick();
+        let written: Stamped<Frames> = read_status(file.path()).unwrap();
+        assert_eq!(written.snapshot, Frames { frames: 0 });
+        assert!(written.changed_unix >= before);
+
+        // Idle: the snapshot is not written again (a removed file stays removed), systemd still hears.
+        std::fs::remove_file(file.path()).unwrap();
+        supervisor.tick();
+        supervisor.tick();
+        assert!(!file.path().exists());
+        assert_eq!(recorder.lines().len(), 4);
+
+        // A counter moves: written at the next round.
+        supervisor.report().frames.store(1, Ordering::SeqCst);
+        supervisor.tick();
+        let written: Stamped<Frames> = read_status(file.path()).unwrap();
+        assert_eq!(written.snapshot, Frames { frames: 1 });
+        // Only the snapshot is in the directory: no temporary file left behind.
+        assert_eq!(std::fs::read_dir(&state_dir).unwrap().count(), 1);
     }
 
     #[test]

@@ -17,7 +17,17 @@ pub struct Harness {
 impl Harness {
     /// A new site in a temporary directory (kept, and printed, when `TMC_KEEP_TEST_DIR` is set).
     pub fn new(options: SiteOptions) -> Harness {
-        let mut dir = tempfile::tempdir().unwrap();
+        Self::new_in(&std::env::temp_dir(), options)
+    }
+
+    /// [`new`](Self::new) under the build's own temporary directory: on the disk the build is on, where the
+    /// kernel counts the bytes a process writes (`/proc/<pid>/io`), unlike a tmpfs `/tmp`.
+    pub fn on_disk(options: SiteOptions) -> Harness {
+        Self::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), options)
+    }
+
+    fn new_in(parent: &Path, options: SiteOptions) -> Harness {
+        let mut dir = tempfile::tempdir_in(parent).unwrap();
         if std::env::var_os("TMC_KEEP_TEST_DIR").is_some() {
             dir.disable_cleanup(true);
             eprintln!("test site kept in {}", dir.path().display());
@@ -46,7 +56,7 @@ impl Harness {
     pub fn relay(&self) -> Service {
         let config = self.files.relay_config().display().to_string();
         let log = std::env::var("TMC_RELAY_LOG").unwrap_or_else(|_| "warn".into());
-        let relay = Service::start_with_env(
+        let mut relay = Service::start_with_env(
             "tmc-relay",
             &["run", "--config", &config],
             self.dir.path(),
@@ -54,7 +64,7 @@ impl Harness {
         )
         .unwrap();
         self.files
-            .wait_for_relay_subscribed(relay.pid(), Duration::from_secs(60))
+            .wait_for_relay_subscribed(&mut relay, Duration::from_secs(60))
             .unwrap();
         relay
     }
@@ -278,7 +288,8 @@ impl Harness {
     }
 }
 
-/// Polls a status (another process writes it every two seconds) until `check` holds or `limit` passes.
+/// Polls a status (another process rewrites it when it changes, looking every two seconds) until `check` holds
+/// or `limit` passes.
 fn wait_for_status(
     limit: Duration,
     read: impl Fn() -> serde_json::Value,

@@ -32,12 +32,11 @@ use sender::{Sender, SenderSettings, SenderSnapshot};
 /// Counter reservations per fsync of the counter file: a crash skips at most this many counters.
 const COUNTER_BLOCK: u32 = 64;
 
-/// What `tmc-relay status` reads.
+/// What `tmc-relay status` reads (written as a [`tmc_service::Stamped`], only when it changed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelayStatus {
     pub pid: u32,
     pub started_unix: u64,
-    pub updated_unix: u64,
     pub radio: String,
     pub sender_id: u32,
     pub gateway: u8,
@@ -46,12 +45,7 @@ pub struct RelayStatus {
     pub link: SenderSnapshot,
 }
 
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use tmc_service::status::unix_now;
 
 /// Command-line choices of `tmc-relay run`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -326,7 +320,6 @@ impl Report for RelayReport {
         RelayStatus {
             pid: std::process::id(),
             started_unix: self.started_unix,
-            updated_unix: unix_now(),
             radio: self.radio.clone(),
             sender_id: self.sender_id,
             gateway: self.gateway,
