@@ -1,17 +1,20 @@
 //! Memory and size of the services: relay and receiver RSS while idle and under load (1000 readings from 5
-//! sensors through real mosquitto and the simulated air), and the stripped aarch64 binary sizes.
+//! sensors through real mosquitto and the simulated air, republished by the receiver to a second mosquitto
+//! standing in for the upstream broker), their peak (VmHWM), and the stripped aarch64 binary sizes.
 //!
 //!     cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim
 //!     make cross                      # for the aarch64 sizes (target/debian/aarch64-unknown-linux-gnu/release)
 //!     cargo bench -p tmc-demo --bench footprint
 //!
-//! RSS is VmRSS from /proc (peak of samples every 50 ms under load); the binaries are the release build on this
-//! machine (x86_64), which is close to aarch64 for resident memory.
+//! RSS is VmRSS from /proc (idle: after 5 s; under load: the largest of samples every 50 ms), VmHWM the kernel's
+//! own peak of VmRSS over the whole run; the binaries are the release build on this machine (x86_64), which is
+//! close to aarch64 for resident memory. Targets (issue 19): relay < 10 MB idle and under load, VmHWM < 12 MB;
+//! receiver with upstream output < 8 MB.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tmc_demo::{OutputSection, Service, SiteFiles, SiteOptions};
+use tmc_demo::{OutputSection, Service, SiteFiles, SiteOptions, UpstreamSection};
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -30,6 +33,17 @@ fn main() {
     sizes();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fast-sim-board.toml");
+    let upstream_port = tmc_testkit::free_port();
+    let upstream_conf = dir.path().join("upstream-conf");
+    let upstream_state = dir.path().join("upstream-state");
+    std::fs::create_dir_all(&upstream_conf).unwrap();
+    std::fs::create_dir_all(&upstream_state).unwrap();
+    std::fs::write(
+        upstream_conf.join("upstream.conf"),
+        format!("listener {upstream_port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .unwrap();
+    let _upstream = tmc_testkit::Mosquitto::start(&upstream_conf, &upstream_state, upstream_port);
     let files = SiteFiles::create(
         dir.path(),
         &SiteOptions {
@@ -42,6 +56,16 @@ fn main() {
                 stdout: false,
                 file: Some("readings.jsonl".into()),
             },
+            upstream: Some(UpstreamSection {
+                host: "127.0.0.1".into(),
+                port: Some(upstream_port),
+                ca: None,
+                cert: None,
+                key: None,
+                client_id: None,
+                keep_alive: None,
+                topic: Default::default(),
+            }),
             ..SiteOptions::default()
         },
     )
@@ -57,7 +81,10 @@ fn main() {
     let c = files.relay_config().display().to_string();
     let relay = Service::start("tmc-relay", &["run", "--config", &c], dir.path(), false).unwrap();
     std::thread::sleep(Duration::from_secs(5));
-    let idle = (rss_kib(relay.pid()), rss_kib(receiver.pid()));
+    let idle = (
+        status_kib(relay.pid(), "VmRSS"),
+        status_kib(receiver.pid(), "VmRSS"),
+    );
 
     let sim = files.start_sensors("10ms", Some(200), None).unwrap();
     let start = Instant::now();
@@ -66,29 +93,38 @@ fn main() {
     while std::fs::read_to_string(&readings).map_or(0, |t| t.lines().count()) < 1000
         && start.elapsed() < Duration::from_secs(300)
     {
-        peak.0 = peak.0.max(rss_kib(relay.pid()));
-        peak.1 = peak.1.max(rss_kib(receiver.pid()));
+        peak.0 = peak.0.max(status_kib(relay.pid(), "VmRSS"));
+        peak.1 = peak.1.max(status_kib(receiver.pid(), "VmRSS"));
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = start.elapsed();
     drop(sim);
-    println!("footprint: RSS (KiB)      idle   under load (peak)");
-    println!("  tmc-relay           {:>8}   {:>8}", idle.0, peak.0);
-    println!("  tmc-receiver        {:>8}   {:>8}", idle.1, peak.1);
+    let hwm = (
+        status_kib(relay.pid(), "VmHWM"),
+        status_kib(receiver.pid(), "VmHWM"),
+    );
+    println!("footprint: memory (KiB)   RSS idle   RSS under load   VmHWM");
+    for (name, i, p, h) in [
+        ("tmc-relay", idle.0, peak.0, hwm.0),
+        ("tmc-receiver", idle.1, peak.1, hwm.1),
+    ] {
+        println!("  {name:<20} {i:>9}   {p:>14}   {h:>5}");
+    }
     println!(
-        "  load: 1000 readings from 5 sensors, relayed and output in {:.1} s",
+        "  load: 1000 readings from 5 sensors, relayed and output (file and upstream) in {:.1} s",
         elapsed.as_secs_f64()
     );
     relay.terminate().unwrap();
     receiver.terminate().unwrap();
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`); 0 when unreadable.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)

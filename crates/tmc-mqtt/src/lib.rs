@@ -6,6 +6,7 @@
 //!   [`tmc_secret_file::read_private`], so a group- or world-readable key is refused with its path and mode.
 //! - [`ClientOptions::options`] builds `rumqttc` (MQTT 5, rustls with ring) options; a session can be made
 //!   persistent so the broker keeps QoS 1 messages for a client that is down (the relay during a restart).
+//!   At most [`PUBLISH_WINDOW`] publishes are in flight (a service that publishes less lowers it further).
 //! - [`MqttConfig`] is the same table for a service whose client key may live in an ATECC508A/608A secure
 //!   element instead of a file (the relay's `[mqtt]`): `key_atecc = "/dev/i2c-1"` (with `key_slot`, default
 //!   [`DEFAULT_KEY_SLOT`], and `atecc_address`, default 0x60) in place of `key`. `cert` is then the
@@ -44,6 +45,17 @@ pub use tmc_config::mqtt::{
     check_host, sensor_of, BrokerConfig, ChipKeyConfig, HostError, MqttConfig, TemplateError,
     TopicTemplate, DEFAULT_ATECC_ADDRESS, DEFAULT_KEY_SLOT, UNKNOWN_SENSOR,
 };
+
+/// Outgoing QoS 1 publishes a client has in flight at once, unless its service lowers it (the relay, which
+/// publishes nothing, keeps one). rumqttc's own default, 65 535, sizes the table of outgoing publishes for
+/// that many when the client is built and again on every new-session CONNACK: 16 MB resident whether or
+/// not the client ever publishes. 64 is a whole batch of the receiver's upstream output.
+pub const PUBLISH_WINDOW: u16 = 64;
+
+/// Packets handled per network read. rumqttc derives it from the publish window unless it is set (half the
+/// window, at most 128); this is what the unbounded window gave, so that bounding the window leaves a
+/// subscriber's reading as it was.
+const READ_BATCH: usize = 128;
 
 /// Client options for a connection with these settings: [`BrokerConfig`] (key in a file) and [`MqttConfig`]
 /// (key in a file or in an ATECC chip). The settings themselves are plain data in tmc-config.
@@ -140,6 +152,8 @@ pub(crate) fn base_options(
     let id = broker.client_id.as_deref().unwrap_or(default_client_id);
     let mut options = MqttOptions::new(id, (broker.host.as_str(), broker.port));
     options.set_keep_alive(broker.keep_alive);
+    options.set_outgoing_inflight_upper_limit(PUBLISH_WINDOW);
+    options.set_read_batch_size(READ_BATCH);
     match session {
         Session::Clean => {
             options.set_session_mode(SessionMode::Clean);
@@ -178,6 +192,26 @@ mod tests {
             BrokerConfig::plain("", 1).options("x", Session::Clean),
             Err(MqttConfigError::EmptyHost)
         ));
+    }
+
+    #[test]
+    fn every_client_has_a_bounded_publish_window() {
+        // rumqttc allocates its outgoing table for the whole window up front (see PUBLISH_WINDOW).
+        const { assert!(PUBLISH_WINDOW <= 1024) };
+        let broker = BrokerConfig::plain("127.0.0.1", 1883);
+        for session in [Session::Clean, Session::Persistent] {
+            for options in [
+                broker.options("x", session).unwrap(),
+                MqttConfig::from(broker.clone())
+                    .options("x", session)
+                    .unwrap(),
+            ] {
+                assert_eq!(
+                    options.get_outgoing_inflight_upper_limit(),
+                    Some(PUBLISH_WINDOW)
+                );
+            }
+        }
     }
 
     #[test]

@@ -35,16 +35,7 @@ fn start_ingest_with(
 ) -> Ingest {
     let shutdown = Shutdown::new();
     let stats = Arc::new(IngestStats::default());
-    let settings = IngestSettings {
-        broker: BrokerConfig::plain("127.0.0.1", port).into(),
-        topics: topics.iter().map(|t| t.to_string()).collect(),
-        max_payload: 64,
-        receive_maximum: 256,
-        dedupe: true,
-        subscriptions_record: None,
-        new_session,
-        fits_frame: Box::new(|_, _| true),
-    };
+    let settings = settings(port, topics, new_session);
     let beat = Watchdog::new().heartbeat("ingest");
     let thread = {
         let (stats, shutdown) = (stats.clone(), shutdown.clone());
@@ -84,6 +75,19 @@ impl Ingest {
         self.shutdown.request();
         self.thread.join().unwrap().unwrap();
         self.stats.snapshot()
+    }
+}
+
+fn settings(port: u16, topics: &[&str], new_session: bool) -> IngestSettings {
+    IngestSettings {
+        broker: BrokerConfig::plain("127.0.0.1", port).into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        max_payload: 64,
+        receive_maximum: 256,
+        dedupe: true,
+        subscriptions_record: None,
+        new_session,
+        fits_frame: Box::new(|_, _| true),
     }
 }
 
@@ -136,6 +140,17 @@ fn publish(port: u16, client_id: &str, messages: Vec<(String, Vec<u8>)>) -> Vec<
         drop(sender.await.unwrap());
         reasons
     })
+}
+
+/// rumqttc allocates its table of outgoing publishes for the whole window when the client is built and again
+/// on a new session; unbounded it is 16 MB of the relay's memory, for publishes it never makes.
+#[test]
+fn the_relay_client_keeps_no_room_for_publishes_it_does_not_make() {
+    for new_session in [false, true] {
+        let options = ingest::client_options(&settings(1883, &["sensors/#"], new_session)).unwrap();
+        assert_eq!(options.get_outgoing_inflight_upper_limit(), Some(1));
+        assert_eq!(options.receive_maximum(), Some(256));
+    }
 }
 
 #[test]

@@ -31,6 +31,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Requests the client may queue: a whole batch fits, so publishing never waits for the event loop.
 const CAPACITY: usize = BATCH * 2;
+// A whole batch is in flight at once: the client's publish window holds it.
+const _: () = assert!(BATCH <= tmc_mqtt::PUBLISH_WINDOW as usize);
 
 /// Why the upstream output could not be set up.
 #[derive(Debug, thiserror::Error)]

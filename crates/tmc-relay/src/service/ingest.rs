@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tmc_mqtt::rumqttc::{AckMode, AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
-use tmc_mqtt::{ClientOptions, MqttConfig, Session};
+use tmc_mqtt::rumqttc::{
+    AckMode, AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+};
+use tmc_mqtt::{ClientOptions, MqttConfig, MqttConfigError, Session};
 use tmc_queue::{delivery_mark, DeliveryMark, NewEntry, QueueError, RelayQueue};
 use tmc_service::notify::Heartbeat;
 use tmc_service::{Shutdown, Wakeup};
@@ -136,6 +138,22 @@ pub fn check(settings: &IngestSettings, publish: &Publish) -> Result<String, Rej
     Ok(topic.to_owned())
 }
 
+/// The relay's client options: a persistent session with manual acknowledgements, at most `receive_maximum`
+/// messages in flight towards the relay, and room for one publish of its own (it publishes nothing).
+pub fn client_options(settings: &IngestSettings) -> Result<MqttOptions, MqttConfigError> {
+    let mut options = settings.broker.options("relay", Session::Persistent)?;
+    options.set_ack_mode(AckMode::Manual);
+    options.set_receive_maximum(Some(settings.receive_maximum));
+    options.set_max_packet_size(Some(MAX_PACKET));
+    // rumqttc sizes its table of outgoing publishes for this many up front (it refuses 0).
+    options.set_outgoing_inflight_upper_limit(1);
+    if settings.new_session {
+        // Session expiry stays: the new session is persistent from here on.
+        options.set_clean_start(true);
+    }
+    Ok(options)
+}
+
 /// Runs the MQTT side until `shutdown`; returns after the messages in hand are stored and acknowledged.
 pub fn run(
     settings: IngestSettings,
@@ -146,14 +164,7 @@ pub fn run(
     shutdown: Shutdown,
     heartbeat: Heartbeat,
 ) -> anyhow::Result<()> {
-    let mut options = settings.broker.options("relay", Session::Persistent)?;
-    options.set_ack_mode(AckMode::Manual);
-    options.set_receive_maximum(Some(settings.receive_maximum));
-    options.set_max_packet_size(Some(MAX_PACKET));
-    if settings.new_session {
-        // Session expiry stays: the new session is persistent from here on.
-        options.set_clean_start(true);
-    }
+    let options = client_options(&settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
