@@ -31,7 +31,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://60-tmc.rules \
            file://tmc-install.sh \
            "
-SRCREV = "0dd014b2e5765e7a52038f847a5d330dfdf23142"
+SRCREV = "37eafaff994418610e0cb1fdf2f8bf27ae211680"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
