@@ -28,6 +28,7 @@
 //! assert!(opener.open(&token.bytes).is_err()); // a replay
 //! ```
 
+mod batch;
 pub mod format;
 mod jws;
 pub mod keys;

@@ -1,17 +1,15 @@
 //! Readings and the plaintext that carries a batch of them inside one token.
 //!
-//! Plaintext layout (all integers are canonical LEB128 varints, see `docs/wire-format.md`):
+//! Two layouts, both specified in `docs/wire-format.md` (all integers canonical LEB128 varints):
+//! - **version 1** names each topic once and carries every reading's bytes as they are;
+//! - **version 2** (first byte 0) also names each topic's JSON keys once and carries only the values of
+//!   flat JSON readings, counters as deltas: the firmware's 35-byte reading takes about 6 bytes.
 //!
-//! ```text
-//! topic_count  (≥ 1)            then per topic:   len, UTF-8 bytes      (first-appearance order)
-//! reading_count (≥ 1)           then per reading: [topic index, only when topic_count > 1]
-//!                                                 zigzag(time − iat), len, data bytes
-//! ```
-//!
-//! A batch from one sensor names its topic once, which is what lets eight 16-byte readings fit one
-//! LoRa frame with more than half of the frame being reading bytes.
+//! [`encode`] writes whichever is shorter (version 1 on a tie); [`decode`] reads both. Either way every
+//! reading comes out byte for byte as the sensor sent it.
 
-use crate::varint::{self, VarintError};
+use crate::batch::{v1, v2};
+use crate::varint::VarintError;
 
 /// One sensor reading: what the sensor sent, where it came from, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,136 +56,37 @@ pub enum BatchError {
     BadTime { reading: usize },
     #[error("batch has {0} trailing bytes")]
     Trailing(usize),
+    #[error("batch layout version {0} is not known (this receiver reads 1 and 2)")]
+    UnknownVersion(u64),
+    #[error("batch reading {reading}: its shape {problem}")]
+    Shape {
+        reading: usize,
+        problem: &'static str,
+    },
 }
 
-/// The distinct topics of `readings` in first-appearance order, and each reading's index into them.
-fn topic_table(readings: &[Reading]) -> (Vec<&str>, Vec<usize>) {
-    let mut topics: Vec<&str> = Vec::new();
-    let mut indices = Vec::with_capacity(readings.len());
-    for r in readings {
-        let index = match topics.iter().position(|t| *t == r.topic) {
-            Some(i) => i,
-            None => {
-                topics.push(&r.topic);
-                topics.len() - 1
-            }
-        };
-        indices.push(index);
-    }
-    (topics, indices)
-}
-
-fn time_offset(time: u64, iat: u64) -> u64 {
-    varint::zigzag((time as i64).wrapping_sub(iat as i64))
-}
-
-/// Size of the plaintext [`encode`] produces, without producing it.
-pub fn encoded_len(readings: &[Reading], iat: u64) -> usize {
-    let (topics, indices) = topic_table(readings);
-    let mut n = varint::len(topics.len() as u64) + varint::len(readings.len() as u64);
-    n += topics
-        .iter()
-        .map(|t| varint::len(t.len() as u64) + t.len())
-        .sum::<usize>();
-    for (r, &index) in readings.iter().zip(&indices) {
-        if topics.len() > 1 {
-            n += varint::len(index as u64);
-        }
-        n += varint::len(time_offset(r.time, iat));
-        n += varint::len(r.data.len() as u64) + r.data.len();
-    }
-    n
-}
-
-/// Encodes a non-empty batch. Times are stored relative to the token's `iat`.
+/// The plaintext for a non-empty batch, in the shorter layout. Times are stored relative to `iat`.
 pub fn encode(readings: &[Reading], iat: u64) -> Vec<u8> {
-    let (topics, indices) = topic_table(readings);
-    let mut out = Vec::with_capacity(encoded_len(readings, iat));
-    varint::put(&mut out, topics.len() as u64);
-    for t in &topics {
-        varint::put(&mut out, t.len() as u64);
-        out.extend_from_slice(t.as_bytes());
+    let v1 = v1::encode(readings, iat);
+    let v2 = v2::encode(readings, iat);
+    if v2.len() < v1.len() {
+        v2
+    } else {
+        v1
     }
-    varint::put(&mut out, readings.len() as u64);
-    for (r, &index) in readings.iter().zip(&indices) {
-        if topics.len() > 1 {
-            varint::put(&mut out, index as u64);
-        }
-        varint::put(&mut out, time_offset(r.time, iat));
-        varint::put(&mut out, r.data.len() as u64);
-        out.extend_from_slice(&r.data);
-    }
-    out
 }
 
-fn take_varint(input: &mut &[u8], what: &'static str) -> Result<u64, BatchError> {
-    varint::take(input).map_err(|cause| BatchError::Varint { what, cause })
+/// Size of the plaintext [`encode`] produces.
+pub fn encoded_len(readings: &[Reading], iat: u64) -> usize {
+    encode(readings, iat).len()
 }
 
-/// Takes a length-prefixed byte string; the length is checked against what is left before any
-/// allocation, so a hostile length cannot make us allocate.
-fn take_bytes<'a>(input: &mut &'a [u8], what: &'static str) -> Result<&'a [u8], BatchError> {
-    let len = take_varint(input, what)?;
-    if len > input.len() as u64 {
-        return Err(BatchError::Truncated { what });
+/// Decodes a plaintext in either layout.
+pub fn decode(input: &[u8], iat: u64) -> Result<Vec<Reading>, BatchError> {
+    match input.split_first() {
+        Some((&0, rest)) => v2::decode(rest, iat),
+        _ => v1::decode(input, iat),
     }
-    let (bytes, rest) = input.split_at(len as usize);
-    *input = rest;
-    Ok(bytes)
-}
-
-/// Decodes a plaintext produced by [`encode`].
-pub fn decode(mut input: &[u8], iat: u64) -> Result<Vec<Reading>, BatchError> {
-    let input = &mut input;
-    let topic_count = take_varint(input, "topic count")?;
-    // Every topic takes at least one byte: a count beyond the remaining bytes is a lie.
-    if topic_count == 0 {
-        return Err(BatchError::Empty);
-    }
-    if topic_count > input.len() as u64 {
-        return Err(BatchError::Truncated { what: "topic list" });
-    }
-    let mut topics = Vec::with_capacity(topic_count as usize);
-    for index in 0..topic_count as usize {
-        let bytes = take_bytes(input, "topic")?;
-        let topic = std::str::from_utf8(bytes).map_err(|_| BatchError::TopicNotUtf8 { index })?;
-        topics.push(topic);
-    }
-    let reading_count = take_varint(input, "reading count")?;
-    if reading_count == 0 {
-        return Err(BatchError::Empty);
-    }
-    if reading_count > input.len() as u64 {
-        return Err(BatchError::Truncated {
-            what: "reading list",
-        });
-    }
-    let mut readings = Vec::with_capacity(reading_count as usize);
-    for reading in 0..reading_count as usize {
-        let topic_index = if topics.len() > 1 {
-            take_varint(input, "topic index")?
-        } else {
-            0
-        };
-        let topic = *topics
-            .get(topic_index as usize)
-            .ok_or(BatchError::BadTopicIndex {
-                reading,
-                topic: topic_index,
-                count: topics.len(),
-            })?;
-        let offset = varint::unzigzag(take_varint(input, "time")?);
-        let time = (iat as i64)
-            .checked_add(offset)
-            .and_then(|t| u64::try_from(t).ok())
-            .ok_or(BatchError::BadTime { reading })?;
-        let data = take_bytes(input, "reading data")?;
-        readings.push(Reading::new(topic, time, data));
-    }
-    if !input.is_empty() {
-        return Err(BatchError::Trailing(input.len()));
-    }
-    Ok(readings)
 }
 
 #[cfg(test)]
@@ -231,7 +130,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_batches() {
-        assert_eq!(decode(&[0], 0), Err(BatchError::Empty));
+        assert!(matches!(decode(&[0], 0), Err(BatchError::Varint { .. })));
+        assert_eq!(decode(&[0, 3], 0), Err(BatchError::UnknownVersion(3)));
         assert_eq!(decode(&[1, 0, 0], 0), Err(BatchError::Empty));
         assert!(matches!(
             decode(&[1, 5, b'a'], 0),
