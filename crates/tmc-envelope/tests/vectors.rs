@@ -4,7 +4,7 @@
 use serde_json::Value;
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{
-    pack, unpack, Encoding, KeyRing, MemoryCounter, Opener, Reading, ReplayGuard, Sealer,
+    pack, unpack, Encoding, KeyRing, MemoryCounter, Opener, Reading, ReplayGuard, SealError, Sealer,
 };
 
 const VECTORS: &str = include_str!("../../../docs/vectors/vectors.json");
@@ -36,7 +36,8 @@ fn readings(v: &Value) -> Vec<Reading> {
 fn secure_vectors_seal_and_open_byte_for_byte() {
     let all = vectors();
     let secure = all["secure"].as_array().unwrap();
-    assert!(secure.len() >= 2);
+    assert!(secure.len() >= 4);
+    let mut versions = Vec::new();
     for v in secure {
         let name = v["name"].as_str().unwrap();
         let secret: [u8; 32] = hex_field(v, "secret_hex").try_into().unwrap();
@@ -45,14 +46,33 @@ fn secure_vectors_seal_and_open_byte_for_byte() {
         let counter = v["counter"].as_u64().unwrap() as u32;
         let iat = v["iat"].as_u64().unwrap();
         let ring = KeyRing::from_secrets(&[(kid, secret)]).unwrap();
-        let expected_text = v["text"].as_str().unwrap();
+        let expected_text = v["text"].as_str();
         let expected_packed = hex_field(v, "packed_hex");
         let batch = readings(v);
+        let version = v["batch_version"].as_u64().unwrap();
+        versions.push(version);
+        assert_eq!(
+            hex_field(v, "plaintext_hex")[0] == 0,
+            version == 2,
+            "{name}: layout version 2 starts with 0"
+        );
 
-        for (encoding, expected) in [
-            (Encoding::Text, expected_text.as_bytes().to_vec()),
-            (Encoding::Packed, expected_packed.clone()),
-        ] {
+        let mut encodings = vec![(Encoding::Packed, expected_packed.clone())];
+        match expected_text {
+            Some(text) => encodings.push((Encoding::Text, text.as_bytes().to_vec())),
+            None => {
+                // Too long for a frame as text: the sealer says so, with the independent implementation's size.
+                let mut sealer =
+                    Sealer::new(&ring, sender, MemoryCounter::starting_at(sender, counter));
+                let size = v["text_len"].as_u64().unwrap() as usize;
+                assert_eq!(sealer.on_air_size(&batch, iat, Encoding::Text), size);
+                assert!(matches!(
+                    sealer.seal(&batch, iat, Encoding::Text),
+                    Err(SealError::TooLarge { size: s, .. }) if s == size
+                ));
+            }
+        }
+        for (encoding, expected) in encodings {
             let mut sealer =
                 Sealer::new(&ring, sender, MemoryCounter::starting_at(sender, counter));
             assert_eq!(
@@ -76,9 +96,17 @@ fn secure_vectors_seal_and_open_byte_for_byte() {
             );
             assert_eq!(opened.encoding, encoding);
         }
-        assert_eq!(pack(expected_text).unwrap(), expected_packed, "{name}");
-        assert_eq!(unpack(&expected_packed).unwrap(), expected_text, "{name}");
+        let unpacked = unpack(&expected_packed).unwrap();
+        assert_eq!(pack(&unpacked).unwrap(), expected_packed, "{name}");
+        if let Some(text) = expected_text {
+            assert_eq!(unpacked, text, "{name}");
+        }
     }
+    // Both layouts are covered by vectors.
+    assert!(
+        versions.contains(&1) && versions.contains(&2),
+        "{versions:?}"
+    );
 }
 
 #[test]
