@@ -30,7 +30,7 @@
 //! keys = "/etc/tmc/keys.toml"
 //! sender = 10                     # default: the radio address; unique per relay sharing a key ring
 //! encoding = "packed"             # or "text" (what JWT libraries read)
-//! max_batch = 8                   # readings per token, at most (and what fits one frame)
+//! max_batch = 64                  # readings per token, at most (and what fits one frame)
 //!
 //! [queue]
 //! capacity = 100000
@@ -205,8 +205,9 @@ fn default_max_backoff() -> f64 {
 fn default_encoding() -> Encoding {
     Encoding::Packed
 }
+/// More than fits one frame of the firmware's readings (about 25 with batch layout version 2).
 fn default_max_batch() -> usize {
-    8
+    64
 }
 fn default_capacity() -> u64 {
     100_000
@@ -368,7 +369,7 @@ keys = "keys.toml"
         let c = load(MINIMAL).unwrap();
         assert_eq!(c.ingest.topics, ["/esp8266", "sensors/+/reading"]);
         assert_eq!(c.envelope.encoding, Encoding::Packed);
-        assert_eq!((c.link.gateway, c.envelope.max_batch), (1, 8));
+        assert_eq!((c.link.gateway, c.envelope.max_batch), (1, 64));
         assert_eq!(c.queue.when_full, FullPolicy::Refuse);
         assert!(c.envelope.keys.is_absolute());
         assert!(c.radio.sim.unwrap().contains("/air"));

@@ -173,6 +173,54 @@ impl<C: CounterSource> Sealer<C> {
         }
     }
 
+    /// Which of `candidates` (queued readings, oldest first) the next token carries, as indices in order.
+    ///
+    /// The oldest always goes (so nothing waits behind newer readings for ever). Then topic by topic, in
+    /// order of first appearance (the oldest's topic first), each topic's readings in order while the token
+    /// still fits one frame, at most `max` in all. Gathering one topic's readings is what lets the batch
+    /// layout name its topic and keys once ([`reading::encode`]); stopping a topic at its first reading
+    /// that does not fit keeps every topic's readings in order from token to token. The caller checks
+    /// that the oldest alone fits.
+    pub fn choose(
+        &self,
+        candidates: &[Reading],
+        iat: u64,
+        encoding: Encoding,
+        max: usize,
+    ) -> Vec<usize> {
+        let Some(oldest) = candidates.first() else {
+            return Vec::new();
+        };
+        let mut topics: Vec<&str> = vec![&oldest.topic];
+        for r in candidates {
+            if !topics.contains(&r.topic.as_str()) {
+                topics.push(&r.topic);
+            }
+        }
+        let mut chosen = vec![0];
+        for topic in topics {
+            for (i, _) in candidates
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, r)| r.topic == topic)
+            {
+                if chosen.len() >= max {
+                    return chosen;
+                }
+                let mut trial = chosen.clone();
+                let at = trial.partition_point(|&j| j < i);
+                trial.insert(at, i);
+                let readings: Vec<Reading> = trial.iter().map(|&j| candidates[j].clone()).collect();
+                if self.on_air_size(&readings, iat, encoding) > MAX_TOKEN_LEN {
+                    break;
+                }
+                chosen = trial;
+            }
+        }
+        chosen
+    }
+
     /// Seals `readings` into one token issued at `iat` (Unix seconds).
     pub fn seal(
         &mut self,

@@ -78,3 +78,72 @@ fn oversized_batch_is_refused_without_using_a_counter() {
         Err(SealError::Empty)
     ));
 }
+
+/// The firmware's reading from `sensor`, with its own counting `seq`.
+fn firmware(sensor: u64, seq: u64) -> Reading {
+    Reading::new(
+        format!("sensors/sensor{sensor}/reading"),
+        IAT - 100 + seq,
+        format!(
+            r#"{{"id":"sensor{sensor}","seq":{seq},"adc":{}}}"#,
+            100 + (seq * 37 + sensor * 11) % 900
+        ),
+    )
+}
+
+/// Five sensors interleaved in arrival order, as the relay's queue holds them.
+fn interleaved(per_sensor: u64) -> Vec<Reading> {
+    (0..per_sensor)
+        .flat_map(|seq| (1..=5).map(move |sensor| firmware(sensor, seq)))
+        .collect()
+}
+
+#[test]
+fn choose_gathers_the_oldest_readings_topic_so_that_a_frame_carries_over_20_firmware_readings() {
+    let ring = ring(1, 0x11);
+    let s = sealer(&ring, 1000);
+    let queue = interleaved(40);
+    let chosen = s.choose(&queue, IAT, Encoding::Packed, 64);
+    let readings: Vec<Reading> = chosen.iter().map(|&i| queue[i].clone()).collect();
+    assert_eq!(chosen[0], 0, "the oldest always goes");
+    assert!(chosen.windows(2).all(|w| w[0] < w[1]), "queue order");
+    assert!(
+        readings.iter().all(|r| r.topic == queue[0].topic),
+        "one sensor fills the frame"
+    );
+    // sensor1's readings from the oldest on, none skipped
+    assert_eq!(chosen, (0..chosen.len()).map(|k| 5 * k).collect::<Vec<_>>());
+    assert!(chosen.len() > 20, "{} readings", chosen.len());
+    let size = s.on_air_size(&readings, IAT, Encoding::Packed);
+    assert!(size <= MAX_TOKEN_LEN);
+    // one more reading of that sensor would not fit
+    let mut more = readings.clone();
+    more.push(queue[5 * chosen.len()].clone());
+    assert!(s.on_air_size(&more, IAT, Encoding::Packed) > MAX_TOKEN_LEN);
+    // The token opens to exactly those readings, byte for byte.
+    let mut sealer = sealer(&ring, 1000);
+    let sealed = sealer.seal(&readings, IAT, Encoding::Packed).unwrap();
+    let mut opener = opener(&ring);
+    assert_eq!(opener.open(&sealed.bytes).unwrap().readings, readings);
+}
+
+#[test]
+fn choose_takes_other_topics_when_the_oldest_topic_runs_out_and_respects_max() {
+    let ring = ring(1, 0x11);
+    let s = sealer(&ring, 1000);
+    let queue = interleaved(3); // 3 readings per sensor: one topic cannot fill a frame
+    let chosen = s.choose(&queue, IAT, Encoding::Packed, 64);
+    // sensor1's three, then sensor2's three (in queue order), then as much of sensor3 as fits
+    for i in [0, 5, 10, 1, 6, 11] {
+        assert!(chosen.contains(&i), "{chosen:?}");
+    }
+    assert!(chosen.windows(2).all(|w| w[0] < w[1]), "queue order");
+    let topics: Vec<usize> = chosen.iter().map(|i| i % 5).collect();
+    assert!(topics.iter().all(|t| *t <= 2), "{chosen:?}");
+    let readings: Vec<Reading> = chosen.iter().map(|&i| queue[i].clone()).collect();
+    assert!(s.on_air_size(&readings, IAT, Encoding::Packed) <= MAX_TOKEN_LEN);
+    assert!(chosen.len() >= 6);
+    assert_eq!(s.choose(&queue, IAT, Encoding::Packed, 2), [0, 5]);
+    assert_eq!(s.choose(&queue, IAT, Encoding::Packed, 1), [0]);
+    assert!(s.choose(&[], IAT, Encoding::Packed, 8).is_empty());
+}

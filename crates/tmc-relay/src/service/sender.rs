@@ -2,8 +2,9 @@
 //!
 //! 1. After a start, every token staged before (sealed and possibly sent, never acknowledged) goes out again
 //!    byte for byte: the gateway either stores it now or recognises it by its (sender, counter).
-//! 2. Then, while entries wait: take the oldest (up to `max_batch`), keep the longest prefix whose token fits
-//!    one frame, seal it, **stage** it (token and entries in one transaction) and send it as a reliable datagram.
+//! 2. Then, while entries wait: among the oldest [`CANDIDATES`], choose the oldest and as many of its topic's
+//!    (then other topics') readings as fit one frame, up to `max_batch` ([`Sealer::choose`]); seal them,
+//!    **stage** the token (token and entries in one transaction) and send it as a reliable datagram.
 //! 3. Only the gateway's ACK deletes the entries. A silent gateway leaves the token staged; it is sent again
 //!    after the link's back-off, indefinitely, and the queue keeps filling behind it.
 //!
@@ -60,6 +61,10 @@ pub struct SenderSnapshot {
     pub last_header_id: Option<u8>,
 }
 
+/// How many of the oldest queued readings a token's readings are chosen from: enough for several frames
+/// of one sensor's readings while five sensors' readings interleave.
+pub const CANDIDATES: usize = 256;
+
 /// What the sender needs besides the link.
 pub struct SenderSettings {
     pub encoding: Encoding,
@@ -109,12 +114,12 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
         while !self.shared.shutdown.requested() {
             self.heartbeat.beat();
             self.publish_link_stats();
-            let entries = self.shared.queue.peek_batch(self.settings.max_batch)?;
+            let entries = self.shared.queue.peek_batch(CANDIDATES)?;
             if entries.is_empty() {
                 self.shared.stored.wait(Duration::from_millis(500));
                 continue;
             }
-            let Some((readings, ids)) = self.fitting_prefix(&entries)? else {
+            let Some((readings, ids)) = self.next_batch(&entries)? else {
                 continue;
             };
             let sealed = self
@@ -129,30 +134,24 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
         Ok(())
     }
 
-    /// The longest prefix of `entries` that seals into one frame. A single entry that cannot fit any frame is
-    /// deleted and counted (ingest refuses those; only a changed configuration can leave one behind).
-    fn fitting_prefix(
+    /// The readings of the next token, chosen from `entries` (oldest first). A single entry that cannot fit
+    /// any frame is deleted and counted (ingest refuses those; only a changed configuration can leave one
+    /// behind).
+    fn next_batch(
         &mut self,
         entries: &[Entry],
     ) -> anyhow::Result<Option<(Vec<Reading>, Vec<EntryId>)>> {
         let now = super::unix_now();
-        let mut readings: Vec<Reading> = entries
+        let candidates: Vec<Reading> = entries
             .iter()
             .map(|e| Reading::new(e.topic.clone(), e.time, e.payload.clone()))
             .collect();
-        while readings.len() > 1
-            && self
-                .sealer
-                .on_air_size(&readings, now, self.settings.encoding)
-                > MAX_TOKEN_LEN
-        {
-            readings.pop();
-        }
-        if self
+        let encoding = self.settings.encoding;
+        let chosen = self
             .sealer
-            .on_air_size(&readings, now, self.settings.encoding)
-            > MAX_TOKEN_LEN
-        {
+            .choose(&candidates, now, encoding, self.settings.max_batch);
+        let readings: Vec<Reading> = chosen.iter().map(|&i| candidates[i].clone()).collect();
+        if self.sealer.on_air_size(&readings, now, encoding) > MAX_TOKEN_LEN {
             tracing::error!(
                 "a queued reading on {} ({} bytes) cannot fit any frame: dropped",
                 entries[0].topic,
@@ -162,7 +161,7 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
             self.lock_stats().dropped_oversized += 1;
             return Ok(None);
         }
-        let ids = entries[..readings.len()].iter().map(|e| e.id).collect();
+        let ids = chosen.iter().map(|&i| entries[i].id).collect();
         Ok(Some((readings, ids)))
     }
 
