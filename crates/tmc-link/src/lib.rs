@@ -213,6 +213,27 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
         self.stats
     }
 
+    /// Waits (as a send would, counted as a duty-cycle wait) until the budget lets a frame carrying
+    /// `token_len` bytes start. A relay waits so before it chooses a token's readings, so that readings
+    /// arriving during the wait join the token instead of following in another frame. Returns at once when
+    /// such a frame exceeds the whole budget (the send reports that); [`SendError::Stopped`] once a stop is
+    /// requested.
+    pub fn wait_for_budget(&mut self, token_len: usize) -> Result<(), SendError> {
+        let wait = match self.link.datagram().duty_cycle_wait(token_len) {
+            Ok(wait) => wait,
+            Err(LinkError::ExceedsBudget(_)) => Duration::ZERO,
+            Err(e) => return Err(e.into()),
+        };
+        if !wait.is_zero() {
+            let mut total = Duration::ZERO;
+            self.duty_wait(wait, &mut total);
+        }
+        if self.stopping() {
+            return Err(SendError::Stopped);
+        }
+        Ok(())
+    }
+
     /// Sends `token` and waits for the gateway's ACK; see the module docs.
     pub fn send(&mut self, token: &[u8]) -> Result<Delivered, SendError> {
         let mut rounds = 0u32;

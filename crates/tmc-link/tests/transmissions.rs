@@ -122,3 +122,55 @@ fn a_sender_restored_from_a_spent_ledger_waits_for_the_budget() {
     assert_eq!(stats.duty_cycle_wait, Duration::from_secs(90), "{stats:?}");
     assert_eq!(sender.link().datagram().radio().transmissions().len(), 4);
 }
+
+#[test]
+fn waiting_for_the_budget_before_choosing_a_token_sends_nothing_and_then_the_frame_goes_at_once() {
+    // As above: a 60 ms frame may start at 90 s.
+    let window = Duration::from_secs(100);
+    let clock = ScriptedClock::new();
+    let mut limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, window);
+    limiter.restore(
+        clock.now(),
+        &[PastTransmission {
+            age: Duration::from_secs(10),
+            airtime: Duration::from_secs(1),
+        }],
+    );
+    let wait = {
+        let clock = clock.clone();
+        move |d: Duration| clock.advance(d)
+    };
+    let policy = SendPolicy {
+        rounds: 1,
+        ..SendPolicy::default()
+    };
+    let mut sender = LinkSender::new(link(&clock, limiter), GATEWAY, policy, wait, 1);
+    sender.wait_for_budget(200).unwrap();
+    assert_eq!(clock.now(), Duration::from_secs(90));
+    assert!(sender.link().datagram().radio().transmissions().is_empty());
+    assert_eq!(sender.stats().duty_cycle_wait, Duration::from_secs(90));
+    // The token chosen now goes without another wait.
+    let _ = sender.send(b"token");
+    assert_eq!(sender.stats().duty_cycle_waits, 1);
+    assert_eq!(
+        sender.link().datagram().radio().transmissions()[0].at,
+        Duration::from_secs(90)
+    );
+
+    // A frame longer than the whole budget: no wait (the send reports it); a stop request: Stopped.
+    let clock = ScriptedClock::new();
+    let tiny = DutyCycleLimiter::with_window(DutyCycle::from_ppm(100).unwrap(), window); // 10 ms of 100 s
+    let mut sender = LinkSender::new(
+        link(&clock, tiny),
+        GATEWAY,
+        SendPolicy::default(),
+        |_| {},
+        1,
+    )
+    .with_stop(|| true);
+    assert!(matches!(
+        sender.wait_for_budget(200),
+        Err(SendError::Stopped)
+    ));
+    assert_eq!(clock.now(), Duration::ZERO);
+}

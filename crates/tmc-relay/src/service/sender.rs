@@ -2,9 +2,10 @@
 //!
 //! 1. After a start, every token staged before (sealed and possibly sent, never acknowledged) goes out again
 //!    byte for byte: the gateway either stores it now or recognises it by its (sender, counter).
-//! 2. Then, while entries wait: among the oldest [`CANDIDATES`], choose the oldest and as many of its topic's
-//!    (then other topics') readings as fit one frame, up to `max_batch` ([`Sealer::choose`]); seal them,
-//!    **stage** the token (token and entries in one transaction) and send it as a reliable datagram.
+//! 2. Then, while entries wait: once the duty-cycle budget allows a whole frame, choose among the oldest
+//!    [`CANDIDATES`] the oldest and as many of its topic's (then other topics') readings as fit one frame, up
+//!    to `max_batch` ([`Sealer::choose`]); seal them, **stage** the token (token and entries in one
+//!    transaction) and send it as a reliable datagram.
 //! 3. Only the gateway's ACK deletes the entries. A silent gateway leaves the token staged; it is sent again
 //!    after the link's back-off, indefinitely, and the queue keeps filling behind it.
 //!
@@ -114,11 +115,19 @@ impl<R: PacketRadio, C: Clock, W: tmc_link::Wait> Sender<R, C, W> {
         while !self.shared.shutdown.requested() {
             self.heartbeat.beat();
             self.publish_link_stats();
-            let entries = self.shared.queue.peek_batch(CANDIDATES)?;
-            if entries.is_empty() {
+            if self.shared.queue.peek_batch(1)?.is_empty() {
                 self.shared.stored.wait(Duration::from_millis(500));
                 continue;
             }
+            // A whole frame's budget first, then the choice: readings that arrive during the wait fill the
+            // frame instead of following in frames of their own.
+            match self.link.wait_for_budget(MAX_TOKEN_LEN) {
+                Ok(()) => {}
+                Err(SendError::Stopped) => break,
+                Err(e) => return Err(e.into()),
+            }
+            self.publish_link_stats();
+            let entries = self.shared.queue.peek_batch(CANDIDATES)?;
             let Some((readings, ids)) = self.next_batch(&entries)? else {
                 continue;
             };
