@@ -1,5 +1,5 @@
-//! Readings per hour that one relay delivers to the gateway under the EU868 1 % duty cycle, measured on the
-//! simulator.
+//! Readings per hour that one relay delivers to the gateway under the EU868 1 % duty cycle, and how old a
+//! reading is when the gateway outputs it, measured on the simulator.
 //!
 //! ```text
 //! cargo bench -p tmc-link --bench readings_per_hour
@@ -9,19 +9,22 @@
 //! The real link runs on the in-process, virtual-time LoRa simulator (`tmc_radio_sim::SimChannel`): the
 //! relay (node 10) is a [`LinkSender`] whose datagram layer carries the 1 % limiter over the regulatory
 //! one-hour window (36 s of air), the gateway (node 1) a [`LinkReceiver`] that opens every token and then
-//! `confirm`s it (the ACK). Both use the RadioHead defaults at 868.0 MHz: SF7, BW 125 kHz, CR 4/5, 8-symbol
-//! preamble, CRC on. The relay has an unlimited backlog of 35-byte sensor readings,
-//! `{"id":"sensor1","seq":17,"adc":512}`, from sensor1..sensor5 in turn on `sensors/<id>/reading` (each
-//! sensor's seq counts up from 17, adc has three digits), and sends for one simulated hour. A reading
-//! counts once the gateway acknowledged the token carrying it by 3600 s of virtual time. A run takes well
-//! under a second of real time.
+//! `confirm`s it (the ACK). Both use the RadioHead defaults at 868.0 MHz (SF7, BW 125 kHz, CR 4/5, 8-symbol
+//! preamble, CRC on), and SF9 and SF12 in the second table. Five sensors publish the firmware's 35-byte
+//! reading, `{"id":"sensor1","seq":17,"adc":512}`, in turn on `sensors/<id>/reading` (each sensor's seq
+//! counts up from 17, adc has three digits). A reading counts once the gateway acknowledged the token
+//! carrying it within the hour. A run takes well under a second of real time.
+//!
+//! The relay works as `tmc-relay` does: it waits until the budget allows a whole frame, then chooses the
+//! token's readings from the oldest 256 queued ([`Sealer::choose`]), seals and sends them, and sends the
+//! same token again after a silent round.
 //!
 //! Modes:
-//! - **packed, batched** (TMC): the relay's rule. The oldest readings in order, up to 8, keeping the longest
-//!   prefix whose packed token fits one frame ([`MAX_TOKEN_LEN`]), sealed by [`Sealer`].
-//! - **packed, 1/token**: the same token format, one reading per token.
-//! - **text, batched**: TMC's ASCII JWT encoding, batched like the first. With these topics one reading
-//!   alone already makes a token larger than a frame: the row says so (the relay drops such readings).
+//! - **TMC, by topic**: the relay's rule, up to 64 readings per token, packed; the batch layout is
+//!   version 2 (keys once per topic, values as deltas) whenever that is shorter.
+//! - **oldest 8 in order**: the rule before: the oldest readings, up to 8, the longest prefix that fits.
+//! - **packed, 1/token**: one reading per token.
+//! - **text, by topic**: TMC's ASCII JWT encoding, chosen like the first.
 //! - **legacy ASCII**: the existing deployment, one `tmc_envelope::legacy` token (ASCII JWT + NUL) per
 //!   reading and frame.
 //!
@@ -30,23 +33,23 @@
 //!
 //! # What the numbers mean
 //! - `B/frame`: token bytes per data frame (the RadioHead payload; 4 header bytes more go on air).
-//! - `rdg/frame`: readings per delivered token. Consecutive readings come from different sensors, so a
-//!   batched token names each of their topics once.
+//! - `rdg/frame`: readings per delivered token.
 //! - `frames/h`: tokens the gateway acknowledged in the hour; `tx` counts every data frame sent, retries
 //!   included.
-//! - `readings/h`: readings acknowledged in the hour: the relay's sustainable throughput, since the
-//!   limiter's window slides (whatever the relay sent in the last hour bounds what it may send now).
-//! - `ms/frame`: time on air of one data frame (datasheet formula).
-//! - `air s/36`: the relay's time on air in the hour, of the 36 s budget. The gateway's ACKs count against the
-//!   gateway's own budget (it has the same limiter), not the relay's.
-//! - `formula`: `tmc_radio::airtime_report` for the mode's frame size: frames per hour = 36 s / time on air
-//!   of one frame (first attempts only), and that times readings per frame. On the clean channel the
-//!   simulation agrees with it; with loss it falls short by the retries.
+//! - `readings/h`: readings acknowledged in the hour with an unlimited backlog: the relay's sustainable
+//!   throughput, since the limiter's window slides (whatever the relay sent in the last hour bounds what it
+//!   may send now).
+//! - `air s/36`: the relay's time on air in the hour, of the 36 s budget.
+//! - `x legacy`: readings/h over the legacy row's at the same loss and spreading factor.
 //!
-//! The run ends with the throughput of TMC's packed, batched tokens relative to the legacy ASCII tokens.
+//! The latency table feeds the relay at the goal load, 10 times the legacy deployment's readings per hour
+//! at SF7 (the five sensors publish in turn at a fixed interval), for three simulated hours, and reports the
+//! age of the readings output in the third hour (output time − publish time): median, 99th percentile and
+//! maximum.
+//!
 //! Without `--bench` among its arguments (as when `cargo test --all-targets` runs it), it does nothing.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,11 +59,8 @@ use tmc_envelope::{
     Encoding, KeyRing, MemoryCounter, OpenError, Opener, Reading, ReplayError, ReplayGuard, Sealer,
     MAX_TOKEN_LEN,
 };
-use tmc_link::{LinkReceiver, LinkSender, ReceiverStats, SendError, SendPolicy};
-use tmc_radio::{
-    airtime_report, time_on_air, DutyCycle, DutyCycleLimiter, ModemConfig, RadioConfig,
-    ReliableDatagram,
-};
+use tmc_link::{LinkReceiver, LinkSender, SendError, SendPolicy, SpreadingFactor};
+use tmc_radio::{DutyCycle, DutyCycleLimiter, ModemConfig, RadioConfig, ReliableDatagram};
 use tmc_radio_sim::{sim_link, ChannelConfig, SimChannel, SimChip, SimClock};
 
 const GATEWAY: u8 = 1;
@@ -70,34 +70,34 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Unix time at virtual time zero.
 const START_UNIX: u64 = 1_763_766_000;
 const SENSORS: u64 = 5;
-/// The relay's `max_batch`.
-const MAX_BATCH: usize = 8;
+/// The relay's candidates for one token (`tmc-relay`'s `CANDIDATES`).
+const CANDIDATES: usize = 256;
 /// A relay that has run for a while: the counter stays a two-byte varint (and four decimal digits) all hour.
 const FIRST_COUNTER: u32 = 1000;
-/// RadioHead's TO, FROM, ID, FLAGS in front of every token.
-const RADIO_HEADER: usize = 4;
 const LOSSES: [f64; 2] = [0.0, 0.1];
+/// The goal: this many times the legacy deployment's readings per hour.
+const GOAL: u64 = 10;
 
 type Radio = tmc_radio_sim::SimSx1276;
 
-fn one_percent() -> DutyCycleLimiter {
-    DutyCycleLimiter::new(DutyCycle::from_percent(1.0).unwrap())
+fn radio_config(sf: u8) -> RadioConfig {
+    RadioConfig {
+        modem: ModemConfig {
+            spreading_factor: SpreadingFactor::from_value(sf).unwrap(),
+            ..ModemConfig::RADIOHEAD_DEFAULT
+        },
+        ..RadioConfig::radiohead_default(FREQUENCY_HZ)
+    }
 }
 
-fn reliable(chip: SimChip, address: u8, seed: u64) -> ReliableDatagram<Radio, SimClock> {
-    sim_link(
-        chip,
-        RadioConfig::radiohead_default(FREQUENCY_HZ),
-        address,
-        seed,
-        Some(one_percent()),
-    )
-    .unwrap()
+fn reliable(chip: SimChip, address: u8, seed: u64, sf: u8) -> ReliableDatagram<Radio, SimClock> {
+    let limiter = DutyCycleLimiter::new(DutyCycle::from_percent(1.0).unwrap());
+    sim_link(chip, radio_config(sf), address, seed, Some(limiter)).unwrap()
 }
 
-/// Reading `i` of the unlimited backlog (topic, payload): sensor1..sensor5 in turn, each with its own
+/// Reading `i` in publishing order (topic, payload): sensor1..sensor5 in turn, each with its own
 /// increasing seq.
-fn backlog(i: u64) -> (String, Vec<u8>) {
+fn published(i: u64) -> (String, Vec<u8>) {
     let id = format!("sensor{}", i % SENSORS + 1);
     let seq = 17 + i / SENSORS;
     let adc = 100 + (412 + i * 37) % 900;
@@ -105,120 +105,161 @@ fn backlog(i: u64) -> (String, Vec<u8>) {
     (format!("sensors/{id}/reading"), payload.into_bytes())
 }
 
+/// The publishing index of a reading the gateway opened (the inverse of [`published`]).
+fn index_of(payload: &[u8]) -> u64 {
+    let text = std::str::from_utf8(payload).unwrap();
+    let number = |key: &str| -> u64 {
+        let rest = &text[text.find(key).unwrap() + key.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap()
+    };
+    (number(r#""seq":"#) - 17) * SENSORS + number(r#""id":"sensor"#) - 1
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Rule {
+    /// [`Sealer::choose`] over the oldest [`CANDIDATES`], at most this many.
+    ByTopic(usize),
+    /// The oldest in order, at most this many, the longest prefix that fits.
+    OldestPrefix(usize),
+    /// One legacy token per reading.
+    Legacy,
+}
+
 #[derive(Clone, Copy)]
 struct Mode {
     name: &'static str,
-    /// `None`: the legacy token, one reading each.
-    encoding: Option<Encoding>,
-    max_batch: usize,
+    encoding: Encoding,
+    rule: Rule,
 }
 
-const MODES: [Mode; 4] = [
+const TMC: Mode = Mode {
+    name: "TMC, by topic",
+    encoding: Encoding::Packed,
+    rule: Rule::ByTopic(64),
+};
+const LEGACY: Mode = Mode {
+    name: "legacy ASCII, 1/frame",
+    encoding: Encoding::Text,
+    rule: Rule::Legacy,
+};
+const MODES: [Mode; 5] = [
+    TMC,
     Mode {
-        name: "packed, batched (TMC)",
-        encoding: Some(Encoding::Packed),
-        max_batch: MAX_BATCH,
+        name: "oldest 8 in order",
+        encoding: Encoding::Packed,
+        rule: Rule::OldestPrefix(8),
     },
     Mode {
         name: "packed, 1/token",
-        encoding: Some(Encoding::Packed),
-        max_batch: 1,
+        encoding: Encoding::Packed,
+        rule: Rule::OldestPrefix(1),
     },
     Mode {
-        name: "text, batched",
-        encoding: Some(Encoding::Text),
-        max_batch: MAX_BATCH,
+        name: "text, by topic",
+        encoding: Encoding::Text,
+        rule: Rule::ByTopic(64),
     },
-    Mode {
-        name: "legacy ASCII, 1/frame",
-        encoding: None,
-        max_batch: 1,
-    },
+    LEGACY,
 ];
 
-/// Turns the backlog into tokens as the mode does.
-enum Tokens {
-    Envelope {
-        sealer: Sealer<MemoryCounter>,
-        encoding: Encoding,
-        max_batch: usize,
-    },
-    Legacy(LegacyKeys),
+/// The next token for the oldest pending readings, and which of them it carries.
+fn next_token(
+    mode: Mode,
+    sealer: &mut Sealer<MemoryCounter>,
+    pending: &[(u64, Reading)],
+    iat: u64,
+) -> Result<(Vec<u8>, Vec<usize>), usize> {
+    let candidates: Vec<Reading> = pending
+        .iter()
+        .take(CANDIDATES)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let chosen: Vec<usize> = match mode.rule {
+        Rule::Legacy => {
+            let token = legacy::seal(&LegacyKeys::default(), &candidates[0].data).unwrap();
+            return Ok((token, vec![0]));
+        }
+        Rule::ByTopic(max) => sealer.choose(&candidates, iat, mode.encoding, max),
+        Rule::OldestPrefix(max) => {
+            let mut n = max.min(candidates.len());
+            while n > 1 && sealer.on_air_size(&candidates[..n], iat, mode.encoding) > MAX_TOKEN_LEN
+            {
+                n -= 1;
+            }
+            (0..n).collect()
+        }
+    };
+    let readings: Vec<Reading> = chosen.iter().map(|&i| candidates[i].clone()).collect();
+    let size = sealer.on_air_size(&readings, iat, mode.encoding);
+    if size > MAX_TOKEN_LEN {
+        return Err(size);
+    }
+    let sealed = sealer.seal(&readings, iat, mode.encoding).unwrap();
+    Ok((sealed.bytes, chosen))
 }
 
-impl Tokens {
-    /// The next token for the backlog from reading `head` on, and the readings it carries; or the size of the
-    /// token that one reading alone would make, when even that does not fit a frame.
-    fn next(&mut self, head: u64, iat: u64) -> Result<(Vec<u8>, u64), usize> {
+/// How the gateway checks what it receives: the readings of a new token, none for a copy.
+enum Check {
+    Envelope(Opener),
+    /// Legacy tokens carry no counter: a copy resent under a new ID is told by its payload (each is unique here).
+    Legacy(LegacyKeys, HashSet<Vec<u8>>),
+}
+
+impl Check {
+    fn payloads(&mut self, token: &[u8]) -> Vec<Vec<u8>> {
         match self {
-            Tokens::Legacy(keys) => Ok((legacy::seal(keys, &backlog(head).1).unwrap(), 1)),
-            Tokens::Envelope {
-                sealer,
-                encoding,
-                max_batch,
-            } => {
-                // The relay's rule: the oldest readings in order, the longest prefix that fits one frame.
-                let mut readings: Vec<Reading> = (head..head + *max_batch as u64)
-                    .map(|i| {
-                        let (topic, data) = backlog(i);
-                        Reading::new(topic, iat, data)
-                    })
-                    .collect();
-                while readings.len() > 1
-                    && sealer.on_air_size(&readings, iat, *encoding) > MAX_TOKEN_LEN
-                {
-                    readings.pop();
+            Check::Envelope(opener) => match opener.open(token) {
+                Ok(opened) => opened.readings.into_iter().map(|r| r.data).collect(),
+                Err(OpenError::Replay(ReplayError::Replayed { .. })) => Vec::new(),
+                Err(e) => panic!("gateway refused a token: {e}"),
+            },
+            Check::Legacy(keys, seen) => {
+                let payload = legacy::open(keys, token).unwrap();
+                if seen.insert(payload.clone()) {
+                    vec![payload]
+                } else {
+                    Vec::new()
                 }
-                let size = sealer.on_air_size(&readings, iat, *encoding);
-                if size > MAX_TOKEN_LEN {
-                    return Err(size);
-                }
-                let sealed = sealer.seal(&readings, iat, *encoding).unwrap();
-                Ok((sealed.bytes, readings.len() as u64))
             }
         }
     }
 }
 
-/// How the gateway checks what it receives.
-enum Check {
-    Envelope(Opener),
-    /// Legacy tokens carry no counter: a copy resent under a new ID is told by its payload (each is unique here).
-    Legacy(LegacyKeys, std::collections::HashSet<Vec<u8>>),
+/// What is published when.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Always more than the relay can send.
+    Unlimited,
+    /// One reading every this long, for this many hours.
+    Every(Duration, u32),
 }
 
-impl Check {
-    /// Readings in a new token; 0 for a token the replay guard has seen (it is confirmed all the same).
-    fn readings(&mut self, token: &[u8]) -> u64 {
+impl Load {
+    fn hours(self) -> u32 {
         match self {
-            Check::Envelope(opener) => match opener.open(token) {
-                Ok(opened) => opened.readings.len() as u64,
-                Err(OpenError::Replay(ReplayError::Replayed { .. })) => 0,
-                Err(e) => panic!("gateway refused a token: {e}"),
-            },
-            Check::Legacy(keys, seen) => {
-                let payload = legacy::open(keys, token).unwrap();
-                assert!(payload.starts_with(br#"{"id":"sensor"#));
-                u64::from(seen.insert(payload))
-            }
+            Load::Unlimited => 1,
+            Load::Every(_, hours) => hours,
+        }
+    }
+
+    /// Publishing time of reading `i`.
+    fn at(self, i: u64, now: Duration) -> Duration {
+        match self {
+            Load::Unlimited => now,
+            Load::Every(interval, _) => interval * i as u32,
         }
     }
 }
 
 struct Outcome {
-    mode: Mode,
-    loss: f64,
     tokens: u64,
     readings: u64,
     token_bytes: u64,
-    /// Token size → tokens of that size.
-    sizes: BTreeMap<usize, u64>,
-    /// Data frames sent, retries included.
     frames_sent: u64,
     airtime: Duration,
-    budget: Duration,
-    gateway_readings: u64,
-    gateway: ReceiverStats,
+    /// (publishing index, age at the gateway) of every reading the gateway output.
+    ages: Vec<(u64, Duration)>,
     real: Duration,
     /// Size of the token one reading alone would make, when it does not fit a frame (nothing was sent).
     unfit: Option<usize>,
@@ -232,19 +273,11 @@ impl Outcome {
     fn readings_per_frame(&self) -> f64 {
         self.readings as f64 / self.tokens as f64
     }
-
-    /// The most common token size.
-    fn typical_size(&self) -> usize {
-        self.sizes
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(size, _)| *size)
-            .unwrap()
-    }
 }
 
-fn run(mode: Mode, loss: f64) -> Outcome {
+fn run(mode: Mode, loss: f64, sf: u8, load: Load) -> Outcome {
     let started = Instant::now();
+    let end = HOUR * load.hours();
     let channel = SimChannel::new(ChannelConfig {
         seed: 868,
         loss,
@@ -256,59 +289,73 @@ fn run(mode: Mode, loss: f64) -> Outcome {
     let relay_chip = channel.add_chip_for(&me);
 
     let ring = KeyRing::generate(1).unwrap();
-    let (mut tokens, mut check) = match mode.encoding {
-        Some(encoding) => (
-            Tokens::Envelope {
-                sealer: Sealer::new(
-                    &ring,
-                    u32::from(RELAY),
-                    MemoryCounter::starting_at(u32::from(RELAY), FIRST_COUNTER),
-                ),
-                encoding,
-                max_batch: mode.max_batch,
-            },
-            Check::Envelope(Opener::new(ring, ReplayGuard::default())),
-        ),
-        None => (
-            Tokens::Legacy(LegacyKeys::default()),
-            Check::Legacy(LegacyKeys::default(), Default::default()),
-        ),
+    let mut sealer = Sealer::new(
+        &ring,
+        u32::from(RELAY),
+        MemoryCounter::starting_at(u32::from(RELAY), FIRST_COUNTER),
+    );
+    let mut check = match mode.rule {
+        Rule::Legacy => Check::Legacy(LegacyKeys::default(), HashSet::new()),
+        _ => Check::Envelope(Opener::new(ring, ReplayGuard::default())),
     };
 
     let stop = Arc::new(AtomicBool::new(false));
     let gateway = {
-        let stop = stop.clone();
+        let (stop, clock) = (stop.clone(), channel.clone());
         std::thread::spawn(move || {
-            let mut rx = LinkReceiver::new(reliable(gateway_chip, GATEWAY, 1)).with_peers(&[RELAY]);
-            let mut readings = 0;
+            let mut rx =
+                LinkReceiver::new(reliable(gateway_chip, GATEWAY, 1, sf)).with_peers(&[RELAY]);
+            let mut output = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 if let Some(r) = rx.receive(Duration::from_secs(10)).unwrap() {
-                    readings += check.readings(&r.token);
+                    for payload in check.payloads(&r.token) {
+                        output.push((index_of(&payload), clock.now()));
+                    }
                     rx.confirm(&r).unwrap();
                 }
             }
-            (readings, rx.stats())
+            output
         })
     };
 
-    let link = reliable(relay_chip, RELAY, 2);
     let sleeper = me.clone();
     let time = channel.clone();
     let mut tx = LinkSender::new(
-        link,
+        reliable(relay_chip, RELAY, 2, sf),
         GATEWAY,
         SendPolicy::default(),
         move |d| sleeper.sleep(d),
         3,
     )
-    .with_stop(move || time.now() >= HOUR);
+    .with_stop(move || time.now() >= end);
 
-    let (mut head, mut delivered, mut token_bytes) = (0u64, 0u64, 0u64);
-    let mut sizes = BTreeMap::new();
+    // Published and not yet acknowledged, oldest first: (publishing index, reading).
+    let mut pending: Vec<(u64, Reading)> = Vec::new();
+    let mut next = 0u64;
+    let publish = |pending: &mut Vec<(u64, Reading)>, next: &mut u64, now: Duration| {
+        while load.at(*next, now) <= now && pending.len() < CANDIDATES {
+            let (topic, data) = published(*next);
+            let time = START_UNIX + load.at(*next, now).as_secs();
+            pending.push((*next, Reading::new(topic, time, data)));
+            *next += 1;
+        }
+    };
+    let (mut delivered, mut readings, mut token_bytes) = (0u64, 0u64, 0u64);
     let mut unfit = None;
-    'hour: while channel.now() < HOUR {
+    'run: while channel.now() < end {
+        publish(&mut pending, &mut next, channel.now());
+        if pending.is_empty() {
+            me.sleep(load.at(next, channel.now()) - channel.now());
+            continue;
+        }
+        match tx.wait_for_budget(MAX_TOKEN_LEN) {
+            Ok(()) => {}
+            Err(SendError::Stopped) => break,
+            Err(e) => panic!("{}: {e}", mode.name),
+        }
+        publish(&mut pending, &mut next, channel.now());
         let iat = START_UNIX + channel.now().as_secs();
-        let (token, n) = match tokens.next(head, iat) {
+        let (token, chosen) = match next_token(mode, &mut sealer, &pending, iat) {
             Ok(next) => next,
             Err(size) => {
                 // The relay drops a reading that cannot fit any frame: this mode carries none.
@@ -319,68 +366,64 @@ fn run(mode: Mode, loss: f64) -> Outcome {
         loop {
             match tx.send(&token) {
                 Ok(_) => {
-                    if channel.now() <= HOUR {
-                        head += n;
+                    if channel.now() <= end {
                         delivered += 1;
+                        readings += chosen.len() as u64;
                         token_bytes += token.len() as u64;
-                        *sizes.entry(token.len()).or_insert(0) += 1;
+                    }
+                    for &i in chosen.iter().rev() {
+                        pending.remove(i);
                     }
                     break;
                 }
                 // The relay keeps the token staged and sends it again, byte for byte.
                 Err(SendError::Silent { .. }) => continue,
-                // The hour ended during a duty-cycle wait or a back-off.
-                Err(SendError::Stopped) => break 'hour,
+                // The run ended during a duty-cycle wait or a back-off.
+                Err(SendError::Stopped) => break 'run,
                 Err(e) => panic!("{}: {e}", mode.name),
             }
         }
     }
     let limiter = tx.link().datagram().limiter().unwrap();
-    let (airtime, budget) = (limiter.used(HOUR), limiter.budget());
+    let airtime = limiter.used(end);
+    assert!(airtime <= limiter.budget());
     let frames_sent = tx.link().datagram().stats().sent;
-    assert!(airtime <= budget);
 
     drop(tx);
     drop(me);
     stop.store(true, Ordering::SeqCst);
-    let (gateway_readings, gateway_stats) = gateway.join().unwrap();
-    // Everything acknowledged in the hour reached the gateway intact (it may have stored one more token,
-    // whose ACK came after the hour).
-    assert!(gateway_readings >= head, "{}", mode.name);
-    assert!(gateway_readings <= head + MAX_BATCH as u64, "{}", mode.name);
+    let output = gateway.join().unwrap();
+    // Everything acknowledged reached the gateway intact, once (it may have output one token more, whose ACK
+    // came after the end).
+    let unique: HashSet<u64> = output.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        unique.len(),
+        output.len(),
+        "{}: a reading output twice",
+        mode.name
+    );
+    assert!(output.len() as u64 >= readings, "{}", mode.name);
+    let ages = output
+        .into_iter()
+        .map(|(i, at)| (i, at - load.at(i, Duration::ZERO)))
+        .collect();
     Outcome {
-        mode,
-        loss,
         tokens: delivered,
-        readings: head,
+        readings,
         token_bytes,
-        sizes,
         frames_sent,
         airtime,
-        budget,
-        gateway_readings,
-        gateway: gateway_stats,
+        ages,
         real: started.elapsed(),
         unfit,
     }
 }
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let modem = ModemConfig::RADIOHEAD_DEFAULT;
+fn print_header() {
     println!(
-        "readings per hour, one relay, EU868 868.0 MHz, 1 % duty cycle (36 s of air per hour), SF{} BW125 CR4/5, \
-         RadioHead defaults; sensor reading {} bytes: {}",
-        modem.spreading_factor.value(),
-        backlog(0).1.len(),
-        String::from_utf8(backlog(0).1).unwrap(),
-    );
-    println!();
-    println!(
-        "{:<22} {:>5} {:>8} {:>9} {:>8} {:>10} {:>5} {:>9} {:>8} | {:>8} {:>10}",
+        "{:<22} {:>4} {:>5} {:>8} {:>9} {:>8} {:>10} {:>5} {:>9} {:>9}",
         "mode",
+        "SF",
         "loss",
         "B/frame",
         "rdg/frame",
@@ -388,89 +431,128 @@ fn main() {
         "readings/h",
         "tx",
         "air s/36",
-        "ms/frame",
-        "formula",
-        "readings/h",
+        "x legacy"
     );
-    let mut outcomes = Vec::new();
-    for loss in LOSSES {
+}
+
+fn print_row(mode: Mode, sf: u8, loss: f64, o: &Outcome, legacy: u64) {
+    if let Some(size) = o.unfit {
+        println!(
+            "{:<22} {:>4} {:>4.0}%  one reading alone makes a {size}-byte token > {MAX_TOKEN_LEN}: no frame \
+             carries it (the relay drops such readings), 0 readings/h",
+            mode.name,
+            sf,
+            loss * 100.0,
+        );
+        return;
+    }
+    println!(
+        "{:<22} {:>4} {:>4.0}% {:>8.1} {:>9.2} {:>8} {:>10} {:>5} {:>9.2} {:>8.2}x",
+        mode.name,
+        sf,
+        loss * 100.0,
+        o.bytes_per_frame(),
+        o.readings_per_frame(),
+        o.tokens,
+        o.readings,
+        o.frames_sent,
+        o.airtime.as_secs_f64(),
+        o.readings as f64 / legacy as f64,
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mut real = Duration::ZERO;
+    let mut hours = 0;
+    let mut measure = |mode: Mode, loss: f64, sf: u8, load: Load| {
+        let o = run(mode, loss, sf, load);
+        real += o.real;
+        hours += load.hours();
+        o
+    };
+    println!(
+        "readings per hour, one relay, EU868 868.0 MHz, 1 % duty cycle (36 s of air per hour), BW125 CR4/5, \
+         RadioHead defaults; five sensors' readings of {} bytes: {}",
+        published(0).1.len(),
+        String::from_utf8(published(0).1).unwrap(),
+    );
+    println!();
+    print_header();
+    let mut legacy_sf7 = [0u64; 2];
+    for (l, loss) in LOSSES.into_iter().enumerate() {
+        let legacy = measure(LEGACY, loss, 7, Load::Unlimited);
+        legacy_sf7[l] = legacy.readings;
         for mode in MODES {
-            let o = run(mode, loss);
-            if let Some(size) = o.unfit {
-                println!(
-                    "{:<22} {:>4.0}%  one reading alone makes a {size}-byte token > {MAX_TOKEN_LEN}: no frame carries it \
-                     (the relay drops such readings), 0 readings/h",
-                    o.mode.name,
-                    o.loss * 100.0,
-                );
-                outcomes.push(o);
-                continue;
-            }
-            let size = o.typical_size();
-            let report = airtime_report(size, &modem, DutyCycle::ONE_PERCENT).unwrap();
-            let toa = time_on_air(&modem, size + RADIO_HEADER);
-            assert_eq!(report.time_on_air, toa);
-            println!(
-                "{:<22} {:>4.0}% {:>8.1} {:>9.2} {:>8} {:>10} {:>5} {:>9.2} {:>8.1} | {:>8} {:>10.0}",
-                o.mode.name,
-                o.loss * 100.0,
-                o.bytes_per_frame(),
-                o.readings_per_frame(),
-                o.tokens,
-                o.readings,
-                o.frames_sent,
-                o.airtime.as_secs_f64(),
-                toa.as_secs_f64() * 1000.0,
-                report.frames_per_hour,
-                report.frames_per_hour as f64 * o.readings_per_frame(),
-            );
-            outcomes.push(o);
+            let o = match mode.rule {
+                Rule::Legacy => &legacy,
+                _ => &measure(mode, loss, 7, Load::Unlimited),
+            };
+            print_row(mode, 7, loss, o, legacy.readings);
         }
         println!();
     }
+    for sf in [9, 12] {
+        for loss in LOSSES {
+            let legacy = measure(LEGACY, loss, sf, Load::Unlimited);
+            print_row(
+                TMC,
+                sf,
+                loss,
+                &measure(TMC, loss, sf, Load::Unlimited),
+                legacy.readings,
+            );
+            print_row(LEGACY, sf, loss, &legacy, legacy.readings);
+        }
+    }
+    println!();
+    println!(
+        "B/frame: token bytes (+4 RadioHead header on air); tx: data frames sent incl. retries; air s/36: relay \
+         time on air in the hour of the 36 s budget; x legacy: readings/h over the legacy row's (same SF and loss)"
+    );
 
+    let goal = GOAL * legacy_sf7[0];
+    let interval = HOUR / goal as u32;
+    println!();
+    println!(
+        "latency at the goal load: {goal} readings/h ({GOAL} x legacy at SF7), one every {:.2} s from the five \
+         sensors in turn, SF7; age = output at the gateway - publishing, of the readings output in hour 3 of 3",
+        interval.as_secs_f64()
+    );
+    println!(
+        "{:<22} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "mode", "loss", "readings", "rdg/frame", "median s", "p99 s", "max s"
+    );
     for loss in LOSSES {
-        let find = |name: &str| {
-            outcomes
-                .iter()
-                .find(|o| o.loss == loss && o.mode.name == name)
-                .unwrap()
-        };
-        let tmc = find(MODES[0].name);
-        let old = find(MODES[3].name);
+        let o = measure(TMC, loss, 7, Load::Every(interval, 3));
+        let mut ages: Vec<Duration> = o
+            .ages
+            .iter()
+            .filter(|(i, age)| interval * *i as u32 + *age >= HOUR * 2)
+            .map(|(_, age)| *age)
+            .collect();
+        ages.sort();
+        assert!(!ages.is_empty());
         println!(
-            "{:>3.0}% loss: TMC packed+batched / legacy ASCII = {} / {} readings/h = {:.2}x",
+            "{:<22} {:>4.0}% {:>10} {:>9.2} {:>9.1} {:>9.1} {:>9.1}",
+            TMC.name,
             loss * 100.0,
-            tmc.readings,
-            old.readings,
-            tmc.readings as f64 / old.readings as f64,
+            ages.len(),
+            o.readings_per_frame(),
+            percentile(&ages, 0.5).as_secs_f64(),
+            percentile(&ages, 0.99).as_secs_f64(),
+            ages.last().unwrap().as_secs_f64(),
         );
     }
     println!();
     println!(
-        "B/frame: token bytes (+{RADIO_HEADER} RadioHead header on air); tx: data frames sent incl. retries; \
-         air s/36: relay time on air in the hour of the {} s budget; formula: tmc_radio::airtime_report frames/h \
-         for the most common frame size (first attempts only), times rdg/frame.",
-        outcomes[0].budget.as_secs()
-    );
-    let opened: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.unfit.is_none())
-        .map(|o| {
-            format!(
-                "{} ({} link retries)",
-                o.gateway_readings, o.gateway.retries
-            )
-        })
-        .collect();
-    println!(
-        "gateway opened and confirmed, in table order (includes a token in flight at 3600 s): {}",
-        opened.join(", ")
-    );
-    let real: Duration = outcomes.iter().map(|o| o.real).sum();
-    println!(
-        "{} simulated hours in {:.2} s of real time",
-        outcomes.len(),
+        "{hours} simulated hours in {:.2} s of real time",
         real.as_secs_f64()
     );
 }

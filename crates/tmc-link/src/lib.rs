@@ -164,6 +164,9 @@ pub struct LinkSender<R, C, W> {
     stats: SenderStats,
     stop: Option<Box<dyn Fn() -> bool + Send>>,
     header_ids: Option<HeaderIdFile>,
+    /// Clock instant before which [`Self::wait_for_budget`] keeps the next token back: the off time of the
+    /// airtime the last send spent.
+    paced_until: Option<Duration>,
 }
 
 impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
@@ -184,6 +187,7 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
             stats: SenderStats::default(),
             stop: None,
             header_ids: None,
+            paced_until: None,
         }
     }
 
@@ -213,17 +217,25 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
         self.stats
     }
 
-    /// Waits (as a send would, counted as a duty-cycle wait) until the budget lets a frame carrying
-    /// `token_len` bytes start. A relay waits so before it chooses a token's readings, so that readings
-    /// arriving during the wait join the token instead of following in another frame. Returns at once when
-    /// such a frame exceeds the whole budget (the send reports that); [`SendError::Stopped`] once a stop is
-    /// requested.
+    /// Waits (counted as a duty-cycle wait) until the budget lets a frame carrying `token_len` bytes start
+    /// and the last send's airtime is paid off at the duty-cycle rate ([`DutyCycleLimiter::off_time`]).
+    ///
+    /// A relay waits so before it chooses a token's readings: readings that arrive meanwhile join the token
+    /// instead of following in frames of their own, and the budget is spent evenly over the hour. Spent in
+    /// bursts, it would come back in bursts, and a steady load would wait up to an hour for its turn.
+    /// A frame that exceeds the whole budget is not waited for (the send reports it). Returns
+    /// [`SendError::Stopped`] once a stop is requested.
     pub fn wait_for_budget(&mut self, token_len: usize) -> Result<(), SendError> {
-        let wait = match self.link.datagram().duty_cycle_wait(token_len) {
+        let budget = match self.link.datagram().duty_cycle_wait(token_len) {
             Ok(wait) => wait,
             Err(LinkError::ExceedsBudget(_)) => Duration::ZERO,
             Err(e) => return Err(e.into()),
         };
+        let now = self.link.datagram().clock().now();
+        let pace = self
+            .paced_until
+            .map_or(Duration::ZERO, |until| until.saturating_sub(now));
+        let wait = budget.max(pace);
         if !wait.is_zero() {
             let mut total = Duration::ZERO;
             self.duty_wait(wait, &mut total);
@@ -236,6 +248,21 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
 
     /// Sends `token` and waits for the gateway's ACK; see the module docs.
     pub fn send(&mut self, token: &[u8]) -> Result<Delivered, SendError> {
+        let sent_before = self.link.datagram().stats().sent;
+        let result = self.send_rounds(token);
+        let datagram = self.link.datagram();
+        if let Some(limiter) = datagram.limiter() {
+            let frames = datagram.stats().sent - sent_before;
+            let airtime = datagram
+                .radio()
+                .time_on_air(tmc_radio::frame::HEADER_LEN + token.len())
+                * u32::try_from(frames).unwrap_or(u32::MAX);
+            self.paced_until = Some(datagram.clock().now() + limiter.off_time(airtime));
+        }
+        result
+    }
+
+    fn send_rounds(&mut self, token: &[u8]) -> Result<Delivered, SendError> {
         let mut rounds = 0u32;
         let mut duty_cycle_wait = Duration::ZERO;
         let mut backoff_total = Duration::ZERO;

@@ -174,3 +174,30 @@ fn waiting_for_the_budget_before_choosing_a_token_sends_nothing_and_then_the_fra
     ));
     assert_eq!(clock.now(), Duration::ZERO);
 }
+
+#[test]
+fn after_a_send_the_next_token_waits_out_99_times_its_airtime_at_one_percent() {
+    let clock = ScriptedClock::new();
+    let limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+    assert_eq!(limiter.off_time(FRAME), FRAME * 99);
+    let wait = {
+        let clock = clock.clone();
+        move |d: Duration| clock.advance(d)
+    };
+    let policy = SendPolicy {
+        rounds: 1,
+        ..SendPolicy::default()
+    };
+    let mut sender = LinkSender::new(link(&clock, limiter), GATEWAY, policy, wait, 1);
+    // Nothing sent yet: no wait.
+    sender.wait_for_budget(200).unwrap();
+    assert_eq!(clock.now(), Duration::ZERO);
+    // A silent gateway: the frame and three retries, 240 ms on air.
+    let _ = sender.send(b"token");
+    let sent_at = clock.now();
+    sender.wait_for_budget(200).unwrap();
+    assert_eq!(clock.now() - sent_at, FRAME * 4 * 99);
+    // Paid off: the next wait is zero.
+    sender.wait_for_budget(200).unwrap();
+    assert_eq!(clock.now() - sent_at, FRAME * 4 * 99);
+}

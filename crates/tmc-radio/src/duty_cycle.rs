@@ -124,6 +124,14 @@ impl DutyCycleLimiter {
         self.budget
     }
 
+    /// How long a sender that wants to spread its budget evenly stays quiet after `airtime` on air:
+    /// `airtime` × (1 / duty cycle − 1), the off-time rule (99 × the airtime at 1 %). Spent in bursts, a
+    /// sliding window's budget comes back in the same bursts an hour later; paced, it comes back steadily.
+    pub fn off_time(&self, airtime: Duration) -> Duration {
+        let quiet = self.window.saturating_sub(self.budget);
+        airtime.mul_f64(quiet.as_secs_f64() / self.budget.as_secs_f64())
+    }
+
     /// Time on air spent in the window that ends at `now`.
     pub fn used(&self, now: Duration) -> Duration {
         self.used_in_window_ending(self.shifted(now))
