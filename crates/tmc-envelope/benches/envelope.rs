@@ -32,6 +32,29 @@ fn batch(n: usize) -> Vec<Reading> {
         .collect()
 }
 
+/// The firmware's reading from `sensor`, the `k`-th of a run.
+fn firmware(sensor: usize, k: usize) -> Reading {
+    Reading::new(
+        format!("sensors/sensor{sensor}/reading"),
+        IAT - 15 * k as u64,
+        format!(
+            r#"{{"id":"sensor{sensor}","seq":{},"adc":{}}}"#,
+            17 + k,
+            100 + (412 + k * 37) % 900
+        ),
+    )
+}
+
+/// `n` readings of five sensors in turn (`interleaved`) or of one.
+fn firmware_batch(n: usize, interleaved: bool) -> Vec<Reading> {
+    (0..n)
+        .map(|i| match interleaved {
+            true => firmware(1 + i % 5, i / 5),
+            false => firmware(1, i),
+        })
+        .collect()
+}
+
 fn sealer(counter: u32) -> Sealer<MemoryCounter> {
     Sealer::new(&ring(), SENDER, MemoryCounter::starting_at(SENDER, counter))
 }
@@ -62,6 +85,28 @@ fn print_size_table() {
         .len()
         + RADIO_HEADER;
     println!("| 1 | legacy (ASCII + NUL) | 1, {legacy} | - | - |\n");
+
+    let one = &firmware_batch(1, false)[0];
+    println!(
+        "Packed token size, the firmware's {}-byte readings on sensors/<id>/reading (batch layout as encode chooses it)",
+        one.data.len()
+    );
+    println!("| readings | sensors | batch layout | plaintext bytes | token bytes | plaintext bytes per reading |");
+    println!("|---|---|---|---|---|---|");
+    for (n, interleaved) in [(1, false), (2, false), (8, false), (26, false), (10, true), (20, true)] {
+        let readings = firmware_batch(n, interleaved);
+        let plaintext = tmc_envelope::reading::encode(&readings, IAT);
+        let version = if plaintext[0] == 0 { 2 } else { 1 };
+        let token = s.on_air_size(&readings, IAT, Encoding::Packed);
+        let fits = if token <= MAX_TOKEN_LEN { "" } else { " (over a frame)" };
+        println!(
+            "| {n} | {} | {version} | {} | {token}{fits} | {:.1} |",
+            if interleaved { 5 } else { 1 },
+            plaintext.len(),
+            plaintext.len() as f64 / n as f64
+        );
+    }
+    println!();
 }
 
 fn seal_and_open(c: &mut Criterion) {
@@ -97,6 +142,21 @@ fn seal_and_open(c: &mut Criterion) {
             group.finish();
         }
     }
+    // The relay's work per token at capacity: choosing from 256 queued readings of five sensors, then
+    // sealing the chosen ones.
+    let queue = firmware_batch(256, true);
+    let s = sealer(1000);
+    let chosen = s.choose(&queue, IAT, Encoding::Packed, 64);
+    let readings: Vec<Reading> = chosen.iter().map(|&i| queue[i].clone()).collect();
+    let mut group = c.benchmark_group(format!("firmware/{}-of-256", chosen.len()));
+    group.bench_function("choose", |b| {
+        b.iter(|| s.choose(black_box(&queue), IAT, Encoding::Packed, 64))
+    });
+    let mut s = sealer(0);
+    group.bench_function("seal", |b| {
+        b.iter(|| s.seal(black_box(&readings), IAT, Encoding::Packed).unwrap())
+    });
+    group.finish();
     let frame = legacy::seal(&LegacyKeys::default(), &[b'x'; READING_LEN]).unwrap();
     c.bench_function("legacy/open", |b| {
         b.iter(|| legacy::open(&LegacyKeys::default(), black_box(&frame)).unwrap())
