@@ -93,12 +93,23 @@ fn print_size_table() {
     );
     println!("| readings | sensors | batch layout | plaintext bytes | token bytes | plaintext bytes per reading |");
     println!("|---|---|---|---|---|---|");
-    for (n, interleaved) in [(1, false), (2, false), (8, false), (26, false), (10, true), (20, true)] {
+    for (n, interleaved) in [
+        (1, false),
+        (2, false),
+        (8, false),
+        (26, false),
+        (10, true),
+        (20, true),
+    ] {
         let readings = firmware_batch(n, interleaved);
         let plaintext = tmc_envelope::reading::encode(&readings, IAT);
         let version = if plaintext[0] == 0 { 2 } else { 1 };
         let token = s.on_air_size(&readings, IAT, Encoding::Packed);
-        let fits = if token <= MAX_TOKEN_LEN { "" } else { " (over a frame)" };
+        let fits = if token <= MAX_TOKEN_LEN {
+            ""
+        } else {
+            " (over a frame)"
+        };
         println!(
             "| {n} | {} | {version} | {} | {token}{fits} | {:.1} |",
             if interleaved { 5 } else { 1 },
