@@ -36,13 +36,7 @@ fn a_backlog_of_fifty_readings_from_five_sensors_goes_out_in_at_most_eight_token
     let output = h.wait_for_output(50, WAIT);
     let (_, out, extra) = common::verify(&acknowledged, &output);
     assert_eq!((out, extra), (50, 0));
-    for (sensor, seq, payload) in &output {
-        assert_eq!(
-            payload.as_bytes(),
-            tmc_sensor_sim::payload(sensor, *seq),
-            "{sensor} #{seq}"
-        );
-    }
+    common::assert_payloads_as_sent(&output);
     let status = h.wait_for_relay(WAIT, |s| {
         s["service"]["link"]["readings_delivered"].as_u64() == Some(50)
     });

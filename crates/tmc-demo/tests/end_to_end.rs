@@ -39,13 +39,7 @@ fn a_thousand_readings_from_five_sensors_arrive_exactly_once_in_order() {
     eprintln!("acknowledged {acked}, output {out}, output without acknowledgement {extra}");
     assert_eq!((out, extra), (1000, 0));
     // Byte-identical to the node's payload: {"id":…,"seq":…,"adc":adc(id, seq)}.
-    for (sensor, seq, payload) in &output {
-        assert_eq!(
-            payload.as_bytes(),
-            tmc_sensor_sim::payload(sensor, *seq),
-            "{sensor} #{seq}"
-        );
-    }
+    common::assert_payloads_as_sent(&output);
     // Each sensor connected with its certificate as identity, over MQTT 3.1.1 (mosquitto's "p2").
     let log = broker.log_text();
     for name in &h.files.sensors {

@@ -49,6 +49,34 @@ fn link(
     ReliableDatagram::new(datagram, ReliableConfig::default(), 7)
 }
 
+/// A sender of one round per send, whose waits advance `clock`.
+fn one_round_sender(
+    clock: &ScriptedClock,
+    limiter: DutyCycleLimiter,
+) -> LinkSender<ScriptedRadio, ScriptedClock, impl tmc_link::Wait> {
+    let wait = {
+        let clock = clock.clone();
+        move |d: Duration| clock.advance(d)
+    };
+    let policy = SendPolicy {
+        rounds: 1,
+        ..SendPolicy::default()
+    };
+    LinkSender::new(link(clock, limiter), GATEWAY, policy, wait, 1)
+}
+
+/// 1 % of a 100 s window (1 s), restored from a ledger that holds 1 s used 10 s ago.
+fn spent_limiter(clock: &ScriptedClock) -> DutyCycleLimiter {
+    let ledger = [PastTransmission {
+        age: Duration::from_secs(10),
+        airtime: Duration::from_secs(1),
+    }];
+    let mut limiter =
+        DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(100));
+    limiter.restore(clock.now(), &ledger);
+    limiter
+}
+
 #[test]
 fn every_transmission_to_a_silent_gateway_is_seen_before_the_send_returns() {
     let clock = ScriptedClock::new();
@@ -95,25 +123,8 @@ fn every_transmission_to_a_silent_gateway_is_seen_before_the_send_returns() {
 
 #[test]
 fn a_sender_restored_from_a_spent_ledger_waits_for_the_budget() {
-    // 1 % of 100 s is 1 s; the ledger of the process before holds 1 s used 10 s ago.
-    let window = Duration::from_secs(100);
-    let ledger = [PastTransmission {
-        age: Duration::from_secs(10),
-        airtime: Duration::from_secs(1),
-    }];
     let clock = ScriptedClock::new();
-    let mut limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, window);
-    limiter.restore(clock.now(), &ledger);
-    let link = link(&clock, limiter);
-    let wait = {
-        let clock = clock.clone();
-        move |d: Duration| clock.advance(d)
-    };
-    let policy = SendPolicy {
-        rounds: 1,
-        ..SendPolicy::default()
-    };
-    let mut sender = LinkSender::new(link, GATEWAY, policy, wait, 1);
+    let mut sender = one_round_sender(&clock, spent_limiter(&clock));
     let _ = sender.send(b"token");
     let stats = sender.stats();
     // The spent second ran from −10 s to −9 s: a 60 ms frame starting at t fits once no more than 940 ms of it
@@ -126,25 +137,8 @@ fn a_sender_restored_from_a_spent_ledger_waits_for_the_budget() {
 #[test]
 fn waiting_for_the_budget_before_choosing_a_token_sends_nothing_and_then_the_frame_goes_at_once() {
     // As above: a 60 ms frame may start at 90 s.
-    let window = Duration::from_secs(100);
     let clock = ScriptedClock::new();
-    let mut limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, window);
-    limiter.restore(
-        clock.now(),
-        &[PastTransmission {
-            age: Duration::from_secs(10),
-            airtime: Duration::from_secs(1),
-        }],
-    );
-    let wait = {
-        let clock = clock.clone();
-        move |d: Duration| clock.advance(d)
-    };
-    let policy = SendPolicy {
-        rounds: 1,
-        ..SendPolicy::default()
-    };
-    let mut sender = LinkSender::new(link(&clock, limiter), GATEWAY, policy, wait, 1);
+    let mut sender = one_round_sender(&clock, spent_limiter(&clock));
     sender.wait_for_budget(200).unwrap();
     assert_eq!(clock.now(), Duration::from_secs(90));
     assert!(sender.link().datagram().radio().transmissions().is_empty());
@@ -159,7 +153,8 @@ fn waiting_for_the_budget_before_choosing_a_token_sends_nothing_and_then_the_fra
 
     // A frame longer than the whole budget: no wait (the send reports it); a stop request: Stopped.
     let clock = ScriptedClock::new();
-    let tiny = DutyCycleLimiter::with_window(DutyCycle::from_ppm(100).unwrap(), window); // 10 ms of 100 s
+    let tiny =
+        DutyCycleLimiter::with_window(DutyCycle::from_ppm(100).unwrap(), Duration::from_secs(100)); // 10 ms of 100 s
     let mut sender = LinkSender::new(
         link(&clock, tiny),
         GATEWAY,
@@ -180,15 +175,7 @@ fn after_a_send_the_next_token_waits_out_99_times_its_airtime_at_one_percent() {
     let clock = ScriptedClock::new();
     let limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
     assert_eq!(limiter.off_time(FRAME), FRAME * 99);
-    let wait = {
-        let clock = clock.clone();
-        move |d: Duration| clock.advance(d)
-    };
-    let policy = SendPolicy {
-        rounds: 1,
-        ..SendPolicy::default()
-    };
-    let mut sender = LinkSender::new(link(&clock, limiter), GATEWAY, policy, wait, 1);
+    let mut sender = one_round_sender(&clock, limiter);
     // Nothing sent yet: no wait.
     sender.wait_for_budget(200).unwrap();
     assert_eq!(clock.now(), Duration::ZERO);

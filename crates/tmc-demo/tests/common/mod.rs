@@ -209,6 +209,17 @@ pub fn verify(
     (acknowledged.len(), output.len(), extra)
 }
 
+/// Checks every output payload is byte for byte what the node code sends for that sensor and seq.
+pub fn assert_payloads_as_sent(output: &[(String, u64, String)]) {
+    for (sensor, seq, payload) in output {
+        assert_eq!(
+            payload.as_bytes(),
+            tmc_sensor_sim::payload(sensor, *seq),
+            "{sensor} #{seq}"
+        );
+    }
+}
+
 /// A second, plain-TCP mosquitto on 127.0.0.1 standing in for the upstream broker cluster.
 pub struct Upstream {
     pub port: u16,
