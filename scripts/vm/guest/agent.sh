@@ -97,6 +97,13 @@ if [ -z "$left" ] && [ -f /boot/tmc.toml ]; then pass "boot partition" "no secre
 finish() {
   info finish "waiting for the host"
   wait_until 900 test -e "$SHARE/finish"
+  # The service's memory after the run, on this VM's architecture (the Pi's with VM_ARCH=arm64).
+  for u in tmc-relay tmc-receiver; do
+    pid=$(systemctl show -p MainPID --value "$u" 2>/dev/null)
+    if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/status" ]; then
+      info "footprint $u" "$(uname -m): $(grep -E '^Vm(RSS|HWM):' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
+    fi
+  done
   journalctl -b -o short-monotonic > "$SHARE/$ROLE.$BOOT.journal" 2>&1
   systemctl poweroff
   exit 0
