@@ -218,11 +218,13 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
     }
 
     /// Waits (counted as a duty-cycle wait) until the budget lets a frame carrying `token_len` bytes start
-    /// and the last send's airtime is paid off at the duty-cycle rate ([`DutyCycleLimiter::off_time`]).
+    /// and, once half the budget is used, until the last send's airtime is paid off at the duty-cycle rate
+    /// ([`DutyCycleLimiter::off_time`]).
     ///
     /// A relay waits so before it chooses a token's readings: readings that arrive meanwhile join the token
-    /// instead of following in frames of their own, and the budget is spent evenly over the hour. Spent in
-    /// bursts, it would come back in bursts, and a steady load would wait up to an hour for its turn.
+    /// instead of following in frames of their own, and under a heavy load the budget is spent evenly over
+    /// the hour. Spent in bursts, it would come back in bursts, and a steady load would wait up to an hour
+    /// for its turn.
     /// A frame that exceeds the whole budget is not waited for (the send reports it). Returns
     /// [`SendError::Stopped`] once a stop is requested.
     pub fn wait_for_budget(&mut self, token_len: usize) -> Result<(), SendError> {
@@ -231,10 +233,16 @@ impl<R: PacketRadio, C: Clock, W: Wait> LinkSender<R, C, W> {
             Err(LinkError::ExceedsBudget(_)) => Duration::ZERO,
             Err(e) => return Err(e.into()),
         };
-        let now = self.link.datagram().clock().now();
-        let pace = self
-            .paced_until
-            .map_or(Duration::ZERO, |until| until.saturating_sub(now));
+        let datagram = self.link.datagram();
+        let now = datagram.clock().now();
+        // Pacing matters only once the budget runs short: a light load goes out at once.
+        let short = datagram
+            .limiter()
+            .is_some_and(|l| l.used(now) * 2 >= l.budget());
+        let pace = match self.paced_until {
+            Some(until) if short => until.saturating_sub(now),
+            _ => Duration::ZERO,
+        };
         let wait = budget.max(pace);
         if !wait.is_zero() {
             let mut total = Duration::ZERO;

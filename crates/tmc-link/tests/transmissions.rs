@@ -171,20 +171,29 @@ fn waiting_for_the_budget_before_choosing_a_token_sends_nothing_and_then_the_fra
 }
 
 #[test]
-fn after_a_send_the_next_token_waits_out_99_times_its_airtime_at_one_percent() {
+fn once_half_the_budget_is_used_the_next_token_waits_out_99_times_the_last_sends_airtime() {
+    // 1 % of 40 s: 400 ms. A silent gateway: the frame and three retries, 240 ms on air, over half of it.
     let clock = ScriptedClock::new();
-    let limiter = DutyCycleLimiter::new(DutyCycle::ONE_PERCENT);
+    let limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(40));
     assert_eq!(limiter.off_time(FRAME), FRAME * 99);
     let mut sender = one_round_sender(&clock, limiter);
     // Nothing sent yet: no wait.
-    sender.wait_for_budget(200).unwrap();
+    sender.wait_for_budget(20).unwrap();
     assert_eq!(clock.now(), Duration::ZERO);
-    // A silent gateway: the frame and three retries, 240 ms on air.
     let _ = sender.send(b"token");
     let sent_at = clock.now();
-    sender.wait_for_budget(200).unwrap();
+    sender.wait_for_budget(20).unwrap();
     assert_eq!(clock.now() - sent_at, FRAME * 4 * 99);
     // Paid off: the next wait is zero.
-    sender.wait_for_budget(200).unwrap();
+    sender.wait_for_budget(20).unwrap();
     assert_eq!(clock.now() - sent_at, FRAME * 4 * 99);
+
+    // The same send against a 1 s budget (100 s window) leaves over half of it: the next token goes at once.
+    let clock = ScriptedClock::new();
+    let limiter = DutyCycleLimiter::with_window(DutyCycle::ONE_PERCENT, Duration::from_secs(100));
+    let mut sender = one_round_sender(&clock, limiter);
+    let _ = sender.send(b"token");
+    let sent_at = clock.now();
+    sender.wait_for_budget(20).unwrap();
+    assert_eq!(clock.now(), sent_at);
 }
