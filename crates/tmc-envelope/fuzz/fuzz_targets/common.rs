@@ -1,5 +1,10 @@
-// Shared by the fuzz targets and the seed generator: the fixed key ring they use.
-use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Opener, ReplayGuard, Sealer};
+// Shared by the fuzz targets and the seed generator: the fixed key ring and the seed batches.
+// Each target uses a part of it.
+#![allow(dead_code)]
+use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Opener, Reading, ReplayGuard, Sealer};
+
+/// The issue time of the seed tokens and batches.
+pub const SEED_IAT: u64 = 1_763_766_000;
 
 pub fn ring() -> KeyRing {
     KeyRing::from_secrets(&[(1, [7u8; 32]), (2, [9u8; 32])]).expect("two keys")
@@ -29,12 +34,10 @@ pub fn check(data: &[u8]) {
     }
 }
 
-/// Valid tokens under `ring()`: the seed corpus (random bytes alone would rarely pass the MAC).
-#[allow(dead_code)]
-pub fn seeds(encoding: Encoding) -> Vec<Vec<u8>> {
-    use tmc_envelope::Reading;
-    let t = 1_763_766_000;
-    let batches: Vec<Vec<Reading>> = vec![
+/// Batches of the seed corpora: one topic, several topics, empty data, a full frame's worth.
+pub fn batches() -> Vec<Vec<Reading>> {
+    let t = SEED_IAT;
+    vec![
         vec![Reading::new("/esp8266", t, b"t=21.5".to_vec())],
         vec![
             Reading::new("/esp8266", t - 60, vec![0u8; 16]),
@@ -48,15 +51,38 @@ pub fn seeds(encoding: Encoding) -> Vec<Vec<u8>> {
         (0..8)
             .map(|i| Reading::new("/esp8266", t - 60 * i, vec![i as u8; 16]))
             .collect(),
-    ];
+    ]
+}
+
+/// The decode_batch input: an issue time (8 bytes, little-endian) and the plaintext after it.
+pub fn split_issue_time(data: &[u8]) -> Option<(u64, &[u8])> {
+    let (iat, plaintext) = data.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*iat), plaintext))
+}
+
+/// decode_batch seeds: each seed batch's plaintext behind its issue time, the inverse of
+/// `split_issue_time`.
+pub fn batch_seeds() -> Vec<Vec<u8>> {
+    batches()
+        .iter()
+        .map(|batch| {
+            let mut seed = SEED_IAT.to_le_bytes().to_vec();
+            seed.extend(tmc_envelope::reading::encode(batch, SEED_IAT));
+            seed
+        })
+        .collect()
+}
+
+/// Valid tokens under `ring()`: the seed corpus (random bytes alone would rarely pass the MAC).
+pub fn seeds(encoding: Encoding) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for (i, batch) in batches.iter().enumerate() {
+    for (i, batch) in batches().iter().enumerate() {
         let mut sealer = Sealer::new(
             &ring(),
             10 + i as u32,
             MemoryCounter::starting_at(10, 200 * i as u32),
         );
-        if let Ok(sealed) = sealer.seal(batch, t, encoding) {
+        if let Ok(sealed) = sealer.seal(batch, SEED_IAT, encoding) {
             out.push(sealed.bytes);
         }
     }

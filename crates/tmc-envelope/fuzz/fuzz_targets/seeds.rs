@@ -1,5 +1,5 @@
 //! Writes the seed corpora: valid tokens for open_packed and open_text, legacy frames for
-//! open_legacy. `make fuzz` runs it first.
+//! open_legacy, batch plaintexts for decode_batch. `make fuzz` runs it first.
 use std::fs;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
@@ -19,6 +19,7 @@ fn write(target: &str, seeds: Vec<Vec<u8>>) {
 fn main() {
     write("open_packed", common::seeds(Encoding::Packed));
     write("open_text", common::seeds(Encoding::Text));
+    write("decode_batch", common::batch_seeds());
     let keys = LegacyKeys::default();
     let legacy: Vec<Vec<u8>> = [&b"Temperature: 21.50 C"[..], b"0123456789abcdef", b"x"]
         .iter()
