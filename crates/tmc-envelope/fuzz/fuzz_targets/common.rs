@@ -51,6 +51,32 @@ pub fn batches() -> Vec<Vec<Reading>> {
         (0..8)
             .map(|i| Reading::new("/esp8266", t - 60 * i, vec![i as u8; 16]))
             .collect(),
+        // JSON readings: batch layout 2 (shapes, deltas, a decimal, a raw reading among them).
+        (0..6)
+            .map(|i| {
+                let sensor = 1 + i % 2;
+                let data = format!(
+                    r#"{{"id":"sensor{sensor}","seq":{},"adc":{}}}"#,
+                    17 + i,
+                    500 - 37 * i
+                );
+                Reading::new(
+                    format!("sensors/sensor{sensor}/reading"),
+                    t - 15 * i,
+                    data.into_bytes(),
+                )
+            })
+            .collect(),
+        vec![
+            Reading::new(
+                "/esp8266",
+                t,
+                br#"{"t":21.5,"h":40.25,"ok":"yes"}"#.to_vec(),
+            ),
+            Reading::new("/esp8266", t, br#"{"t":-0.5,"h":39.75,"ok":"no"}"#.to_vec()),
+            Reading::new("/esp8266", t, br#"{"t":21.5, "h":40.25}"#.to_vec()),
+            Reading::new("/esp8266", t + 1, br#"{"t":22,"err":"x,y"}"#.to_vec()),
+        ],
     ]
 }
 
