@@ -41,7 +41,11 @@ inherit cargo systemd useradd
 
 # Build only what goes on the image (not tmc-sensor-sim / tmc-demo).
 TMC_BINARIES = "tmc-relay tmc-receiver tmc-ap tmc-pki tmc-provision"
-CARGO_BUILD_FLAGS:append = " ${@' '.join('-p ' + b for b in d.getVar('TMC_BINARIES').split())}"
+# Without the default features: the only one is `sim` (tmc-relay, tmc-receiver), the simulated air for the demo
+# and the tests, which a board never uses; leaving it out keeps each service binary under 5 MB (README, "Binary
+# size"). Such a binary given `[radio] sim` refuses it, naming the feature. The VM test builds with it.
+TMC_FEATURE_FLAGS = "--no-default-features"
+CARGO_BUILD_FLAGS:append = " ${TMC_FEATURE_FLAGS} ${@' '.join('-p ' + b for b in d.getVar('TMC_BINARIES').split())}"
 # The workspace's release profile strips; let OE split debug symbols and strip instead.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
