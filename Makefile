@@ -119,7 +119,8 @@ recipe-check: deps
 VM_ARCH ?= arm64
 VM_BINARIES_arm64 := $(CURDIR)/target/debian/$(AARCH64)/release
 VM_BINARIES_amd64 := $(CURDIR)/target/release
-# what the VMs run: the recipe's binaries, the node's code as simulated sensors, the air bridge
+# what the VMs run: the recipe's binaries (with their default feature `sim`, which the recipe leaves out: the VMs'
+# radios are simulated air), the node's code as simulated sensors, the air bridge
 VM_PACKAGES := -p tmc-relay -p tmc-receiver -p tmc-ap -p tmc-pki -p tmc-provision -p tmc-sensor-sim -p tmc-radio-sim
 vm-binaries: deps
 ifeq ($(VM_ARCH),arm64)

@@ -12,8 +12,8 @@
 3. `cargo metadata --frozen` resolves the workspace against that directory only: a crate missing from the
    .inc fails here, named.
 4. Unless `--resolve-only`: `cargo build -v --frozen --target aarch64-unknown-linux-gnu --profile=release`
-   with the recipe's `TMC_BINARIES` as `-p` flags (its CARGO_BUILD_FLAGS) and `CARGO_PROFILE_RELEASE_STRIP=false`
-   (its export), with Debian's rustc; then every binary must exist.
+   with the recipe's `TMC_FEATURE_FLAGS` and its `TMC_BINARIES` as `-p` flags (its CARGO_BUILD_FLAGS) and
+   `CARGO_PROFILE_RELEASE_STRIP=false` (its export), with Debian's rustc; then every binary must exist.
 
 Exit status 0 when all of it passed, 1 with one `recipe-check: ...` line naming the problem otherwise.
 """
@@ -53,11 +53,16 @@ def read_inc(path):
     return listed
 
 
-def recipe_binaries(path):
-    match = re.search(r'^TMC_BINARIES\s*=\s*"([^"]+)"', path.read_text(encoding="utf-8"), re.M)
+def recipe_words(path, variable):
+    """The words of `VARIABLE = "..."` in the recipe."""
+    match = re.search(rf'^{variable}\s*=\s*"([^"]*)"', path.read_text(encoding="utf-8"), re.M)
     if not match:
-        raise CheckError(f"{path.name}: no TMC_BINARIES")
+        raise CheckError(f"{path.name}: no {variable}")
     return match.group(1).split()
+
+
+def recipe_binaries(path):
+    return recipe_words(path, "TMC_BINARIES")
 
 
 def cargo_home():
@@ -133,9 +138,9 @@ def resolve(cargo, env):
         raise CheckError(f"cargo metadata --frozen against the vendored crates failed:\n{out.stderr.strip()[-4000:]}")
 
 
-def build(cargo, env, binaries, target_dir):
+def build(cargo, env, binaries, feature_flags, target_dir):
     flags = ["-v", "--frozen", "--target", TARGET, "--profile=release",
-             f"--manifest-path={REPO / 'Cargo.toml'}"]
+             f"--manifest-path={REPO / 'Cargo.toml'}", *feature_flags]
     for b in binaries:
         flags += ["-p", b]
     run([cargo, "build", *flags], env=env, what="cargo build (the recipe's flags)")
@@ -162,6 +167,7 @@ def main():
     try:
         listed = read_inc(args.inc)
         binaries = recipe_binaries(args.recipe)
+        feature_flags = recipe_words(args.recipe, "TMC_FEATURE_FLAGS")
         fetch(args.cargo)
         home, vendor_dir, target_dir = work / "cargo_home", work / "cargo_home" / "bitbake", work / "target"
         vendor(listed, vendor_dir)
@@ -172,7 +178,7 @@ def main():
         print(f"recipe-check: {len(listed)} crates from tmc-crates.inc vendored as bitbake does; "
               f"the workspace resolves against them alone (--frozen)", flush=True)
         if not args.resolve_only:
-            made = build(args.cargo, env, binaries, target_dir)
+            made = build(args.cargo, env, binaries, feature_flags, target_dir)
             print(f"recipe-check: built offline for {TARGET} with the recipe's flags: {', '.join(made)}")
     except CheckError as e:
         print(f"recipe-check: {e}", file=sys.stderr)

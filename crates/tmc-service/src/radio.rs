@@ -10,6 +10,9 @@
 //!
 //! With `sim` and a `board`, the board's frequency, modem and duty cycle are simulated; with `sim` alone,
 //! RadioHead's defaults at 868.0 MHz and a 1 % duty cycle (the EU 868.0–868.6 MHz band).
+//!
+//! The simulated air needs the `sim` feature (the image's binaries are built without it, to keep them small):
+//! without it, a `sim` radio is [`RadioOpenError::SimNotBuilt`].
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +21,9 @@ use tmc_radio::{
     Clock, Datagram, DutyCycle, DutyCycleLimiter, PacketRadio, PacketRadioError, RadioConfig,
     RadioError, Reception, ReliableConfig, ReliableDatagram, StdClock,
 };
+#[cfg(feature = "sim")]
 use tmc_radio_sim::air::{self, AirLink, AirSpec};
+#[cfg(feature = "sim")]
 use tmc_radio_sim::{SimClock, SimSx1276};
 
 /// The `[radio]` table of a service's configuration (plain data, in tmc-config).
@@ -39,6 +44,8 @@ pub enum RadioOpenError {
     DutyCycle(String),
     #[error("[radio] sim: {0}")]
     Sim(String),
+    #[error("[radio] sim: this build has no simulated air (built without the `sim` feature of tmc-relay/tmc-receiver, as the image's are); use `board`")]
+    SimNotBuilt,
     #[error("radio: {0}")]
     Radio(#[from] RadioError),
 }
@@ -47,6 +54,7 @@ pub enum RadioOpenError {
 pub enum ServiceRadio {
     Board(Box<tmc_radio::linux::LinuxSx1276>),
     /// The simulated chip, and the link to the other processes on the air (kept open as long as the radio).
+    #[cfg(feature = "sim")]
     Sim(Box<SimSx1276>, AirLink),
 }
 
@@ -54,6 +62,7 @@ pub enum ServiceRadio {
 #[derive(Clone)]
 pub enum ServiceClock {
     Std(StdClock),
+    #[cfg(feature = "sim")]
     Sim(SimClock),
 }
 
@@ -61,6 +70,7 @@ impl PacketRadio for ServiceRadio {
     fn transmit(&mut self, payload: &[u8]) -> Result<(), PacketRadioError> {
         match self {
             ServiceRadio::Board(r) => PacketRadio::transmit(r.as_mut(), payload),
+            #[cfg(feature = "sim")]
             ServiceRadio::Sim(r, _) => PacketRadio::transmit(r.as_mut(), payload),
         }
     }
@@ -68,6 +78,7 @@ impl PacketRadio for ServiceRadio {
     fn receive(&mut self, timeout: std::time::Duration) -> Result<Reception, PacketRadioError> {
         match self {
             ServiceRadio::Board(r) => PacketRadio::receive(r.as_mut(), timeout),
+            #[cfg(feature = "sim")]
             ServiceRadio::Sim(r, _) => PacketRadio::receive(r.as_mut(), timeout),
         }
     }
@@ -75,6 +86,7 @@ impl PacketRadio for ServiceRadio {
     fn time_on_air(&self, len: usize) -> std::time::Duration {
         match self {
             ServiceRadio::Board(r) => r.time_on_air(len),
+            #[cfg(feature = "sim")]
             ServiceRadio::Sim(r, _) => r.time_on_air(len),
         }
     }
@@ -84,6 +96,7 @@ impl Clock for ServiceClock {
     fn now(&self) -> std::time::Duration {
         match self {
             ServiceClock::Std(c) => c.now(),
+            #[cfg(feature = "sim")]
             ServiceClock::Sim(c) => c.now(),
         }
     }
@@ -151,7 +164,8 @@ impl OpenRadio for RadioSection {
     fn open(
         &self,
         config_file: &Path,
-        name: &str,
+        // only the simulated air names processes
+        #[cfg_attr(not(feature = "sim"), expect(unused_variables))] name: &str,
         seed: u64,
     ) -> Result<OpenedRadio, RadioOpenError> {
         let preset = self.board_preset(config_file)?;
@@ -183,6 +197,9 @@ impl OpenRadio for RadioSection {
             .or(board_address)
             .ok_or(RadioOpenError::NoAddress)?;
         let (radio, clock, description) = match (&self.sim, &preset) {
+            #[cfg(not(feature = "sim"))]
+            (Some(_), _) => return Err(RadioOpenError::SimNotBuilt),
+            #[cfg(feature = "sim")]
             (Some(spec), _) => {
                 let spec: AirSpec = spec
                     .parse()
@@ -225,5 +242,44 @@ impl OpenRadio for RadioSection {
             duty_cycle,
             description,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim_section(dir: &Path) -> RadioSection {
+        RadioSection {
+            sim: Some(format!("sim:{}", dir.display())),
+            address: Some(10),
+            ..RadioSection::default()
+        }
+    }
+
+    /// The image's build: a `sim` radio is refused, naming the feature it lacks.
+    #[cfg(not(feature = "sim"))]
+    #[test]
+    fn sim_radio_without_the_feature_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let result = sim_section(dir.path()).open(&dir.path().join("relay.toml"), "relay-10", 1);
+        let err = result.err().expect("no simulated air in this build");
+        assert!(matches!(err, RadioOpenError::SimNotBuilt), "{err:?}");
+        assert!(err.to_string().contains("`sim` feature"), "{err}");
+    }
+
+    #[cfg(feature = "sim")]
+    #[test]
+    fn sim_radio_with_the_feature_joins_the_air() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = sim_section(dir.path())
+            .open(&dir.path().join("relay.toml"), "relay-10", 1)
+            .unwrap();
+        assert_eq!(opened.address, 10);
+        assert!(
+            opened.description.starts_with("simulated air"),
+            "{}",
+            opened.description
+        );
     }
 }
