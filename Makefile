@@ -82,6 +82,8 @@ clippy: deps
 
 test-native: deps
 	$(CARGO) test --workspace --locked
+	# the image's build of the radio opening: without the simulated air (features unify in the workspace run)
+	$(CARGO) test --locked -p tmc-service --lib radio::
 	$(call prune,$(CURDIR)/target/debug)
 
 # Yocto 6.0 builds with Rust 1.94.1: everything, tests and benchmarks included, must build with it.
