@@ -42,7 +42,7 @@ help:
 	@echo "make cross         release binaries for $(AARCH64) (Debian toolchain; CROSS=1 uses cross-rs + docker, TARGET= to pick)"
 	@echo "make bench         criterion benchmarks"
 	@echo "make fuzz          fuzz the token, frame and MQTT parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
-	@echo "make soak          the fault test at 10 000 readings (about 25 minutes): 0 lost, 0 duplicated; prints duration, retries, queue depth, RSS"
+	@echo "make soak          the fault test at 10 000 readings (about 30 minutes): 0 lost, 0 duplicated; prints duration, retries, queue depth, RSS"
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
 	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
 	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
@@ -141,7 +141,7 @@ vm: vm-binaries
 bench: deps
 	$(CARGO) bench --workspace --locked
 
-# The fault test's scenario at soak scale (5 sensors x 2000 readings, about 25 minutes, not in make test); its
+# The fault test's scenario at soak scale (5 sensors x 2000 readings, about 30 minutes, not in make test); its
 # figures go to stderr. The test starts the real binaries, which cargo test builds for its own crate only.
 soak: deps
 	$(CARGO) build --locked --bins -p tmc-relay -p tmc-receiver -p tmc-sensor-sim
