@@ -135,9 +135,21 @@ impl Harness {
 
     /// Lines of the receiver's JSON-lines file once it has at least `n` (bounded wait).
     pub fn wait_for_lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        self.wait_for_lines_with(n, limit, || {})
+    }
+
+    /// [`wait_for_lines`](Self::wait_for_lines), calling `on_poll` each time it looks (to sample the site
+    /// while it waits).
+    pub fn wait_for_lines_with(
+        &self,
+        n: usize,
+        limit: Duration,
+        mut on_poll: impl FnMut(),
+    ) -> Vec<String> {
         let deadline = Instant::now() + limit;
         loop {
             let lines = self.lines();
+            on_poll();
             if lines.len() >= n || Instant::now() >= deadline {
                 return lines;
             }
@@ -149,6 +161,16 @@ impl Harness {
     /// Waits (bounded) until the output holds at least `n` readings.
     pub fn wait_for_output(&self, n: usize, limit: Duration) -> Vec<(String, u64, String)> {
         readings(&self.wait_for_lines(n, limit))
+    }
+
+    /// [`wait_for_output`](Self::wait_for_output), calling `on_poll` each time it looks.
+    pub fn wait_for_output_with(
+        &self,
+        n: usize,
+        limit: Duration,
+        on_poll: impl FnMut(),
+    ) -> Vec<(String, u64, String)> {
+        readings(&self.wait_for_lines_with(n, limit, on_poll))
     }
 }
 
