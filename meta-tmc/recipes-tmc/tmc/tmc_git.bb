@@ -31,7 +31,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://60-tmc.rules \
            file://tmc-install.sh \
            "
-SRCREV = "37eafaff994418610e0cb1fdf2f8bf27ae211680"
+SRCREV = "a2276eee5de75e3e6cae875b55b90e418c616e2e"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
