@@ -119,15 +119,9 @@ fn main() {
 }
 
 /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`); 0 when unreadable.
+/// A memory figure of `pid` in KiB, 0 once the process is gone.
 fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    tmc_demo::proc_status_kib(pid, field).unwrap_or(0)
 }
 
 fn sizes() {

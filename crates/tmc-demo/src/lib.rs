@@ -288,6 +288,15 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A memory figure of process `pid` in KiB (`VmRSS`, `VmHWM`, … from `/proc/<pid>/status`), while it runs.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// One running TMC program, stopped by pid when dropped (SIGKILL if still running).
 pub struct Service {
     pub name: String,

@@ -266,7 +266,7 @@ impl Monitor {
         ));
         let at = self.started.elapsed().as_secs();
         for (program, pid) in [("relay", relay_pid), ("receiver", receiver_pid)] {
-            let Some(kib) = vm_rss_kib(pid) else {
+            let Some(kib) = tmc_demo::proc_status_kib(pid, "VmRSS") else {
                 continue;
             };
             let index = match self.memory.iter().position(|i| i.pid == pid) {
@@ -329,11 +329,4 @@ impl Monitor {
         }
         eprintln!("{text}");
     }
-}
-
-/// The resident set of process `pid` from `/proc/<pid>/status`, when it is still there.
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
