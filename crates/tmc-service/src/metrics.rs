@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The `prometheus` crate the scrapes are built with ([`Scrape`]'s errors are its errors).
+pub use prometheus;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
