@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use prometheus;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Counter, Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// How long a client may take to send its request or read the answer.
@@ -56,6 +56,13 @@ impl Scrape {
     /// A counter: something counted since the start (`name` ends in `_total`).
     pub fn counter(&mut self, name: &str, help: &str, value: u64) -> prometheus::Result<()> {
         let counter = IntCounter::with_opts(self.opts(name, help))?;
+        counter.inc_by(value);
+        self.add(counter)
+    }
+
+    /// A counter of a fractional amount, such as seconds spent (`name` ends in `_seconds_total`).
+    pub fn counter_f64(&mut self, name: &str, help: &str, value: f64) -> prometheus::Result<()> {
+        let counter = Counter::with_opts(self.opts(name, help))?;
         counter.inc_by(value);
         self.add(counter)
     }
@@ -355,6 +362,7 @@ mod tests {
                 [("topic", 2), ("size", 1)],
             )?;
             s.gauge("airtime_used_seconds", "Airtime used.", 1.25)?;
+            s.counter_f64("waited_seconds_total", "Time waited.", 2.5)?;
             s.gauges_by("up", "Connections.", "output", [("upstream", 1.0)])
         }));
         let (code, body) = http_get(server.address(), "/metrics").unwrap();
@@ -371,6 +379,7 @@ mod tests {
             2.0
         );
         assert_eq!(value("tmc_test_airtime_used_seconds", None), 1.25);
+        assert_eq!(value("tmc_test_waited_seconds_total", None), 2.5);
         assert_eq!(value("tmc_test_up", Some(("output", "upstream"))), 1.0);
         assert!(value("process_resident_memory_bytes", None) > 0.0);
         assert!(value("process_start_time_seconds", None) > 1.6e9);

@@ -113,15 +113,7 @@ pub fn run_with(
         shared: Shared::new(queue, shutdown),
     };
 
-    let mut watchdog = Watchdog::new();
-    let sender_thread = relay.start_sender(
-        opened.link,
-        opened.address,
-        &ring,
-        watchdog.heartbeat("sender"),
-    )?;
-    let ingest_thread = relay.start_ingest(options, &ring, watchdog.heartbeat("ingest"))?;
-
+    // Before any loop runs: an address in use fails the start with nothing to stop.
     let metrics = match config.metrics_address() {
         Some(address) => {
             let report = relay.report(opened.description.clone());
@@ -133,6 +125,15 @@ pub fn run_with(
         }
         None => None,
     };
+    let mut watchdog = Watchdog::new();
+    let sender_thread = relay.start_sender(
+        opened.link,
+        opened.address,
+        &ring,
+        watchdog.heartbeat("sender"),
+    )?;
+    let ingest_thread = relay.start_ingest(options, &ring, watchdog.heartbeat("ingest"))?;
+
     let mut supervisor = Supervisor::new(
         watchdog,
         StatusFile::new(config.status_path()),
@@ -427,6 +428,11 @@ impl RelayReport {
             "duty_cycle_waits_total",
             "Times the sender waited for the duty-cycle budget.",
             link.duty_cycle_waits,
+        )?;
+        scrape.counter_f64(
+            "duty_cycle_wait_seconds_total",
+            "Time the sender waited for the duty-cycle budget.",
+            link.duty_cycle_wait_s,
         )?;
         scrape.gauge(
             "airtime_used_seconds",
