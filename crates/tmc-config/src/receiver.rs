@@ -29,17 +29,22 @@
 //! client_id = "tmc-receiver"
 //! keep_alive = 30
 //! topic = "tmc/{sender}/{topic}"      # placeholders {topic}, {sensor} (from sensors/<name>/…, else ~unknown), {sender}
+//!
+//! [metrics]                           # Prometheus metrics over HTTP; without this table nothing listens
+//! listen = "127.0.0.1:9102"           # the default (tmc_config::metrics)
 //! ```
 //!
 //! Unknown keys are refused, every error is one line naming the file (and for syntax errors the line and key),
 //! and relative paths are taken from the configuration file's directory.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tmc_envelope::replay::{DEFAULT_WINDOW, MAX_WINDOW};
 
 use crate::file::{load_toml, parse_toml, relative_to, render_toml, ConfigError};
+use crate::metrics::MetricsSection;
 use crate::mqtt::{BrokerConfig, TopicTemplate};
 use crate::radio::RadioSection;
 
@@ -63,6 +68,8 @@ pub struct ReceiverFile {
     pub output: OutputSection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSection>,
 }
 
 impl ReceiverFile {
@@ -79,6 +86,7 @@ impl ReceiverFile {
             },
             output: OutputSection::default(),
             upstream: None,
+            metrics: None,
         }
     }
 
@@ -178,6 +186,8 @@ pub struct Config {
     pub stdout: bool,
     pub file: Option<PathBuf>,
     pub upstream: Option<UpstreamConfig>,
+    /// Where to serve the metrics (`[metrics]`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -261,6 +271,9 @@ impl Config {
             stdout: output.stdout,
             file: output.file.map(|p| relative_to(path, &p)),
             upstream,
+            metrics: file
+                .metrics
+                .map(|m| m.address(crate::metrics::RECEIVER_PORT)),
         })
     }
 
@@ -303,6 +316,9 @@ stdout = true
         assert_eq!(c.radio.address, Some(DEFAULT_ADDRESS));
         assert!(c.upstream.is_none() && c.file.is_none());
         assert_eq!(c.inbox_path(), Path::new("/var/lib/tmc/receiver.db"));
+        assert_eq!(c.metrics, None);
+        let c = parse(&format!("{MINIMAL}[metrics]\n")).unwrap();
+        assert_eq!(c.metrics.unwrap().to_string(), "127.0.0.1:9102");
 
         let c = parse(&format!(
             "state_dir = \"state\"\n{MINIMAL}file = \"out/r.jsonl\"\n[upstream]\nhost = \"b\"\nca = \"ca.pem\"\ntopic = \"x/{{sensor}}\"\n"
@@ -397,7 +413,12 @@ stdout = true
             keep_alive: Some(10),
             topic: "x/{sensor}".parse().unwrap(),
         });
-        for file in [minimal, full] {
+        full.metrics = Some(MetricsSection {
+            listen: Some("[::1]:9300".parse().unwrap()),
+        });
+        let mut default_metrics = minimal.clone();
+        default_metrics.metrics = Some(MetricsSection::default());
+        for file in [minimal, default_metrics, full] {
             let text = file.to_toml("written by a test");
             assert!(text.starts_with("# written by a test\n"), "{text}");
             assert_eq!(

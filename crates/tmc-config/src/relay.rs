@@ -35,6 +35,9 @@
 //! [queue]
 //! capacity = 100000
 //! when_full = "refuse"            # back-pressure to the broker; or "drop-oldest"
+//!
+//! [metrics]                       # Prometheus metrics over HTTP; without this table nothing listens
+//! listen = "127.0.0.1:9101"       # the default (tmc_config::metrics)
 //! ```
 //!
 //! # The MQTT client key in an ATECC508A/608A
@@ -55,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use tmc_envelope::Encoding;
 
 use crate::file::{load_toml, relative_to, ConfigError};
+use crate::metrics::MetricsSection;
 use crate::mqtt::MqttConfig;
 use crate::radio::RadioSection;
 
@@ -74,6 +78,8 @@ pub struct RelayConfig {
     pub envelope: EnvelopeSection,
     #[serde(default, skip_serializing_if = "is_default")]
     pub queue: QueueSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSection>,
 }
 
 /// What to do with a new message when the queue holds `capacity` entries.
@@ -256,7 +262,15 @@ impl RelayConfig {
             link: LinkSection::default(),
             envelope: EnvelopeSection::with_keys(keys),
             queue: QueueSection::default(),
+            metrics: None,
         }
+    }
+
+    /// Where to serve the metrics (`[metrics]`), if anywhere.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(|m| m.address(crate::metrics::RELAY_PORT))
     }
 
     /// The file's text: `header` as comment lines, then every setting that is not a section's default.
@@ -506,7 +520,17 @@ keys = "keys.toml"
         full.envelope.sender = Some(12);
         full.envelope.encoding = Encoding::Text;
         full.queue.when_full = FullPolicy::DropOldest;
-        for config in [minimal, full] {
+        full.metrics = Some(MetricsSection {
+            listen: Some("0.0.0.0:9200".parse().unwrap()),
+        });
+        let mut default_metrics = minimal.clone();
+        default_metrics.metrics = Some(MetricsSection::default());
+        assert_eq!(
+            default_metrics.metrics_address().unwrap().to_string(),
+            "127.0.0.1:9101"
+        );
+        assert_eq!(minimal.metrics_address(), None);
+        for config in [minimal, default_metrics, full] {
             let text = config.to_toml("written by a test\nsecond line");
             assert!(
                 text.starts_with("# written by a test\n# second line\n"),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tmc_envelope::KeyRing;
 use tmc_link::{Clock, PacketRadio, ReliableDatagram};
 use tmc_queue::{Inbox, QueueError};
-use tmc_service::{Report, Shutdown, StatusFile, Supervisor, Watchdog};
+use tmc_service::metrics::{prometheus, MetricsError};
+use tmc_service::{MetricsServer, Report, Scrape, Shutdown, StatusFile, Supervisor, Watchdog};
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -32,6 +33,8 @@ pub enum StartError {
     File(#[from] OutputError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("cannot start the {name} thread: {source}")]
     Thread {
         name: String,
@@ -59,6 +62,8 @@ pub struct Service {
     threads: Vec<(String, JoinHandle<()>)>,
     /// Run by its own thread until the stop; then [`Service::stop`] writes the last snapshot through it.
     supervisor: Arc<Mutex<Supervisor<Arc<Shared>>>>,
+    /// Serving `[metrics]`, if configured; stopped with the service.
+    metrics: Option<MetricsServer>,
 }
 
 impl Service {
@@ -122,6 +127,19 @@ impl Service {
             None => None,
         };
 
+        // Before any loop runs: an address in use fails the start with nothing to stop.
+        let metrics = match config.metrics {
+            Some(address) => {
+                let scraped = shared.clone();
+                Some(MetricsServer::start(
+                    address,
+                    "tmc_receiver",
+                    Box::new(move |scrape: &mut Scrape| metrics(&scraped.snapshot(), scrape)),
+                )?)
+            }
+            None => None,
+        };
+
         let mut watchdog = Watchdog::new();
         let mut threads = Loops {
             shared: shared.clone(),
@@ -165,6 +183,7 @@ impl Service {
             shutdown,
             threads: threads.threads,
             supervisor,
+            metrics,
         })
     }
 
@@ -175,6 +194,11 @@ impl Service {
 
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
+    }
+
+    /// Where `[metrics]` are served (the port chosen when configured as 0), if configured.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::address)
     }
 
     /// Waits up to `timeout` for `done` to hold; see [`Shared::wait_until`].
@@ -193,6 +217,7 @@ impl Service {
 
     /// Stops every loop after the work in hand, and writes the final snapshot. Errs if a thread panicked.
     pub fn stop(self) -> Result<Snapshot, ThreadFailed> {
+        drop(self.metrics);
         self.shutdown.request();
         self.shared.stop();
         let mut failed = None;
@@ -296,4 +321,112 @@ pub fn status_line(s: &Snapshot) -> String {
         }
     }
     line
+}
+
+/// The snapshot as Prometheus metrics (`[metrics]`), read at each scrape.
+fn metrics(s: &Snapshot, scrape: &mut Scrape) -> Result<(), prometheus::Error> {
+    let link = &s.link;
+    scrape.counter(
+        "frames_heard_total",
+        "Packets the radio heard, good or bad.",
+        link.frames_heard,
+    )?;
+    scrape.counter(
+        "crc_errors_total",
+        "Packets that failed the radio's CRC.",
+        link.crc_errors,
+    )?;
+    scrape.counter(
+        "frames_received_total",
+        "Tokens the link handed over (new datagrams from peers).",
+        link.frames_received,
+    )?;
+    scrape.counter(
+        "tokens_stored_total",
+        "Tokens committed to the inbox.",
+        link.tokens_stored,
+    )?;
+    scrape.counter(
+        "readings_stored_total",
+        "Readings committed to the inbox (readings in).",
+        link.readings_stored,
+    )?;
+    scrape.counter(
+        "duplicates_total",
+        "Tokens already stored (a relay resent them): acknowledged, not stored again.",
+        link.duplicates,
+    )?;
+    scrape.counter(
+        "resent_copies_total",
+        "Retries of the token acknowledged last from a node, acknowledged again.",
+        link.resent_copies,
+    )?;
+    // Every refusal by the envelope's reason, plus the link's own drops: one family, by reason.
+    let mut rejected: Vec<(&str, u64)> = link
+        .refused
+        .iter()
+        .map(|(reason, n)| (reason.as_str(), *n))
+        .collect();
+    rejected.extend([
+        ("stale", link.stale),
+        ("unknown_node", link.unknown_node),
+        ("malformed_frame", link.malformed_frames),
+        ("commit_failed", link.commit_failures),
+    ]);
+    scrape.counters_by(
+        "tokens_rejected_total",
+        "Frames and tokens not stored, by reason.",
+        "reason",
+        rejected,
+    )?;
+    scrape.counter(
+        "radio_errors_total",
+        "Radio errors (SPI, chip not answering).",
+        link.radio_errors,
+    )?;
+    if let Some(rssi) = link.last_rssi_dbm {
+        scrape.gauge(
+            "last_frame_rssi_dbm",
+            "RSSI of the last frame received, dBm.",
+            f64::from(rssi),
+        )?;
+    }
+    if let Some(snr) = link.last_snr_db {
+        scrape.gauge(
+            "last_frame_snr_db",
+            "SNR of the last frame received, dB.",
+            f64::from(snr),
+        )?;
+    }
+    scrape.gauge(
+        "journal_readings",
+        "Readings in the journal not yet delivered by every output.",
+        s.journal as f64,
+    )?;
+    let outputs = || s.outputs.iter().map(|(name, o)| (name.as_str(), o));
+    scrape.counters_by(
+        "readings_delivered_total",
+        "Readings an output delivered (readings out).",
+        "output",
+        outputs().map(|(name, o)| (name, o.delivered)),
+    )?;
+    scrape.gauges_by(
+        "output_backlog_readings",
+        "Readings an output has not delivered yet.",
+        "output",
+        outputs().map(|(name, o)| (name, o.backlog as f64)),
+    )?;
+    scrape.gauges_by(
+        "output_failing",
+        "1 while an output is failing.",
+        "output",
+        outputs().map(|(name, o)| (name, f64::from(u8::from(o.error.is_some())))),
+    )?;
+    scrape.gauges_by(
+        "mqtt_connected",
+        "1 while an output's broker connection (upstream) is up.",
+        "output",
+        outputs().filter_map(|(name, o)| o.connected.map(|c| (name, f64::from(u8::from(c))))),
+    )?;
+    Ok(())
 }

@@ -63,7 +63,8 @@ impl Site {
                  [radio]\nsim = \"sim:unused (the tests hand the service its link)\"\n\
                  [link]\npeers = [{RELAY}]\n\
                  [envelope]\nkeys = \"keys.toml\"\nlegacy = {legacy}\n\
-                 [output]\nfile = \"readings.jsonl\"\n"
+                 [output]\nfile = \"readings.jsonl\"\n\
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n"
             ),
         )
         .unwrap();
@@ -213,6 +214,7 @@ fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_a
         (Some(3), Some(1))
     );
     assert_eq!(lines[7]["topic"], "sensors/s1/reading");
+    check_metrics(&service, &s, &output);
     me.idle(|| service.stop()).unwrap();
 
     // Restart: everything dropped, the inbox reopened from disk, a new link receiver (it has no memory of the
@@ -296,4 +298,54 @@ fn legacy_frames_are_stored_only_when_enabled_and_always_with_a_warning() {
     assert_eq!(lines[0]["node"], RELAY);
     assert_eq!(lines[0]["topic"], "/esp8266");
     assert!(lines[0].get("sender").is_none());
+}
+
+/// `[metrics]`: a scrape over HTTP, parsed as Prometheus parses it, says what the snapshot says, and passes
+/// `promtool check metrics`.
+fn check_metrics(service: &Service, s: &Snapshot, output: &str) {
+    let address = service.metrics_address().expect("[metrics] is configured");
+    let (code, body) = tmc_service::metrics::http_get(address, "/metrics").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let metrics = tmc_testkit::Metrics::parse(&body);
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        metrics
+            .value(name, labels)
+            .unwrap_or_else(|| panic!("{name} {labels:?} not in\n{body}"))
+    };
+    assert_eq!(value("tmc_receiver_readings_stored_total", &[]), 8.0);
+    assert_eq!(value("tmc_receiver_tokens_stored_total", &[]), 4.0);
+    assert_eq!(value("tmc_receiver_duplicates_total", &[]), 1.0);
+    assert_eq!(
+        value(
+            "tmc_receiver_tokens_rejected_total",
+            &[("reason", "bad_signature")]
+        ),
+        s.link.refused["bad_signature"] as f64
+    );
+    assert_eq!(
+        value(
+            "tmc_receiver_tokens_rejected_total",
+            &[("reason", "unknown_node")]
+        ),
+        s.link.unknown_node as f64
+    );
+    assert_eq!(
+        value(
+            "tmc_receiver_readings_delivered_total",
+            &[("output", output)]
+        ),
+        8.0
+    );
+    assert_eq!(
+        value(
+            "tmc_receiver_output_backlog_readings",
+            &[("output", output)]
+        ),
+        0.0
+    );
+    let rssi = value("tmc_receiver_last_frame_rssi_dbm", &[]);
+    assert!((-164.0..0.0).contains(&rssi), "{rssi}");
+    value("tmc_receiver_last_frame_snr_db", &[]);
+    assert!(value("process_resident_memory_bytes", &[]) > 0.0);
+    tmc_testkit::promtool_check_metrics(&body);
 }

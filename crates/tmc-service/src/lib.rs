@@ -6,6 +6,7 @@
 //! - [`notify`]: systemd `Type=notify` readiness, status text and watchdog pings (no-ops outside systemd).
 //! - [`status`]: the snapshot a running service writes for its `status` command (only when it changed).
 //! - [`supervisor`]: the loop that writes that snapshot, watches the service's loops and pings the watchdog.
+//! - [`metrics`]: `[metrics]`, the service's counters served to Prometheus over HTTP, mapped at each scrape.
 //! - [`radio`]: the `[radio]` table and `--board`/`--radio`, opened as the board's SX1276 or the simulated air,
 //!   framed as reliable datagrams within the duty cycle.
 
@@ -14,6 +15,7 @@
 pub mod config {
     pub use tmc_config::file::*;
 }
+pub mod metrics;
 pub mod notify;
 pub mod radio;
 pub mod shutdown;
@@ -22,6 +24,7 @@ pub mod supervisor;
 pub mod wakeup;
 
 pub use config::{load_toml, ConfigError};
+pub use metrics::{MetricsServer, Scrape};
 pub use notify::{Heartbeat, Notifier, Notify, Watchdog};
 pub use shutdown::Shutdown;
 pub use status::{read_status, Stamped, StatusFile};

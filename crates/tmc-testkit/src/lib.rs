@@ -188,3 +188,68 @@ pub fn signal(pid: u32, name: &str) -> std::io::Result<()> {
         Err(std::io::Error::other(format!("kill -{name} {pid} failed")))
     }
 }
+
+/// A Prometheus scrape (text format), parsed by a Prometheus text parser.
+pub struct Metrics {
+    scrape: prometheus_parse::Scrape,
+}
+
+impl Metrics {
+    /// Parses `body`; panics on text that is not Prometheus' text format.
+    pub fn parse(body: &str) -> Metrics {
+        let lines = body.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines)
+            .unwrap_or_else(|e| panic!("not a Prometheus scrape ({e}):\n{body}"));
+        Metrics { scrape }
+    }
+
+    /// The value of the counter or gauge `name` whose labels include `labels`.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let sample = self.scrape.samples.iter().find(|s| {
+            s.metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(k).is_some_and(|l| l == *v))
+        })?;
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// `promtool check metrics`: Prometheus' own lint of a scrape (names, `_total`, units, types, help). Where
+/// promtool is not installed (Debian's `prometheus` package, which `make deps` installs) the check is skipped
+/// with a message, unless `TMC_REQUIRE_PROMTOOL` is set, as `make test` does.
+pub fn promtool_check_metrics(body: &str) {
+    let mut cmd = Command::new("promtool");
+    cmd.args(["check", "metrics"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("TMC_REQUIRE_PROMTOOL").is_none() => {
+            eprintln!("SKIPPED promtool check metrics: promtool cannot run ({e}); `make deps` installs it");
+            return;
+        }
+        Err(e) => {
+            panic!("promtool check metrics: {e} (TMC_REQUIRE_PROMTOOL is set: run `make deps`)")
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(body.as_bytes())
+        .expect("write promtool's stdin");
+    let output = child.wait_with_output().expect("wait for promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

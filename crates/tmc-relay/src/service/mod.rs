@@ -21,7 +21,8 @@ use tmc_link::{Clock, HeaderIdFile, LinkSender, PacketRadio, ReliableDatagram, S
 use tmc_queue::{QueueStatus, RelayQueue};
 use tmc_service::radio::OpenRadio;
 use tmc_service::{
-    Heartbeat, Notifier, Report, Shutdown, StatusFile, Supervisor, Wakeup, Watchdog,
+    Heartbeat, MetricsServer, Notifier, Report, Scrape, Shutdown, StatusFile, Supervisor, Wakeup,
+    Watchdog,
 };
 
 use crate::assignment::Assignment;
@@ -112,6 +113,18 @@ pub fn run_with(
         shared: Shared::new(queue, shutdown),
     };
 
+    // Before any loop runs: an address in use fails the start with nothing to stop.
+    let metrics = match config.metrics_address() {
+        Some(address) => {
+            let report = relay.report(opened.description.clone());
+            Some(MetricsServer::start(
+                address,
+                "tmc_relay",
+                Box::new(move |scrape: &mut Scrape| report.metrics(scrape)),
+            )?)
+        }
+        None => None,
+    };
     let mut watchdog = Watchdog::new();
     let sender_thread = relay.start_sender(
         opened.link,
@@ -135,6 +148,7 @@ pub fn run_with(
     let ingest_result = join(ingest_thread);
     let sender_result = join(sender_thread);
     supervisor.finish();
+    drop(metrics);
     ingest_result.context("MQTT ingest")?;
     sender_result.context("radio sender")?;
     tracing::info!("stopped; {} entries stay queued", relay.shared.queue.len());
@@ -341,6 +355,132 @@ impl Report for RelayReport {
     /// The sender waits for stored entries between looks at the queue.
     fn wake_loops(&self) {
         self.shared.stored.ring();
+    }
+}
+
+impl RelayReport {
+    /// The status snapshot and the queue as Prometheus metrics (`[metrics]`), read at each scrape.
+    fn metrics(&self, scrape: &mut Scrape) -> Result<(), tmc_service::metrics::prometheus::Error> {
+        let status = self.snapshot();
+        let (ingest, link) = (&status.ingest, &status.link);
+        scrape.counter(
+            "readings_received_total",
+            "MQTT messages received from the broker (copies included).",
+            ingest.received,
+        )?;
+        scrape.counter(
+            "readings_stored_total",
+            "Readings stored in the durable queue (readings in).",
+            ingest.stored,
+        )?;
+        scrape.counters_by(
+            "readings_rejected_total",
+            "MQTT messages refused, by reason.",
+            "reason",
+            [
+                ("topic", ingest.rejected_topic),
+                ("size", ingest.rejected_size),
+                ("not_utf8", ingest.rejected_not_utf8),
+            ],
+        )?;
+        scrape.counter(
+            "readings_refused_queue_full_total",
+            "MQTT messages held back because the queue was full (the broker sends them again).",
+            self.shared.queue.refused(),
+        )?;
+        scrape.counter(
+            "readings_delivered_total",
+            "Readings in tokens the gateway acknowledged (readings out).",
+            link.readings_delivered,
+        )?;
+        scrape.counter(
+            "tokens_delivered_total",
+            "Tokens the gateway acknowledged.",
+            link.tokens_delivered,
+        )?;
+        scrape.counter(
+            "frames_sent_total",
+            "Frames put on air (first sends and retries, not ACKs).",
+            link.frames_sent,
+        )?;
+        scrape.counter(
+            "retries_total",
+            "Frames sent again because no ACK came in time.",
+            link.retries,
+        )?;
+        scrape.counter(
+            "silent_rounds_total",
+            "Delivery rounds whose every frame went unacknowledged.",
+            link.silent_rounds,
+        )?;
+        // Every retry follows an ACK timeout, and a silent round ends with one.
+        scrape.counter(
+            "ack_timeouts_total",
+            "Frames whose ACK did not come in time (retries plus silent rounds).",
+            link.retries + link.silent_rounds,
+        )?;
+        scrape.counter(
+            "radio_errors_total",
+            "Radio errors (SPI, chip not answering).",
+            link.radio_errors,
+        )?;
+        scrape.counter(
+            "duty_cycle_waits_total",
+            "Times the sender waited for the duty-cycle budget.",
+            link.duty_cycle_waits,
+        )?;
+        scrape.counter_f64(
+            "duty_cycle_wait_seconds_total",
+            "Time the sender waited for the duty-cycle budget.",
+            link.duty_cycle_wait_s,
+        )?;
+        scrape.gauge(
+            "airtime_used_seconds",
+            "Airtime used in the duty-cycle window (the last hour).",
+            link.airtime_used_s,
+        )?;
+        scrape.gauge(
+            "airtime_budget_seconds",
+            "Airtime allowed per duty-cycle window (the hour).",
+            link.airtime_budget_s,
+        )?;
+        scrape.gauge(
+            "mqtt_connected",
+            "1 while the connection to the broker is up.",
+            f64::from(u8::from(ingest.connected)),
+        )?;
+        scrape.gauge(
+            "gateway_answering",
+            "1 while the gateway answered the last delivery round.",
+            f64::from(u8::from(link.gateway_answering)),
+        )?;
+        if let Ok(queue) = self.shared.queue.snapshot() {
+            scrape.gauge(
+                "queue_readings",
+                "Readings in the durable queue (staged or not).",
+                queue.len as f64,
+            )?;
+            scrape.gauge(
+                "queue_staged_readings",
+                "Readings in sealed tokens waiting for the gateway's ACK.",
+                queue.staged as f64,
+            )?;
+            let age_ms = queue.oldest_enqueued_ms.map_or(0, |oldest| {
+                let now_ms = u64::try_from(tmc_link::unix_time().as_millis()).unwrap_or(u64::MAX);
+                now_ms.saturating_sub(oldest)
+            });
+            scrape.gauge(
+                "queue_oldest_age_seconds",
+                "Age of the oldest reading in the queue (0 when empty).",
+                age_ms as f64 / 1000.0,
+            )?;
+            scrape.counter(
+                "queue_dropped_total",
+                "Readings dropped by when_full = \"drop-oldest\" since the queue was created.",
+                queue.dropped,
+            )?;
+        }
+        Ok(())
     }
 }
 
