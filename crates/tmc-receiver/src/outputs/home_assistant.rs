@@ -89,11 +89,14 @@ pub fn announcements(
             })
             .collect(),
         Ok(Value::Number(_)) if config.fields.is_empty() => {
-            vec![(BARE_NUMBER_FIELD.to_owned(), "{{ value_json.data }}".to_owned())]
+            vec![(
+                BARE_NUMBER_FIELD.to_owned(),
+                "{{ value_json.data }}".to_owned(),
+            )]
         }
         _ => Vec::new(),
     };
-        let device_id = device_id(state_topic);
+    let device_id = device_id(state_topic);
     // Only `sensors/<id>/…` of an authenticated token names its sensor (the broker's ACL vouches for it).
     let sensor = (!record.legacy)
         .then(|| tmc_config::mqtt::sensor_of(&record.topic))
@@ -179,7 +182,10 @@ mod tests {
         );
         let a = announcements(&config, &r, "tmc/10/sensors/kitchen/reading");
         let id = device_id("tmc/10/sensors/kitchen/reading");
-        assert!(id.starts_with("tmc_tmc_10_sensors_kitchen_reading_"), "{id}");
+        assert!(
+            id.starts_with("tmc_tmc_10_sensors_kitchen_reading_"),
+            "{id}"
+        );
         let mut topics: Vec<_> = a.iter().map(|a| a.topic.as_str()).collect();
         topics.sort();
         assert_eq!(
@@ -195,7 +201,10 @@ mod tests {
             .unwrap();
         assert_eq!(p["unique_id"], format!("{id}_adc"));
         assert_eq!(p["state_topic"], "tmc/10/sensors/kitchen/reading");
-        assert_eq!(p["value_template"], "{{ (value_json.data | from_json).adc }}");
+        assert_eq!(
+            p["value_template"],
+            "{{ (value_json.data | from_json).adc }}"
+        );
         assert_eq!(p["device"]["name"], "kitchen");
         assert_eq!(p["device"]["identifiers"][0], id.as_str());
 

@@ -199,7 +199,14 @@ impl Upstream {
             }
         });
         let result = self
-            .publish(&client, &mut dead_rx, shared, shutdown, heartbeat, discovery)
+            .publish(
+                &client,
+                &mut dead_rx,
+                shared,
+                shutdown,
+                heartbeat,
+                discovery,
+            )
             .await;
         if result.is_ok() {
             // Stopping: a DISCONNECT spares the broker waiting for the keep-alive.
@@ -258,11 +265,7 @@ impl Upstream {
                     }
                 }
                 let notice = client
-                    .publish_tracked(
-                        topic,
-                        record_json(r),
-                        PublishOptions::new(QoS::AtLeastOnce),
-                    )
+                    .publish_tracked(topic, record_json(r), PublishOptions::new(QoS::AtLeastOnce))
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
                 notices.push((r.seq, notice));
