@@ -246,6 +246,10 @@ mod tests {
         assert_eq!(d.announce(&number, "t/b").len(), 1);
         assert_eq!(d.all().count(), 2);
         assert_ne!(device_id("t/a_b"), device_id("t/a/b"));
-        assert_eq!(device_id("t/a/b"), device_id("t/a/b"));
+        // Pinned: Home Assistant keys its entities (and their history) by these ids.
+        assert_eq!(
+            device_id("tmc/10/sensors/kitchen/reading"),
+            "tmc_tmc_10_sensors_kitchen_reading_60f1530d"
+        );
     }
 }
