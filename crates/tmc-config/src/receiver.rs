@@ -30,6 +30,10 @@
 //! keep_alive = 30
 //! topic = "tmc/{sender}/{topic}"      # placeholders {topic}, {sensor} (from sensors/<name>/…, else ~unknown), {sender}
 //!
+//! [upstream.home_assistant]           # Home Assistant MQTT discovery (absent: off)
+//! discovery_prefix = "homeassistant"  # the default, as Home Assistant's
+//! fields = ["adc"]                    # fields of a JSON reading to announce (default: every numeric one)
+//!
 //! [metrics]                           # Prometheus metrics over HTTP; without this table nothing listens
 //! listen = "127.0.0.1:9102"           # the default (tmc_config::metrics)
 //! ```
@@ -163,6 +167,64 @@ pub struct UpstreamSection {
     pub keep_alive: Option<u16>,
     #[serde(default)]
     pub topic: TopicTemplate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_assistant: Option<HomeAssistantSection>,
+}
+
+/// The discovery prefix Home Assistant listens on unless configured otherwise.
+pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
+
+/// `[upstream.home_assistant]`: announce each sensor's readings to Home Assistant by MQTT discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistantSection {
+    /// Topic prefix of the retained discovery messages.
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+    /// Fields of a reading's JSON object to announce as entities; empty: every numeric one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+impl Default for HomeAssistantSection {
+    fn default() -> Self {
+        HomeAssistantSection {
+            discovery_prefix: default_discovery_prefix(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+impl HomeAssistantSection {
+    /// Why Home Assistant could not use these settings, if it could not.
+    fn check(&self) -> Result<(), String> {
+        let prefix = &self.discovery_prefix;
+        if prefix.is_empty()
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains(['+', '#', '\0'])
+        {
+            return Err(format!(
+                "discovery_prefix {prefix:?}: a topic without wildcards and without a leading or trailing /"
+            ));
+        }
+        // Field names go into entity ids and value templates: only what both take as is.
+        if let Some(bad) = self.fields.iter().find(|f| !is_field_name(f)) {
+            return Err(format!(
+                "fields: {bad:?} is not a field name (letters, digits and _ only)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A JSON field name the discovery can announce: non-empty ASCII letters, digits and `_`.
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn default_discovery_prefix() -> String {
+    DEFAULT_DISCOVERY_PREFIX.into()
 }
 
 /// Where readings are republished.
@@ -170,6 +232,8 @@ pub struct UpstreamSection {
 pub struct UpstreamConfig {
     pub broker: BrokerConfig,
     pub topic: TopicTemplate,
+    /// Home Assistant discovery; `None`: off.
+    pub home_assistant: Option<HomeAssistantSection>,
 }
 
 /// A checked configuration, paths resolved.
@@ -246,11 +310,15 @@ impl Config {
             UpstreamConfig {
                 broker,
                 topic: u.topic,
+                home_assistant: u.home_assistant,
             }
         });
         if let Some(u) = &upstream {
             if let Err(e) = crate::mqtt::check_host(&u.broker.host) {
                 return Err(invalid(format!("[upstream] {e}")));
+            }
+            if let Some(Err(e)) = u.home_assistant.as_ref().map(HomeAssistantSection::check) {
+                return Err(invalid(format!("[upstream.home_assistant] {e}")));
             }
         }
         let output = file.output;
@@ -330,6 +398,20 @@ stdout = true
         assert_eq!((u.broker.port, u.broker.keep_alive), (8883, 30));
         assert_eq!(u.broker.ca.as_deref(), Some(Path::new("/site/ca.pem")));
         assert_eq!(u.topic.render("sensors/s1/t", 10), "x/s1");
+        assert_eq!(u.home_assistant, None, "discovery is off by default");
+
+        // An empty [upstream.home_assistant] turns discovery on with Home Assistant's own prefix.
+        let c = parse(&format!(
+            "{MINIMAL}[upstream]\nhost = \"b\"\n[upstream.home_assistant]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.upstream.unwrap().home_assistant,
+            Some(HomeAssistantSection {
+                discovery_prefix: "homeassistant".into(),
+                fields: vec![],
+            })
+        );
 
         // The simulated air's directory and the board preset too, as the relay takes them.
         let c = parse(&MINIMAL.replace(
@@ -374,6 +456,22 @@ stdout = true
                 ),
                 "[upstream] host \"b\\n10.0.0.1 evil\" is not a DNS name or an IP address",
             ),
+            (
+                format!("{MINIMAL}[upstream]\nhost = \"b\"\n[upstream.home_assistant]\ndiscovery_prefix = \"ha/#\"\n"),
+                "[upstream.home_assistant] discovery_prefix \"ha/#\": a topic without wildcards",
+            ),
+            (
+                format!("{MINIMAL}[upstream]\nhost = \"b\"\n[upstream.home_assistant]\ndiscovery_prefix = \"ha/\"\n"),
+                "[upstream.home_assistant] discovery_prefix \"ha/\"",
+            ),
+            (
+                format!("{MINIMAL}[upstream]\nhost = \"b\"\n[upstream.home_assistant]\nfields = [\"a.b\"]\n"),
+                "[upstream.home_assistant] fields: \"a.b\" is not a field name",
+            ),
+            (
+                format!("{MINIMAL}[upstream]\nhost = \"b\"\n[upstream.home_assistant]\nprefix = \"ha\"\n"),
+                "unknown field `prefix`",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(&text).unwrap_err().to_string();
@@ -412,13 +510,21 @@ stdout = true
             client_id: Some("gw".into()),
             keep_alive: Some(10),
             topic: "x/{sensor}".parse().unwrap(),
+            home_assistant: Some(HomeAssistantSection {
+                discovery_prefix: "ha/site".into(),
+                fields: vec!["adc".into(), "temp_c".into()],
+            }),
         });
         full.metrics = Some(MetricsSection {
             listen: Some("[::1]:9300".parse().unwrap()),
         });
         let mut default_metrics = minimal.clone();
         default_metrics.metrics = Some(MetricsSection::default());
-        for file in [minimal, default_metrics, full] {
+        let mut discovery_defaults = full.clone();
+        if let Some(u) = &mut discovery_defaults.upstream {
+            u.home_assistant = Some(HomeAssistantSection::default());
+        }
+        for file in [minimal, default_metrics, full, discovery_defaults] {
             let text = file.to_toml("written by a test");
             assert!(text.starts_with("# written by a test\n"), "{text}");
             assert_eq!(

@@ -65,6 +65,7 @@ fn main() {
                 client_id: None,
                 keep_alive: None,
                 topic: Default::default(),
+                home_assistant: None,
             }),
             ..SiteOptions::default()
         },

@@ -274,6 +274,7 @@ impl Upstream {
             client_id: None,
             keep_alive: None,
             topic: "tmc/{sender}/{topic}".parse().unwrap(),
+            home_assistant: None,
         }
     }
 

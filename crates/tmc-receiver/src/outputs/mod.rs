@@ -3,12 +3,14 @@
 //!
 //! - [`stdout`]: JSON lines on standard output (at-least-once across a crash: a pipe cannot be rewound).
 //! - [`file`]: an append-only JSON-lines file, each reading exactly once even across crashes.
-//! - [`upstream`]: QoS 1 MQTT to an upstream broker, the cursor advanced over the PUBACKed prefix only.
+//! - [`upstream`]: QoS 1 MQTT to an upstream broker, the cursor advanced over the PUBACKed prefix only; with
+//!   [`home_assistant`] discovery announcing each sensor to Home Assistant.
 //!
 //! An output that fails (disk full, broker down) logs once per outage, backs off and tries again; meanwhile the
 //! journal keeps its records, so nothing is lost. The others go on independently.
 
 pub mod file;
+pub mod home_assistant;
 pub mod stdout;
 pub mod upstream;
 

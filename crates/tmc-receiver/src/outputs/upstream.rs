@@ -8,6 +8,10 @@
 //! While the broker is unreachable the journal only grows: nothing is lost. Reconnects back off from 1 s to 30 s;
 //! the outage is logged when it starts and when it ends, not at every retry. Each session builds its client
 //! options again, so a renewed client certificate is picked up at the next reconnect.
+//!
+//! With `[upstream.home_assistant]`, each upstream topic's first reading is preceded by its retained Home
+//! Assistant discovery config ([`home_assistant`](crate::outputs::home_assistant)), and every connection
+//! starts by publishing this run's announcements again.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{UpstreamConfig, DEFAULT_CLIENT_ID};
 use crate::line::record_json;
+use crate::outputs::home_assistant::{Announcement, Discovery};
 use crate::outputs::{BATCH, IDLE, MAX_BACKOFF, MIN_BACKOFF, UPSTREAM};
 use crate::shared::Shared;
 
@@ -105,8 +110,12 @@ impl Upstream {
         let address = self.config.broker.address();
         let mut outage: Option<Instant> = None;
         let mut backoff = MIN_BACKOFF;
+        let mut discovery = self.config.home_assistant.clone().map(Discovery::new);
         while !stopping(shared, shutdown) {
-            let failure = match self.session(shared, shutdown, heartbeat, &mut outage).await {
+            let failure = match self
+                .session(shared, shutdown, heartbeat, &mut outage, &mut discovery)
+                .await
+            {
                 Ok(()) => break,
                 Err(f) => f,
             };
@@ -139,6 +148,7 @@ impl Upstream {
         shutdown: &Shutdown,
         heartbeat: &Heartbeat,
         outage: &mut Option<Instant>,
+        discovery: &mut Option<Discovery>,
     ) -> Result<(), Failure> {
         let address = self.config.broker.address();
         let options = self
@@ -189,7 +199,14 @@ impl Upstream {
             }
         });
         let result = self
-            .publish(&client, &mut dead_rx, shared, shutdown, heartbeat)
+            .publish(
+                &client,
+                &mut dead_rx,
+                shared,
+                shutdown,
+                heartbeat,
+                discovery,
+            )
             .await;
         if result.is_ok() {
             // Stopping: a DISCONNECT spares the broker waiting for the keep-alive.
@@ -211,7 +228,14 @@ impl Upstream {
         shared: &Shared,
         shutdown: &Shutdown,
         heartbeat: &Heartbeat,
+        discovery: &mut Option<Discovery>,
     ) -> Result<(), String> {
+        // The broker may have lost its retained messages while this connection was down.
+        if let Some(d) = discovery {
+            for a in d.all() {
+                announce(client, a).await?;
+            }
+        }
         let mut journal = shared.journal_watch();
         loop {
             heartbeat.beat();
@@ -234,12 +258,14 @@ impl Upstream {
             }
             let mut notices = Vec::with_capacity(records.len());
             for r in &records {
+                let topic = self.topic(r);
+                if let Some(d) = discovery {
+                    for a in d.announce(r, &topic) {
+                        announce(client, a).await?;
+                    }
+                }
                 let notice = client
-                    .publish_tracked(
-                        self.topic(r),
-                        record_json(r),
-                        PublishOptions::new(QoS::AtLeastOnce),
-                    )
+                    .publish_tracked(topic, record_json(r), PublishOptions::new(QoS::AtLeastOnce))
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
                 notices.push((r.seq, notice));
@@ -288,6 +314,19 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Publishes a discovery config, retained. Not tracked: a config lost with the connection is published again
+/// when the next one starts.
+async fn announce(client: &AsyncClient, a: &Announcement) -> Result<(), String> {
+    client
+        .publish(
+            a.topic.clone(),
+            a.payload.clone(),
+            PublishOptions::new(QoS::AtLeastOnce).retained(),
+        )
+        .await
+        .map_err(|e| format!("publish discovery config: {e}"))
 }
 
 fn stopping(shared: &Shared, shutdown: &Shutdown) -> bool {
