@@ -22,6 +22,7 @@ APT_PACKAGES=(
   mosquitto openssl      # the real broker the PKI and data-path tests start on 127.0.0.1; openssl s_client in TLS tests
   procps                 # kill(1): the tests and the demo stop the processes they start by pid (SIGTERM/SIGKILL)
   python3 python3-venv shellcheck   # make layer-check: oelint-adv (PyPI, in a virtualenv), shellcheck
+  chromium               # tmc-web: its page loaded in headless Chromium (crates/tmc-web/tests/browser.rs)
   systemd                # systemd-analyze verify on the shipped units (tmc-demo tests/systemd.rs)
   bmap-tools bzip2 gzip xz-utils zstd fdisk e2fsprogs util-linux mount gawk   # make flash and its tests (loop devices)
   gcc-xtensa-lx106 binutils-xtensa-lx106   # firmware/: assembles and links the lx106 code (rustc emits assembly)
