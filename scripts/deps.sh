@@ -23,6 +23,7 @@ APT_PACKAGES=(
   procps                 # kill(1): the tests and the demo stop the processes they start by pid (SIGTERM/SIGKILL)
   python3 python3-venv shellcheck   # make layer-check: oelint-adv (PyPI, in a virtualenv), shellcheck
   prometheus             # promtool check metrics: the services' [metrics] scrapes linted (TMC_REQUIRE_PROMTOOL)
+  chromium               # tmc-web: its page loaded in headless Chromium (crates/tmc-web/tests/browser.rs)
   systemd                # systemd-analyze verify on the shipped units (tmc-demo tests/systemd.rs)
   bmap-tools bzip2 gzip xz-utils zstd fdisk e2fsprogs util-linux mount gawk   # make flash and its tests (loop devices)
   gcc-xtensa-lx106 binutils-xtensa-lx106   # firmware/: assembles and links the lx106 code (rustc emits assembly)
