@@ -8,7 +8,7 @@
 //! - [`receiver`]: `receiver.toml`, what `tmc-receiver run` and `status` read.
 //! - The tables they share: [`mqtt`] (`[mqtt]`, `[upstream]`: broker, TLS files, a key in an ATECC chip, topic
 //!   filters and templates), [`radio`] (`[radio]`: board preset or simulated air) and [`FullPolicy`]
-//!   (`[queue] when_full`), [`metrics`] (`[metrics]`: where a service serves Prometheus metrics).
+//!   (`[queue] when_full`), [`listen`] (`[metrics]`, `[web]`: where a service serves Prometheus metrics, where the page is served).
 //! - [`file`]: reading a TOML file into one of these types ([`ConfigError`], one line naming file and key) and
 //!   resolving the paths inside it ([`relative_to`]).
 //!
@@ -17,7 +17,7 @@
 
 pub mod assignment;
 pub mod file;
-pub mod metrics;
+pub mod listen;
 pub mod mqtt;
 pub mod radio;
 pub mod receiver;

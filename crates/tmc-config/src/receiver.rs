@@ -35,7 +35,10 @@
 //! fields = ["adc"]                    # fields of a JSON reading to announce (default: every numeric one)
 //!
 //! [metrics]                           # Prometheus metrics over HTTP; without this table nothing listens
-//! listen = "127.0.0.1:9102"           # the default (tmc_config::metrics)
+//! listen = "127.0.0.1:9102"           # the default (tmc_config::listen)
+//!
+//! [web]                               # tmc-web's page over what the receiver stores; without it tmc-web stays off
+//! listen = "127.0.0.1:8080"           # the default
 //! ```
 //!
 //! Unknown keys are refused, every error is one line naming the file (and for syntax errors the line and key),
@@ -48,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use tmc_envelope::replay::{DEFAULT_WINDOW, MAX_WINDOW};
 
 use crate::file::{load_toml, parse_toml, relative_to, render_toml, ConfigError};
-use crate::metrics::MetricsSection;
+use crate::listen::ListenSection;
 use crate::mqtt::{BrokerConfig, TopicTemplate};
 use crate::radio::RadioSection;
 
@@ -73,7 +76,9 @@ pub struct ReceiverFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsSection>,
+    pub metrics: Option<ListenSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<ListenSection>,
 }
 
 impl ReceiverFile {
@@ -91,6 +96,7 @@ impl ReceiverFile {
             output: OutputSection::default(),
             upstream: None,
             metrics: None,
+            web: None,
         }
     }
 
@@ -252,6 +258,8 @@ pub struct Config {
     pub upstream: Option<UpstreamConfig>,
     /// Where to serve the metrics (`[metrics]`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where `tmc-web` serves the page (`[web]`), if it runs at all.
+    pub web: Option<SocketAddr>,
 }
 
 impl Config {
@@ -341,7 +349,8 @@ impl Config {
             upstream,
             metrics: file
                 .metrics
-                .map(|m| m.address(crate::metrics::RECEIVER_PORT)),
+                .map(|m| m.address(crate::listen::RECEIVER_PORT)),
+            web: file.web.map(|w| w.address(crate::listen::WEB_PORT)),
         })
     }
 
@@ -387,6 +396,11 @@ stdout = true
         assert_eq!(c.metrics, None);
         let c = parse(&format!("{MINIMAL}[metrics]\n")).unwrap();
         assert_eq!(c.metrics.unwrap().to_string(), "127.0.0.1:9102");
+        assert_eq!(c.web, None);
+        let c = parse(&format!("{MINIMAL}[web]\n")).unwrap();
+        assert_eq!(c.web.unwrap().to_string(), "127.0.0.1:8080");
+        let c = parse(&format!("{MINIMAL}[web]\nlisten = \"0.0.0.0:80\"\n")).unwrap();
+        assert_eq!(c.web.unwrap().to_string(), "0.0.0.0:80");
 
         let c = parse(&format!(
             "state_dir = \"state\"\n{MINIMAL}file = \"out/r.jsonl\"\n[upstream]\nhost = \"b\"\nca = \"ca.pem\"\ntopic = \"x/{{sensor}}\"\n"
@@ -515,11 +529,15 @@ stdout = true
                 fields: vec!["adc".into(), "temp_c".into()],
             }),
         });
-        full.metrics = Some(MetricsSection {
+        full.metrics = Some(ListenSection {
             listen: Some("[::1]:9300".parse().unwrap()),
         });
+        full.web = Some(ListenSection {
+            listen: Some("127.0.0.1:8081".parse().unwrap()),
+        });
         let mut default_metrics = minimal.clone();
-        default_metrics.metrics = Some(MetricsSection::default());
+        default_metrics.metrics = Some(ListenSection::default());
+        default_metrics.web = Some(ListenSection::default());
         let mut discovery_defaults = full.clone();
         if let Some(u) = &mut discovery_defaults.upstream {
             u.home_assistant = Some(HomeAssistantSection::default());

@@ -37,7 +37,7 @@
 //! when_full = "refuse"            # back-pressure to the broker; or "drop-oldest"
 //!
 //! [metrics]                       # Prometheus metrics over HTTP; without this table nothing listens
-//! listen = "127.0.0.1:9101"       # the default (tmc_config::metrics)
+//! listen = "127.0.0.1:9101"       # the default (tmc_config::listen)
 //! ```
 //!
 //! # The MQTT client key in an ATECC508A/608A
@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 use tmc_envelope::Encoding;
 
 use crate::file::{load_toml, relative_to, ConfigError};
-use crate::metrics::MetricsSection;
+use crate::listen::ListenSection;
 use crate::mqtt::MqttConfig;
 use crate::radio::RadioSection;
 
@@ -79,7 +79,7 @@ pub struct RelayConfig {
     #[serde(default, skip_serializing_if = "is_default")]
     pub queue: QueueSection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsSection>,
+    pub metrics: Option<ListenSection>,
 }
 
 /// What to do with a new message when the queue holds `capacity` entries.
@@ -270,7 +270,7 @@ impl RelayConfig {
     pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
         self.metrics
             .as_ref()
-            .map(|m| m.address(crate::metrics::RELAY_PORT))
+            .map(|m| m.address(crate::listen::RELAY_PORT))
     }
 
     /// The file's text: `header` as comment lines, then every setting that is not a section's default.
@@ -520,11 +520,11 @@ keys = "keys.toml"
         full.envelope.sender = Some(12);
         full.envelope.encoding = Encoding::Text;
         full.queue.when_full = FullPolicy::DropOldest;
-        full.metrics = Some(MetricsSection {
+        full.metrics = Some(ListenSection {
             listen: Some("0.0.0.0:9200".parse().unwrap()),
         });
         let mut default_metrics = minimal.clone();
-        default_metrics.metrics = Some(MetricsSection::default());
+        default_metrics.metrics = Some(ListenSection::default());
         assert_eq!(
             default_metrics.metrics_address().unwrap().to_string(),
             "127.0.0.1:9101"

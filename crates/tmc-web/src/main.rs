@@ -16,12 +16,13 @@ use tmc_web::status::StatusWatch;
 struct Cli {
     #[command(flatten)]
     global: tmc_cli::GlobalArgs,
-    /// The receiver's configuration (its [output] file and state_dir are what the page reads).
+    /// The receiver's configuration: its [output] file and state_dir are what the page reads, its [web] table
+    /// where the page is served (without [web] the page is off and tmc-web exits at once, successfully).
     #[arg(long, default_value = "/etc/tmc/receiver.toml")]
     receiver_config: PathBuf,
-    /// Address to serve on (port 0: any free port, printed on stdout).
+    /// Address to serve on instead of [web] listen (port 0: any free port, printed on stdout).
     #[arg(long)]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// How often the two files are looked at (their size and time only, unless they changed).
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
@@ -35,6 +36,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = tmc_config::receiver::Config::load(&cli.receiver_config)?;
+    let Some(listen) = cli.listen.or(config.web) else {
+        // Off by default: the image's unit starts on every gateway and ends here unless [web] turned it on.
+        eprintln!(
+            "tmc-web: the page is off: no [web] in {} (and no --listen)",
+            config.path.display()
+        );
+        return Ok(());
+    };
     let output = config.file.clone().with_context(|| {
         format!(
             "{}: no [output] file: the page shows what the receiver writes there",
@@ -45,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ReadingLog::new(output),
         StatusWatch::new(config.status_path()),
     );
-    let server = Server::bind(cli.listen).with_context(|| format!("listen on {}", cli.listen))?;
+    let server = Server::bind(listen).with_context(|| format!("listen on {listen}"))?;
     let addr = server.local_addr().context("the listener's address")?;
     // The one line on stdout: tests and scripts that asked for port 0 read the address from it.
     println!("listening on http://{addr}/");

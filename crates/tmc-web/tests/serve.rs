@@ -156,3 +156,35 @@ fn a_receiver_without_an_output_file_is_refused_with_a_reason() {
     let reason = tmc_testkit::failure_reason(&cmd.output().unwrap());
     assert!(reason.contains("no [output] file"), "{reason}");
 }
+
+#[test]
+fn web_in_receiver_toml_says_where_the_page_is_served() {
+    let web = Web::start_with(
+        "{\"topic\":\"t\",\"time\":1,\"sender\":10,\"data\":\"5\"}\n",
+        "[web]\nlisten = \"127.0.0.1:0\"\n",
+        &[],
+    );
+    assert!(web.addr.starts_with("127.0.0.1:"), "{}", web.addr);
+    let (head, body) = web.get("/api/readings");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("\"topic\":\"t\""), "{body}");
+}
+
+#[test]
+fn without_web_in_receiver_toml_the_page_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("receiver.toml");
+    std::fs::write(
+        &config,
+        "[radio]\nsim = \"sim:/tmp/unused-air\"\n[link]\npeers = [10]\n[envelope]\nkeys = \"k\"\n[output]\nfile = \"r.jsonl\"\n",
+    )
+    .unwrap();
+    let mut cmd = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-web"));
+    cmd.arg("--receiver-config").arg(&config);
+    let out = cmd.output().unwrap();
+    // Success, so that the image's unit, started on every gateway, ends quietly where the page is not wanted.
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the page is off: no [web] in"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -24,13 +24,20 @@ impl Drop for Web {
 }
 
 impl Web {
-    /// Starts tmc-web over a receiver whose output file already holds `readings`.
+    /// Starts tmc-web over a receiver whose output file already holds `readings`, on any free port.
     pub fn start(readings: &str) -> Web {
+        Web::start_with(readings, "", &["--listen", "127.0.0.1:0"])
+    }
+
+    /// As [`Web::start`], with `tables` appended to receiver.toml and `args` on tmc-web's command line.
+    pub fn start_with(readings: &str, tables: &str, args: &[&str]) -> Web {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("receiver.toml"),
-            "state_dir = \"state\"\n[radio]\nsim = \"sim:/tmp/unused-air\"\n[link]\npeers = [10]\n\
-             [envelope]\nkeys = \"keys.toml\"\n[output]\nfile = \"state/readings.jsonl\"\n",
+            format!(
+                "state_dir = \"state\"\n[radio]\nsim = \"sim:/tmp/unused-air\"\n[link]\npeers = [10]\n\
+                 [envelope]\nkeys = \"keys.toml\"\n[output]\nfile = \"state/readings.jsonl\"\n{tables}"
+            ),
         )
         .unwrap();
         std::fs::create_dir(dir.path().join("state")).unwrap();
@@ -38,7 +45,8 @@ impl Web {
         let mut cmd = tmc_testkit::bin_command(env!("CARGO_BIN_EXE_tmc-web"));
         cmd.arg("--receiver-config")
             .arg(dir.path().join("receiver.toml"))
-            .args(["--listen", "127.0.0.1:0", "--poll-ms", "50"])
+            .args(args)
+            .args(["--poll-ms", "50"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
