@@ -46,9 +46,9 @@ use tmc_secret_file::{ReservedSequence, SequenceError};
 /// The radio underneath, as much of it as the relay and the receiver need: they talk to this one layer. (Opening
 /// a radio from a configuration is `tmc_service::radio`'s business.)
 pub use tmc_radio::{
-    airtime_report, AirtimeReport, Bandwidth, Clock, CodingRate, DutyCycle, DutyCycleLimiter,
-    Frame, Header, LinkError, ModemConfig, OnAir, PacketRadio, PastTransmission, RadioConfig,
-    ReceivedFrame, ReliableDatagram, SpreadingFactor, TransmitObserver, BROADCAST,
+    airtime_report, time_on_air, AirtimeReport, Bandwidth, Clock, CodingRate, DutyCycle,
+    DutyCycleLimiter, Frame, Header, LinkError, ModemConfig, OnAir, PacketRadio, PastTransmission,
+    RadioConfig, ReceivedFrame, ReliableDatagram, SpreadingFactor, TransmitObserver, BROADCAST,
 };
 
 /// Header IDs reserved per write of a [`HeaderIdFile`]: fewer than 256, so that the first ID after a crash is

@@ -41,7 +41,7 @@ use tmc_service::notify::Heartbeat;
 use tmc_service::Shutdown;
 
 use crate::sender_watch::{SenderWatch, Verdict};
-use crate::shared::{unix_now, Shared};
+use crate::shared::{unix_now, FrameHeard, Shared};
 
 /// How long one receive waits before the loop checks for a stop and beats its heartbeat.
 const RECEIVE_SLICE: Duration = Duration::from_secs(1);
@@ -69,6 +69,8 @@ pub struct Gateway<R, C> {
     rx: LinkReceiver<R, C>,
     /// The link's counters as last copied to the status.
     link_stats: ReceiverStats,
+    /// Airtime of the last token's frame: a resent copy heard later is the same bytes again.
+    last_airtime_ms: u64,
     shared: Arc<Shared>,
     ring: KeyRing,
     opener: Opener,
@@ -87,9 +89,15 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
         shared: Arc<Shared>,
     ) -> Self {
         let opener = Opener::new(ring.clone(), shared.inbox().replay_guard().clone());
+        let budget = link
+            .datagram()
+            .limiter()
+            .map(|l| l.budget().as_millis() as u64);
+        shared.update_link(|l| l.airtime_budget_ms = budget);
         Gateway {
             rx: LinkReceiver::new(link).with_peers(peers),
             link_stats: ReceiverStats::default(),
+            last_airtime_ms: 0,
             shared,
             ring,
             opener,
@@ -135,7 +143,19 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 "{strangers} frame(s) from nodes outside [link] peers: dropped, not acknowledged"
             );
         }
+        let copies = stats.retries.saturating_sub(self.link_stats.retries);
+        let airtime_ms = token.map(|(received, _)| {
+            // RadioHead's four header bytes, then the token.
+            let frame_len = received.token.len() + 4;
+            let airtime = self.rx.link().datagram().radio().time_on_air(frame_len);
+            airtime.as_millis() as u64
+        });
+        let last_airtime_ms = self.last_airtime_ms;
         self.shared.update_link(|l| {
+            if copies > 0 {
+                // Resent copies of the token acknowledged last: its bytes again.
+                l.add_airtime(unix_now(), last_airtime_ms * copies);
+            }
             l.frames_heard = stats.heard;
             l.crc_errors = stats.crc_errors;
             l.malformed_frames = stats.malformed;
@@ -147,9 +167,19 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
                 return;
             };
             l.frames_received += 1;
-            l.last_frame_unix = Some(unix_now());
+            let now = unix_now();
+            let snr_db = f32::from(received.snr_quarter_db) / 4.0;
+            l.last_frame_unix = Some(now);
             l.last_rssi_dbm = Some(received.rssi_dbm);
-            l.last_snr_db = Some(f32::from(received.snr_quarter_db) / 4.0);
+            l.last_snr_db = Some(snr_db);
+            l.heard(FrameHeard {
+                n: l.frames_received,
+                unix: now,
+                from: received.from,
+                rssi_dbm: received.rssi_dbm,
+                snr_db,
+                airtime_ms: airtime_ms.unwrap_or(0),
+            });
             match *outcome {
                 Outcome::Stored { readings, legacy } => {
                     l.tokens_stored += 1;
@@ -166,6 +196,9 @@ impl<R: PacketRadio, C: Clock> Gateway<R, C> {
             }
         });
         self.link_stats = stats;
+        if let Some(ms) = airtime_ms {
+            self.last_airtime_ms = ms;
+        }
     }
 
     /// Runs until `shutdown`: the token in hand is always finished (committed and acknowledged) first.

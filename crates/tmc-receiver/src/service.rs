@@ -399,6 +399,18 @@ fn metrics(s: &Snapshot, scrape: &mut Scrape) -> Result<(), prometheus::Error> {
         )?;
     }
     scrape.gauge(
+        "relay_airtime_heard_seconds",
+        "Airtime of the relays' frames heard in the last hour (tokens and resent copies), seconds.",
+        link.airtime_heard_last_hour_ms(crate::shared::unix_now()) as f64 / 1000.0,
+    )?;
+    if let Some(budget) = link.airtime_budget_ms {
+        scrape.gauge(
+            "airtime_budget_seconds",
+            "The band's airtime budget per hour (its duty cycle), seconds.",
+            budget as f64 / 1000.0,
+        )?;
+    }
+    scrape.gauge(
         "journal_readings",
         "Readings in the journal not yet delivered by every output.",
         s.journal as f64,

@@ -4,7 +4,7 @@
 //! Lock order: the inbox before the counters, never the other way round. Both are held only for one short step
 //! (one commit, one query, one counter update), never across radio or network I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -75,9 +75,69 @@ pub struct LinkCounters {
     pub last_reading_unix: Option<u64>,
     pub last_rssi_dbm: Option<i16>,
     pub last_snr_db: Option<f32>,
+    /// The newest tokens' frames, oldest first, at most [`RECENT_FRAMES`]: each frame's link quality (what
+    /// `tmc-web` charts; it keeps a longer history by `n`, so frames between two of its looks are not missed).
+    pub recent_frames: VecDeque<FrameHeard>,
+    /// Airtime of the frames heard from the relays (their tokens and resent copies) as `(Unix minute,
+    /// milliseconds)`, oldest first, over the last hour: what the relays spent of their duty-cycle budget, as
+    /// far as the gateway heard.
+    pub airtime_heard_ms: VecDeque<(u64, u64)>,
+    /// The hourly airtime budget of the band, in milliseconds (the gateway's own limit, which the relays on the
+    /// same band share); None without a duty-cycle limit.
+    pub airtime_budget_ms: Option<u64>,
+}
+
+/// How many frames [`LinkCounters::recent_frames`] keeps: the snapshot is written every few seconds while
+/// frames arrive, and no relay sends this many frames in a few seconds within a duty cycle.
+pub const RECENT_FRAMES: usize = 32;
+
+/// One frame that carried a token, as the radio heard it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameHeard {
+    /// Its number among the frames received since the start (`frames_received` after it).
+    pub n: u64,
+    pub unix: u64,
+    /// The relay's node address.
+    pub from: u8,
+    pub rssi_dbm: i16,
+    pub snr_db: f32,
+    /// Time on air of the whole frame (header and token) with the radio's settings.
+    pub airtime_ms: u64,
 }
 
 impl LinkCounters {
+    /// Records a frame that carried a token.
+    pub(crate) fn heard(&mut self, frame: FrameHeard) {
+        self.add_airtime(frame.unix, frame.airtime_ms);
+        if self.recent_frames.len() == RECENT_FRAMES {
+            self.recent_frames.pop_front();
+        }
+        self.recent_frames.push_back(frame);
+    }
+
+    /// Counts `ms` of the relays' airtime heard at `unix`; airtime older than an hour is forgotten.
+    pub(crate) fn add_airtime(&mut self, unix: u64, ms: u64) {
+        let minute = unix / 60;
+        match self.airtime_heard_ms.back_mut() {
+            Some((m, total)) if *m == minute => *total += ms,
+            _ => self.airtime_heard_ms.push_back((minute, ms)),
+        }
+        let first = minute.saturating_sub(59);
+        while self.airtime_heard_ms.front().is_some_and(|(m, _)| *m < first) {
+            self.airtime_heard_ms.pop_front();
+        }
+    }
+
+    /// Airtime heard from the relays in the hour before `now_unix`, by whole minutes.
+    pub fn airtime_heard_last_hour_ms(&self, now_unix: u64) -> u64 {
+        let first = (now_unix / 60).saturating_sub(59);
+        self.airtime_heard_ms
+            .iter()
+            .filter(|(m, _)| (first..=now_unix / 60).contains(m))
+            .map(|(_, ms)| ms)
+            .sum()
+    }
+
     /// The packets accounted for: the link's fates (CRC error, malformed, other node, stray ACK, retry,
     /// unknown node) and each received token's (stored, duplicate, stale, refused, not stored).
     pub fn fates(&self) -> u64 {

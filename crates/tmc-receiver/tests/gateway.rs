@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tmc_envelope::legacy::{self, LegacyKeys};
 use tmc_envelope::{Encoding, KeyRing, MemoryCounter, Overwrite, Reading, Sealer};
-use tmc_link::{LinkError, LinkSender, RadioConfig, ReliableDatagram, SendError, SendPolicy};
+use tmc_link::{
+    DutyCycle, DutyCycleLimiter, LinkError, LinkSender, RadioConfig, ReliableDatagram, SendError,
+    SendPolicy,
+};
 use tmc_queue::Inbox;
 use tmc_radio_sim::{sim_link, ChannelConfig, Participant, SimChannel, SimChip, SimClock};
 use tmc_receiver::config::Config;
@@ -89,11 +92,15 @@ impl Site {
     }
 
     fn start_now(&self, chip: SimChip) -> Service {
+        self.start_on(reliable(chip, GATEWAY, 1))
+    }
+
+    fn start_on(&self, link: ReliableDatagram<Radio, SimClock>) -> Service {
         let config = Config::load(&self.config_path()).unwrap();
         let inbox = Inbox::open(&config.inbox_path(), config.window).unwrap();
         Service::start(
             &config,
-            reliable(chip, GATEWAY, 1),
+            link,
             RadioInfo {
                 description: "simulated air (test)".into(),
                 address: GATEWAY,
@@ -252,6 +259,62 @@ fn tokens_are_output_exactly_once_in_order_and_forgeries_replays_and_strangers_a
     assert_eq!(json["snapshot"]["outputs"][&output]["backlog"], 0);
 }
 
+/// What `tmc-web` shows of the link: each frame's RSSI/SNR and airtime, and the relays' airtime in the hour
+/// against the band's budget, resent copies included.
+#[test]
+fn each_frame_is_recorded_with_its_link_quality_and_airtime() {
+    let site = Site::new(false);
+    let channel = SimChannel::new(ChannelConfig {
+        seed: 5,
+        ..ChannelConfig::default()
+    });
+    let gateway_chip = channel.add_chip();
+    let me = channel.participant();
+    let relay_chip = channel.add_chip_for(&me);
+    let radio = RadioConfig::radiohead_default(868_000_000);
+    let limiter = DutyCycleLimiter::new(DutyCycle::from_percent(1.0).unwrap());
+    let service = me
+        .idle(|| site.start_on(sim_link(gateway_chip, radio, GATEWAY, 1, Some(limiter)).unwrap()));
+    let mut tx = reliable(relay_chip, RELAY, 2);
+    let mut sealer = Sealer::new(&site.ring, SENDER, MemoryCounter::starting_at(SENDER, 0));
+    // Tokens of different lengths: one, three and five readings.
+    let tokens: Vec<Vec<u8>> = [1, 3, 5].iter().map(|&n| seal(&mut sealer, n, n)).collect();
+    for t in &tokens {
+        tx.send_to_wait(GATEWAY, t).unwrap();
+    }
+    // The last token again under the same datagram id: a resent copy (as after a lost ACK), on air again.
+    tx.set_next_id(tx.last_id());
+    tx.send_to_wait(GATEWAY, &tokens[2]).unwrap();
+    let s = wait(&me, &service, |s| {
+        s.link.tokens_stored == 3 && s.link.resent_copies == 1
+    });
+    let airtime = |t: &[u8]| tmc_link::time_on_air(&radio.modem, t.len() + 4).as_millis() as u64;
+    let frames = &s.link.recent_frames;
+    assert_eq!(
+        frames.iter().map(|f| (f.n, f.from)).collect::<Vec<_>>(),
+        [(1, RELAY), (2, RELAY), (3, RELAY)]
+    );
+    assert_eq!(
+        frames.iter().map(|f| f.airtime_ms).collect::<Vec<_>>(),
+        tokens.iter().map(|t| airtime(t)).collect::<Vec<_>>()
+    );
+    assert!(frames[0].airtime_ms < frames[2].airtime_ms, "{frames:?}");
+    for f in frames {
+        assert_eq!(Some(f.rssi_dbm), s.link.last_rssi_dbm);
+        assert_eq!(f.snr_db, 38.0 / 4.0, "the channel's RegPktSnrValue");
+    }
+    let heard: u64 = tokens.iter().map(|t| airtime(t)).sum::<u64>() + airtime(&tokens[2]);
+    let now = frames[2].unix;
+    assert_eq!(s.link.airtime_heard_last_hour_ms(now), heard);
+    assert_eq!(
+        s.link.airtime_heard_last_hour_ms(now + 3600),
+        0,
+        "an hour later it is spent no more"
+    );
+    assert_eq!(s.link.airtime_budget_ms, Some(36_000), "1 % of an hour");
+    me.idle(|| service.stop()).unwrap();
+}
+
 #[test]
 fn legacy_frames_are_stored_only_when_enabled_and_always_with_a_warning() {
     let site = Site::new(false);
@@ -346,6 +409,13 @@ fn check_metrics(service: &Service, s: &Snapshot, output: &str) {
     let rssi = value("tmc_receiver_last_frame_rssi_dbm", &[]);
     assert!((-164.0..0.0).contains(&rssi), "{rssi}");
     value("tmc_receiver_last_frame_snr_db", &[]);
+    // Frames came in within the hour (this test's gateway has no duty-cycle limit, so no budget).
+    let heard = s.link.airtime_heard_last_hour_ms(tmc_service::status::unix_now());
+    assert!(heard > 0);
+    assert_eq!(
+        value("tmc_receiver_relay_airtime_heard_seconds", &[]),
+        heard as f64 / 1000.0
+    );
     assert!(value("process_resident_memory_bytes", &[]) > 0.0);
     tmc_testkit::promtool_check_metrics(&body);
 }
