@@ -18,6 +18,13 @@ pub struct Dashboard {
     error: Option<String>,
 }
 
+/// The relays' airtime as the gateway heard it: their frames (and resent copies) in the last hour.
+#[derive(Debug, Serialize)]
+struct RelayAirtime {
+    heard_seconds: f64,
+    budget_seconds: Option<f64>,
+}
+
 /// The view as JSON: `/api/readings` and each event of `/events`.
 #[derive(Debug, Serialize)]
 struct View<'a> {
@@ -28,10 +35,10 @@ struct View<'a> {
     sensors: Vec<&'a Sensor>,
     unreadable_lines: u64,
     receiver: Option<&'a ReceiverView>,
+    /// One sample per frame received, oldest first.
     link_samples: Vec<&'a LinkSample>,
-    /// The relay's airtime budget: the gateway does not learn it yet (nothing in the frames or the snapshot
-    /// carries it), so this stays null until it does.
-    relay_airtime: Option<()>,
+    /// The relays' airtime in the last hour as far as the gateway heard it, against the band's budget.
+    relay_airtime: Option<RelayAirtime>,
     error: Option<&'a str>,
 }
 
@@ -75,7 +82,10 @@ impl Dashboard {
             unreadable_lines: self.readings.unreadable_lines(),
             receiver: self.status.current(),
             link_samples: self.status.samples().iter().collect(),
-            relay_airtime: None,
+            relay_airtime: self.status.current().map(|r| RelayAirtime {
+                heard_seconds: r.link.airtime_heard_seconds(now_unix),
+                budget_seconds: r.link.airtime_budget_ms.map(|ms| ms as f64 / 1000.0),
+            }),
             error: self.error.as_deref(),
         };
         // Strings, integers, finite floats and options: serialising cannot fail.

@@ -90,7 +90,8 @@ fn events_carry_each_new_reading_without_a_reload() {
         r#"{"changed_unix":170,"pid":1,"running":true,"started_unix":1,"radio":"sim","address":1,"peers":[10],
         "legacy_enabled":false,"journal":0,"outputs":{},
         "link":{"frames_heard":2,"frames_received":2,"readings_stored":2,"last_frame_unix":160,
-        "last_rssi_dbm":-71,"last_snr_db":8.25,"refused":{}}}"#,
+        "last_rssi_dbm":-71,"last_snr_db":8.25,"refused":{},"airtime_budget_ms":36000,"airtime_heard_ms":[],
+        "recent_frames":[{"n":2,"unix":160,"from":10,"rssi_dbm":-71,"snr_db":8.25,"airtime_ms":62}]}}"#,
     )
     .unwrap();
     std::fs::rename(&aside, web.state().join("receiver.status.json")).unwrap();
@@ -98,8 +99,9 @@ fn events_carry_each_new_reading_without_a_reload() {
     assert_eq!(third["receiver"]["link"]["last_rssi_dbm"], -71);
     assert_eq!(
         third["link_samples"],
-        serde_json::json!([{"frame_unix": 160, "rssi_dbm": -71, "snr_db": 8.25}])
+        serde_json::json!([{"n": 2, "unix": 160, "from": 10, "rssi_dbm": -71, "snr_db": 8.25, "airtime_ms": 62}])
     );
+    assert_eq!(third["relay_airtime"]["budget_seconds"], 36.0);
 }
 
 #[test]
