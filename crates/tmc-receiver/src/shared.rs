@@ -123,7 +123,11 @@ impl LinkCounters {
             _ => self.airtime_heard_ms.push_back((minute, ms)),
         }
         let first = minute.saturating_sub(59);
-        while self.airtime_heard_ms.front().is_some_and(|(m, _)| *m < first) {
+        while self
+            .airtime_heard_ms
+            .front()
+            .is_some_and(|(m, _)| *m < first)
+        {
             self.airtime_heard_ms.pop_front();
         }
     }

@@ -410,7 +410,9 @@ fn check_metrics(service: &Service, s: &Snapshot, output: &str) {
     assert!((-164.0..0.0).contains(&rssi), "{rssi}");
     value("tmc_receiver_last_frame_snr_db", &[]);
     // Frames came in within the hour (this test's gateway has no duty-cycle limit, so no budget).
-    let heard = s.link.airtime_heard_last_hour_ms(tmc_service::status::unix_now());
+    let heard = s
+        .link
+        .airtime_heard_last_hour_ms(tmc_service::status::unix_now());
     assert!(heard > 0);
     assert_eq!(
         value("tmc_receiver_relay_airtime_heard_seconds", &[]),

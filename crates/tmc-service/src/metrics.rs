@@ -7,9 +7,10 @@
 //! process' resident memory and start time are added to every scrape.
 //!
 //! The listener is one thread serving one connection at a time, each bounded by [`IO_TIMEOUT`] and
-//! [`MAX_REQUEST`]: a scrape every few seconds needs no more, and a client that stalls cannot hold it long.
+//! [`tmc_http::MAX_REQUEST_HEAD`]: a scrape every few seconds needs no more, and a client that stalls cannot
+//! hold it long.
 
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,11 +23,10 @@ use prometheus::core::Collector;
 use prometheus::{
     Counter, Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use tmc_http::Request;
 
 /// How long a client may take to send its request or read the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest request read (its line and headers); a scrape's is a few hundred bytes.
-pub const MAX_REQUEST: usize = 8192;
 
 /// One scrape's metrics, named `<prefix>_<name>`: fill it from the service's counters.
 ///
@@ -247,41 +247,34 @@ impl Serving {
         }
     }
 
-    fn answer(&self, mut stream: TcpStream) -> io::Result<()> {
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let request = read_request(&mut stream)?;
-        let (status, content_type, body) = match request_target(&request) {
-            Some(("GET", "/metrics")) => match self.scrape() {
-                Ok(body) => ("200 OK", TextEncoder::new().format_type().to_owned(), body),
-                Err(e) => {
-                    tracing::warn!("metrics not encoded: {e}");
-                    (
-                        "500 Internal Server Error",
-                        PLAIN.to_owned(),
-                        b"metrics not encoded\n".to_vec(),
-                    )
+    fn answer(&self, stream: TcpStream) -> io::Result<()> {
+        let (status, content_type, body) = match tmc_http::read_request(&stream, IO_TIMEOUT)? {
+            Request::Target { method, path } if method == "GET" && path == "/metrics" => {
+                match self.scrape() {
+                    Ok(body) => ("200 OK", TextEncoder::new().format_type().to_owned(), body),
+                    Err(e) => {
+                        tracing::warn!("metrics not encoded: {e}");
+                        (
+                            "500 Internal Server Error",
+                            PLAIN.to_owned(),
+                            b"metrics not encoded\n".to_vec(),
+                        )
+                    }
                 }
-            },
-            Some(("GET", _)) => (
+            }
+            Request::Target { method, .. } if method == "GET" => (
                 "404 Not Found",
                 PLAIN.to_owned(),
                 b"the metrics are at /metrics\n".to_vec(),
             ),
-            Some(_) => (
+            Request::Target { .. } => (
                 "405 Method Not Allowed",
                 PLAIN.to_owned(),
                 b"only GET\n".to_vec(),
             ),
-            None => ("400 Bad Request", PLAIN.to_owned(), Vec::new()),
+            Request::Bad => ("400 Bad Request", PLAIN.to_owned(), Vec::new()),
         };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&body)?;
-        stream.flush()
+        tmc_http::respond(&stream, status, &content_type, "", &body)
     }
 
     fn scrape(&self) -> prometheus::Result<Vec<u8>> {
@@ -294,58 +287,15 @@ impl Serving {
 
 const PLAIN: &str = "text/plain; charset=utf-8";
 
-/// The request's line and headers: up to the blank line, at most [`MAX_REQUEST`] bytes (the body, if any, is
-/// not read: a scrape has none).
-fn read_request(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&buf[..n]);
-    }
-    Ok(request)
-}
-
-/// The method and path of an HTTP/1.x request line (a query string is ignored).
-fn request_target(request: &[u8]) -> Option<(&str, &str)> {
-    let line = request.split(|&b| b == b'\r' || b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return None;
-    }
-    let path = target.split('?').next()?;
-    Some((method, path))
-}
-
 /// Reads `http://address/path` (the tests' and the demo's scrape): the status code and the body.
 pub fn http_get(address: SocketAddr, path: &str) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| io::Error::other("no end of the response's headers"))?;
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("not an HTTP status line: {head:?}")))?;
-    Ok((code, body.to_owned()))
+    tmc_http::get(address, path, IO_TIMEOUT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
 
     fn serve(collect: Collect) -> MetricsServer {
         MetricsServer::start("127.0.0.1:0".parse().unwrap(), "tmc_test", collect).unwrap()

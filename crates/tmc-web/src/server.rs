@@ -9,21 +9,21 @@
 //! One poller thread looks at the two files every poll interval (metadata only, unless they changed) and
 //! publishes a new view to every event stream through [`Hub`].
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::dashboard::{unix_now, Dashboard};
+use tmc_http::Request;
 
 /// Connections served at once; more are answered 503 (the page is for a few people, not a crowd).
 pub const MAX_CONNECTIONS: usize = 32;
 /// An idle event stream gets a comment line this often.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-/// How long a client may take to send its request head, and its largest size.
+/// How long a client may take to send its request head (at most [`tmc_http::MAX_REQUEST_HEAD`] bytes).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 const PAGE: &str = include_str!("page.html");
 /// Where the page's current view goes (inside a `<script type="application/json">`).
@@ -130,32 +130,8 @@ impl Server {
     }
 }
 
-/// The request's path, or None for a request that is not a GET this server understands.
-fn read_request(stream: &TcpStream) -> std::io::Result<Option<(String, String)>> {
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.take(MAX_REQUEST_HEAD as u64));
-    let mut first = String::new();
-    reader.read_line(&mut first)?;
-    // The rest of the head is read and ignored (no header changes the answer).
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let mut parts = first.split_whitespace();
-    match (parts.next(), parts.next()) {
-        (Some(method), Some(target)) => {
-            let path = target.split('?').next().unwrap_or(target);
-            Ok(Some((method.to_owned(), path.to_owned())))
-        }
-        _ => Ok(None),
-    }
-}
-
 fn handle(stream: TcpStream, hub: &Hub) -> std::io::Result<()> {
-    let Some((method, path)) = read_request(&stream)? else {
+    let Request::Target { method, path } = tmc_http::read_request(&stream, REQUEST_TIMEOUT)? else {
         return respond(&stream, "400 Bad Request", "text/plain", b"bad request\n");
     };
     if method != "GET" {
@@ -192,18 +168,12 @@ const COMMON_HEADERS: &str = "Cache-Control: no-store\r\nX-Content-Type-Options:
 Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'\r\n";
 
 fn respond(
-    mut stream: &TcpStream,
+    stream: &TcpStream,
     status: &str,
     content_type: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{COMMON_HEADERS}Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
+    tmc_http::respond(stream, status, content_type, COMMON_HEADERS, body)
 }
 
 fn events(mut stream: TcpStream, hub: &Hub) -> std::io::Result<()> {
