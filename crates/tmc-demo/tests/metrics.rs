@@ -100,6 +100,15 @@ fn relay_and_receiver_metrics_say_what_was_sent() {
         link["tokens_delivered"].as_f64().unwrap()
     );
     assert!(value("tmc_receiver_last_frame_rssi_dbm", &[]) < 0.0);
+    // Nothing lost on this air: the gateway heard every frame the relay spent airtime on (to the millisecond
+    // per frame it counts in), against the same band's budget.
+    let heard = value("tmc_receiver_relay_airtime_heard_seconds", &[]);
+    let frames = link["frames_sent"].as_f64().unwrap();
+    assert!(
+        heard <= used && used - heard <= frames * 0.001,
+        "heard {heard} s of the relay's {used} s in {frames} frames"
+    );
+    assert_eq!(value("tmc_receiver_airtime_budget_seconds", &[]), budget);
     assert!(value("process_resident_memory_bytes", &[]) > 0.0);
     eprintln!("receiver scrape:\n{body}");
 
