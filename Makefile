@@ -44,7 +44,8 @@ help:
 	@echo "make fuzz          fuzz the token, batch, frame and MQTT parsers (cargo-fuzz, nightly), FUZZ_RUNS executions per target"
 	@echo "make soak          the fault test at 10 000 readings (about 30 minutes): 0 lost, 0 duplicated; prints duration, retries, queue depth, RSS"
 	@echo "make certs         create the site PKI in SITE=site (CA, broker certificate, CRL, envelope keys) if absent, and list it"
-	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop"
+	@echo "make demo          a throwaway site on this machine: real mosquitto (mTLS), relay + receiver on the simulated air, sensors; DURATION=s to stop;"
+	@echo "                   WEB=1 also the web page (tmc-web) and both services' Prometheus metrics, their addresses printed at start"
 	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
 	@echo "make image         build tmc-image with kas: MACHINE=raspberrypi4-64|raspberrypi3-64|raspberrypi5 [SOURCE=checkout|git]"
 	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
@@ -81,9 +82,10 @@ clippy: deps
 	$(CARGO) clippy --workspace --lib --bins --locked -- -D warnings
 	$(CARGO) clippy --workspace --tests --benches --examples --locked -- -D warnings -A clippy::unwrap_used
 
-# TMC_REQUIRE_PROMTOOL: deps installed promtool, so the metrics tests must lint with it rather than skip.
+# TMC_REQUIRE_PROMTOOL, TMC_REQUIRE_CHROMIUM: deps installed promtool and chromium, so the metrics tests must
+# lint with the one and the web page's tests load the page in the other, rather than skip.
 test-native: deps
-	TMC_REQUIRE_PROMTOOL=1 $(CARGO) test --workspace --locked
+	TMC_REQUIRE_PROMTOOL=1 TMC_REQUIRE_CHROMIUM=1 $(CARGO) test --workspace --locked
 	# the image's build of the radio opening: without the simulated air (features unify in the workspace run)
 	$(CARGO) test --locked -p tmc-service --lib radio::
 	$(call prune,$(CURDIR)/target/debug)
@@ -205,11 +207,13 @@ PORT ?=
 flash-firmware: deps
 	scripts/flash-firmware.sh "$(PORT)" "$(CURDIR)/firmware/target/$(if $(ESP8266_SDK),esp8266-sdk,esp8266)/image/sensor-"
 
-# Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end.
+# Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end. WEB=1: the web page and
+# the metrics too, on free ports.
 DURATION ?=
+WEB ?=
 demo: deps
-	$(CARGO) build --release --locked -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-demo
-	target/release/tmc-demo $(if $(DURATION),--duration $(DURATION))
+	$(CARGO) build --release --locked -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-web -p tmc-demo
+	target/release/tmc-demo $(if $(DURATION),--duration $(DURATION)) $(if $(filter 1,$(WEB)),--web)
 
 # The Yocto recipe's crate list (meta-tmc): generated from Cargo.lock, checked by `make test`.
 crates-inc:

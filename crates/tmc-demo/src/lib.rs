@@ -8,11 +8,14 @@
 //! [`Service`] runs one of the real binaries (`tmc-relay run`, `tmc-receiver run`, `tmc-sensor-sim`) and
 //! stops it by pid: SIGTERM for an orderly stop, SIGKILL for a crash.
 
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ChildStderr, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tmc_config::metrics::MetricsSection;
 use tmc_config::mqtt::BrokerConfig;
 use tmc_config::radio::RadioSection;
 use tmc_config::receiver::ReceiverFile;
@@ -49,6 +52,9 @@ pub struct SiteOptions {
     pub max_batch: Option<usize>,
     /// Receiver `[envelope] legacy`: also accept the old deployment's frames.
     pub legacy: bool,
+    /// Relay and receiver `[metrics] listen`, when they serve metrics.
+    pub relay_metrics: Option<SocketAddr>,
+    pub receiver_metrics: Option<SocketAddr>,
 }
 
 impl Default for SiteOptions {
@@ -68,6 +74,8 @@ impl Default for SiteOptions {
             backoff: 2.0,
             max_batch: None,
             legacy: false,
+            relay_metrics: None,
+            receiver_metrics: None,
         }
     }
 }
@@ -197,6 +205,31 @@ impl SiteFiles {
         Service::start("tmc-sensor-sim", &args, &self.dir, false)
     }
 
+    /// Starts `tmc-web` over the site's receiver on a free port of 127.0.0.1 and returns it with the page's
+    /// address, once it listens. With `watch_log` it logs at info level to a pipe (see [`Service::stderr`]),
+    /// for a test to wait on its lines; otherwise its warnings go to this program's stderr.
+    pub fn start_web(&self, watch_log: bool) -> anyhow::Result<(Service, SocketAddr)> {
+        let config = self.receiver_config().display().to_string();
+        let args = ["--receiver-config", &config, "--listen", "127.0.0.1:0"];
+        let env: &[(&str, &str)] = if watch_log {
+            &[("RUST_LOG", "info")]
+        } else {
+            &[]
+        };
+        let mut web = Service::spawn("tmc-web", &args, &self.dir, true, watch_log, env)?;
+        let stdout = web.stdout().context("tmc-web's stdout")?;
+        // Its one stdout line, once it listens: `listening on http://ADDR/`.
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let address = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.strip_suffix('/'))
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("tmc-web did not say where it listens: {line:?}"))?;
+        Ok((web, address))
+    }
+
     pub fn relay_status(&self) -> PathBuf {
         self.dir.join("relay-state/relay.status.json")
     }
@@ -261,6 +294,9 @@ fn relay_config(site_dir: &Path, broker_port: u16, options: &SiteOptions) -> Rel
     if let Some(max_batch) = options.max_batch {
         config.envelope.max_batch = max_batch;
     }
+    config.metrics = options.relay_metrics.map(|listen| MetricsSection {
+        listen: Some(listen),
+    });
     config
 }
 
@@ -271,6 +307,9 @@ fn receiver_config(options: &SiteOptions) -> ReceiverFile {
     file.envelope.legacy = options.legacy;
     file.output = options.output.clone();
     file.upstream = options.upstream.clone();
+    file.metrics = options.receiver_metrics.map(|listen| MetricsSection {
+        listen: Some(listen),
+    });
     file
 }
 
@@ -286,6 +325,33 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         dir.pop();
     }
     Ok(dir)
+}
+
+/// Waits (up to `limit`) until `service` accepts connections on `address`; fails at once if it exits.
+pub fn wait_for_listener(
+    service: &mut Service,
+    address: SocketAddr,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if std::net::TcpStream::connect_timeout(&address, limit).is_ok() {
+            return Ok(());
+        }
+        if let Some(exit) = service.try_wait() {
+            anyhow::bail!(
+                "{} exited ({exit}) before it listened on {address}",
+                service.name
+            );
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} did not listen on {address} within {limit:?}",
+            service.name
+        );
+        // Another process binds it: try again.
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A memory figure of process `pid` in KiB (`VmRSS`, `VmHWM`, … from `/proc/<pid>/status`), while it runs.
@@ -312,7 +378,7 @@ impl Service {
         dir: &Path,
         capture: bool,
     ) -> anyhow::Result<Service> {
-        Self::spawn(program, args, dir, capture, &[])
+        Self::spawn(program, args, dir, capture, false, &[])
     }
 
     /// [`start`](Self::start) with extra environment variables (systemd's `NOTIFY_SOCKET`, `RUST_LOG`).
@@ -322,7 +388,7 @@ impl Service {
         dir: &Path,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Service> {
-        Self::spawn(program, args, dir, false, env)
+        Self::spawn(program, args, dir, false, false, env)
     }
 
     fn spawn(
@@ -330,6 +396,7 @@ impl Service {
         args: &[&str],
         dir: &Path,
         capture: bool,
+        capture_stderr: bool,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Service> {
         let path = bin_dir()?.join(program);
@@ -346,6 +413,9 @@ impl Service {
         if capture {
             cmd.stdout(Stdio::piped());
         }
+        if capture_stderr {
+            cmd.stderr(Stdio::piped());
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", path.display()))?;
@@ -361,6 +431,10 @@ impl Service {
 
     pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.child.stdout.take()
+    }
+
+    pub fn stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// Whether it has exited (and how).
@@ -411,6 +485,8 @@ mod tests {
             max_batch: Some(3),
             legacy: true,
             backoff: 0.5,
+            relay_metrics: Some("127.0.0.1:19101".parse().unwrap()),
+            receiver_metrics: Some("127.0.0.1:19102".parse().unwrap()),
             ..SiteOptions::default()
         };
         let relay_path = dir.path().join("relay.toml");
@@ -436,6 +512,7 @@ mod tests {
             Some(format!("sim:{}/air,loss=0.05,corrupt=0", dir.path().display()).as_str())
         );
         assert_eq!(relay.radio.duty_cycle, Some(1.0));
+        assert_eq!(relay.metrics_address(), options.relay_metrics);
 
         let receiver_path = dir.path().join("receiver.toml");
         std::fs::write(&receiver_path, receiver_config(&options).to_toml("demo")).unwrap();
@@ -444,5 +521,6 @@ mod tests {
         assert!(receiver.legacy && receiver.stdout);
         assert_eq!(receiver.file, Some(dir.path().join("readings.jsonl")));
         assert_eq!(receiver.radio.board, options.board);
+        assert_eq!(receiver.metrics, options.receiver_metrics);
     }
 }

@@ -1,6 +1,7 @@
 //! `make demo`: a whole site on this machine. See the crate docs and the README.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,6 +39,10 @@ struct Cli {
     /// Keep the site here instead of a temporary directory (it must not exist).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Also serve the relay's and the receiver's Prometheus metrics and the web page (tmc-web), each on a free
+    /// port of 127.0.0.1, and print their addresses.
+    #[arg(long)]
+    web: bool,
 }
 
 fn main() -> ExitCode {
@@ -52,7 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.dir.as_deref().unwrap_or(temp.path());
     let board = std::fs::canonicalize(&cli.board)
         .with_context(|| format!("board preset {}", cli.board.display()))?;
+    let metrics_address = || SocketAddr::from((Ipv4Addr::LOCALHOST, tmc_testkit::free_port()));
     let options = SiteOptions {
+        relay_metrics: cli.web.then(metrics_address),
+        receiver_metrics: cli.web.then(metrics_address),
         sensors: cli.sensors,
         broker_port: tmc_testkit::free_port(),
         loss: cli.loss,
@@ -84,6 +92,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     let mut relay = Service::start("tmc-relay", &["run", "--config", &relay_config], dir, false)?;
     files.wait_for_relay_subscribed(&mut relay, Duration::from_secs(60))?;
+    let mut web = if cli.web {
+        Some(start_web(&files, &options, &mut relay, &mut receiver)?)
+    } else {
+        None
+    };
     let mut sensor_sim = files.start_sensors(&cli.interval, None, None)?;
     let stdout = receiver.stdout().context("receiver output")?;
     let printer = std::thread::spawn(move || {
@@ -100,7 +113,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if shutdown.wait(Duration::from_secs(2)) {
             break;
         }
-        for service in [&mut sensor_sim, &mut relay, &mut receiver] {
+        for service in [&mut sensor_sim, &mut relay, &mut receiver]
+            .into_iter()
+            .chain(web.as_mut())
+        {
             if let Some(status) = service.try_wait() {
                 failed = Some(format!(
                     "{} exited ({status}); see its messages above",
@@ -129,6 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     eprintln!("\nstopping: sensors, relay, receiver, broker");
+    if let Some(web) = web {
+        // It only reads the receiver's files: nothing to drain.
+        web.kill()?;
+    }
     sensor_sim.terminate()?;
     relay.terminate()?;
     receiver.terminate()?;
@@ -148,6 +168,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(why) => anyhow::bail!(why),
         None => Ok(()),
     }
+}
+
+/// Starts the web page over the receiver once the relay's and the receiver's metrics listen, and prints the
+/// three addresses.
+fn start_web(
+    files: &SiteFiles,
+    options: &SiteOptions,
+    relay: &mut Service,
+    receiver: &mut Service,
+) -> anyhow::Result<Service> {
+    let limit = Duration::from_secs(60);
+    let mut lines = Vec::new();
+    for (service, address) in [
+        (relay, options.relay_metrics),
+        (receiver, options.receiver_metrics),
+    ] {
+        let address = address.context("no [metrics] address")?;
+        tmc_demo::wait_for_listener(service, address, limit)?;
+        lines.push(format!(
+            "{} metrics: http://{address}/metrics",
+            service.name
+        ));
+    }
+    let (web, address) = files.start_web(false)?;
+    eprintln!("web page: http://{address}/");
+    for line in lines {
+        eprintln!("{line}");
+    }
+    Ok(web)
 }
 
 /// One reading from the receiver, short: `sensors/sensor1/reading {"id":"sensor1","seq":3,"adc":517}`.

@@ -1,5 +1,7 @@
 //! Helpers for TMC's integration tests.
 
+pub mod chromium;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -184,6 +184,8 @@ fn events(mut stream: TcpStream, hub: &Hub) -> std::io::Result<()> {
     stream.write_all(head.as_bytes())?;
     let (mut generation, view) = hub.current();
     write_event(&mut stream, &view)?;
+    // From here every change reaches this client: tests wait for this line before changing the files.
+    tracing::info!("event stream opened");
     loop {
         match hub.next_after(generation, KEEPALIVE) {
             Some((g, view)) => {
