@@ -15,7 +15,7 @@ use std::process::{Child, ChildStderr, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tmc_config::metrics::MetricsSection;
+use tmc_config::listen::ListenSection;
 use tmc_config::mqtt::BrokerConfig;
 use tmc_config::radio::RadioSection;
 use tmc_config::receiver::ReceiverFile;
@@ -294,7 +294,7 @@ fn relay_config(site_dir: &Path, broker_port: u16, options: &SiteOptions) -> Rel
     if let Some(max_batch) = options.max_batch {
         config.envelope.max_batch = max_batch;
     }
-    config.metrics = options.relay_metrics.map(|listen| MetricsSection {
+    config.metrics = options.relay_metrics.map(|listen| ListenSection {
         listen: Some(listen),
     });
     config
@@ -307,7 +307,7 @@ fn receiver_config(options: &SiteOptions) -> ReceiverFile {
     file.envelope.legacy = options.legacy;
     file.output = options.output.clone();
     file.upstream = options.upstream.clone();
-    file.metrics = options.receiver_metrics.map(|listen| MetricsSection {
+    file.metrics = options.receiver_metrics.map(|listen| ListenSection {
         listen: Some(listen),
     });
     file
