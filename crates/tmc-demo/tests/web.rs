@@ -122,7 +122,19 @@ fn chromium_shows_the_readings_sent_over_the_air_and_their_updates() {
     let screenshot = h.dir.path().join("page.png");
     page.screenshot(&screenshot);
     drop(page);
-    // A visitor's load, after it: every sensor's topic and its last reading, one chart each.
+    // The receiver's snapshot has every frame (it is written a few seconds after a change): the frames the
+    // page charts and the airtime it sums.
+    let status = h.wait_for_receiver(Duration::from_secs(30), |s| {
+        s["snapshot"]["link"]["readings_stored"].as_u64()
+            == Some((SENSORS * (READINGS as usize + 1)) as u64)
+    });
+    let frames = status["snapshot"]["link"]["recent_frames"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(frames > 0, "{status}");
+    // A visitor's load, after it: every sensor's topic and its last reading, one chart each, the link quality
+    // of every frame and the relay's airtime against the band's budget (100 % here: 3600 s).
     let loaded = h.dir.path().join("loaded.png");
     let dom = chromium::load(&browser, &h.dir.path().join("profile-load"), &url, &loaded);
     for (topic, value) in &newer {
@@ -135,6 +147,14 @@ fn chromium_shows_the_readings_sent_over_the_air_and_their_updates() {
     assert_eq!(
         dom.matches("<div class=\"sensor\">").count(),
         SENSORS,
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("RSSI / SNR per frame ({frames} frames)")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("s of the band's 3600 s budget (0 % used)</td>"),
         "{dom}"
     );
     eprintln!(
