@@ -1,8 +1,10 @@
 //! Memory and size of the services: relay and receiver RSS while idle and under load (1000 readings from 5
 //! sensors through real mosquitto and the simulated air, republished by the receiver to a second mosquitto
-//! standing in for the upstream broker), their peak (VmHWM), and the stripped aarch64 binary sizes.
+//! standing in for the upstream broker), their peak (VmHWM), and the stripped aarch64 binary sizes. Both serve
+//! `[metrics]`, scraped once a second under load, and `tmc-web` serves the page over the receiver, its view
+//! fetched once a second, so their cost is in the figures.
 //!
-//!     cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim
+//!     cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-web
 //!     make cross                      # for the aarch64 sizes (target/debian/aarch64-unknown-linux-gnu/release)
 //!     cargo bench -p tmc-demo --bench footprint
 //!
@@ -21,10 +23,10 @@ fn main() {
         return;
     }
     let bins = tmc_demo::bin_dir().unwrap();
-    for b in ["tmc-relay", "tmc-receiver", "tmc-sensor-sim"] {
+    for b in ["tmc-relay", "tmc-receiver", "tmc-sensor-sim", "tmc-web"] {
         if !bins.join(b).is_file() {
             println!(
-                "footprint: {} missing: cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim first",
+                "footprint: {} missing: cargo build --release -p tmc-relay -p tmc-receiver -p tmc-sensor-sim -p tmc-web first",
                 bins.join(b).display()
             );
             return;
@@ -44,6 +46,7 @@ fn main() {
     )
     .unwrap();
     let _upstream = tmc_testkit::Mosquitto::start(&upstream_conf, &upstream_state, upstream_port);
+    let (relay_metrics, receiver_metrics) = (local_port(), local_port());
     let files = SiteFiles::create(
         dir.path(),
         &SiteOptions {
@@ -67,6 +70,8 @@ fn main() {
                 topic: Default::default(),
                 home_assistant: None,
             }),
+            relay_metrics: Some(relay_metrics),
+            receiver_metrics: Some(receiver_metrics),
             ..SiteOptions::default()
         },
     )
@@ -81,21 +86,41 @@ fn main() {
         Service::start("tmc-receiver", &["run", "--config", &rc], dir.path(), false).unwrap();
     let c = files.relay_config().display().to_string();
     let relay = Service::start("tmc-relay", &["run", "--config", &c], dir.path(), false).unwrap();
+    let (web, page) = files.start_web(false).unwrap();
     std::thread::sleep(Duration::from_secs(5));
     let idle = (
         status_kib(relay.pid(), "VmRSS"),
         status_kib(receiver.pid(), "VmRSS"),
+        status_kib(web.pid(), "VmRSS"),
     );
+    // What a Prometheus and an open page ask for, once a second.
+    let mut looked = Instant::now();
+    let look = || {
+        for (address, path) in [
+            (relay_metrics, "/metrics"),
+            (receiver_metrics, "/metrics"),
+            (page, "/api/readings"),
+        ] {
+            let (code, _) = tmc_service::metrics::http_get(address, path).unwrap();
+            assert_eq!(code, 200, "http://{address}{path}");
+        }
+    };
+    look();
 
     let sim = files.start_sensors("10ms", Some(200), None).unwrap();
     let start = Instant::now();
-    let mut peak = (0, 0);
+    let mut peak = (0, 0, 0);
     let readings = files.readings_file();
     while std::fs::read_to_string(&readings).map_or(0, |t| t.lines().count()) < 1000
         && start.elapsed() < Duration::from_secs(300)
     {
         peak.0 = peak.0.max(status_kib(relay.pid(), "VmRSS"));
         peak.1 = peak.1.max(status_kib(receiver.pid(), "VmRSS"));
+        peak.2 = peak.2.max(status_kib(web.pid(), "VmRSS"));
+        if looked.elapsed() >= Duration::from_secs(1) {
+            look();
+            looked = Instant::now();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = start.elapsed();
@@ -103,11 +128,13 @@ fn main() {
     let hwm = (
         status_kib(relay.pid(), "VmHWM"),
         status_kib(receiver.pid(), "VmHWM"),
+        status_kib(web.pid(), "VmHWM"),
     );
     println!("footprint: memory (KiB)   RSS idle   RSS under load   VmHWM");
     for (name, i, p, h) in [
         ("tmc-relay", idle.0, peak.0, hwm.0),
         ("tmc-receiver", idle.1, peak.1, hwm.1),
+        ("tmc-web", idle.2, peak.2, hwm.2),
     ] {
         println!("  {name:<20} {i:>9}   {p:>14}   {h:>5}");
     }
@@ -117,6 +144,11 @@ fn main() {
     );
     relay.terminate().unwrap();
     receiver.terminate().unwrap();
+    web.terminate().unwrap();
+}
+
+fn local_port() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], tmc_testkit::free_port()))
 }
 
 /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`); 0 when unreadable.
@@ -132,7 +164,7 @@ fn sizes() {
         "footprint: stripped aarch64 release binaries ({})",
         dir.display()
     );
-    for b in ["tmc-relay", "tmc-receiver", "tmc-pki", "tmc-ap"] {
+    for b in ["tmc-relay", "tmc-receiver", "tmc-pki", "tmc-ap", "tmc-web"] {
         match std::fs::metadata(dir.join(b)) {
             Ok(m) => println!("  {b:<14} {:>6} KiB", m.len() / 1024),
             Err(_) => println!("  {b:<14} not built (make cross)"),
