@@ -49,7 +49,7 @@ help:
 	@echo "make layer-check   meta-tmc: tmc-crates.inc in sync with Cargo.lock, oelint-adv, kas files, shellcheck"
 	@echo "make image         build tmc-image with kas: MACHINE=raspberrypi4-64|raspberrypi3-64|raspberrypi5 [SOURCE=checkout|git]"
 	@echo "make flash         write IMAGE=... to DEVICE=/dev/sdX (refuses mounted/system/non-removable disks; FORCE=1, YES=1)"
-	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset] [ADDRESS=node]"
+	@echo "make provision     BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset] [ADDRESS=node] [METRICS=1|addr:port] [WEB=1|addr:port]"
 	@echo "make boards        SITE=<site dir>: the site's boards with their node addresses and sender ids"
 	@echo "make sensor-identity SITE=<site dir> NAME=<sensor> CHIP=sim:<file>|/dev/i2c-N: key made in the secure element, certificate from its CSR"
 	@echo "make provision-sensor PORT=/dev/ttyUSB0 SITE=<site dir> NAME=<sensor>: a flashed sensor's identity over its console (key, CSR, certificate + site CA into its flash)"
@@ -127,7 +127,7 @@ VM_BINARIES_arm64 := $(CURDIR)/target/debian/$(AARCH64)/release
 VM_BINARIES_amd64 := $(CURDIR)/target/release
 # what the VMs run: the recipe's binaries (with their default feature `sim`, which the recipe leaves out: the VMs'
 # radios are simulated air), the node's code as simulated sensors, the air bridge
-VM_PACKAGES := -p tmc-relay -p tmc-receiver -p tmc-ap -p tmc-pki -p tmc-provision -p tmc-sensor-sim -p tmc-radio-sim
+VM_PACKAGES := -p tmc-relay -p tmc-receiver -p tmc-web -p tmc-ap -p tmc-pki -p tmc-provision -p tmc-sensor-sim -p tmc-radio-sim
 vm-binaries: deps
 ifeq ($(VM_ARCH),arm64)
 	$(DEBIAN_CARGO) build --locked --release --target $(AARCH64) $(VM_PACKAGES)
@@ -251,11 +251,14 @@ BOOT ?=
 ROLE ?=
 NAME ?=
 BOARD ?= board-config/dragino-lora-hat.toml
+# METRICS=1 / WEB=1 turn on the service's Prometheus metrics / the gateway's page (tmc-web) at their default
+# loopback address; METRICS=addr:port / WEB=addr:port at that one. Unset (the default): off.
+listen_arg = $(if $(2),$(if $(filter 1,$(2)),--$(1),--$(1)="$(2)"))
 provision: deps
-	@[ -n "$(BOOT)" ] && [ -n "$(ROLE)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset.toml] [ADDRESS=node]" >&2; exit 2; }
+	@[ -n "$(BOOT)" ] && [ -n "$(ROLE)" ] && [ -n "$(NAME)" ] || { echo "usage: make provision BOOT=<mounted boot partition> ROLE=concentrator|gateway SITE=<site dir> NAME=<board> [BOARD=preset.toml] [ADDRESS=node] [METRICS=1|addr:port] [WEB=1|addr:port]" >&2; exit 2; }
 	$(CARGO) build --locked -p tmc-provision
 	target/debug/tmc-provision write --boot "$(BOOT)" --role "$(ROLE)" --site "$(SITE)" --name "$(NAME)" --board "$(BOARD)" \
-		$(if $(ADDRESS),--address "$(ADDRESS)")
+		$(if $(ADDRESS),--address "$(ADDRESS)") $(call listen_arg,metrics,$(METRICS)) $(call listen_arg,web,$(WEB))
 
 # The site's boards: node addresses and sender ids as provisioning assigned them (SITE/boards.toml).
 boards: deps

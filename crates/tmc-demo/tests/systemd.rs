@@ -312,3 +312,130 @@ fn shipped_firstboot_unit_runs_before_the_services_and_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The web page's unit: it only reads (no writable path, no state directory of its own), runs as a dynamic
+/// user in group tmc (the receiver's files, not its keys), after the receiver, only on a gateway, and
+/// `systemd-analyze verify` accepts it.
+#[test]
+fn shipped_web_unit_only_reads_and_verifies() {
+    let unit = Unit::shipped("tmc-web.service");
+    for (key, want) in [
+        ("Restart", "on-failure"),
+        ("DynamicUser", "yes"),
+        ("SupplementaryGroups", "tmc"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ] {
+        assert_eq!(unit.value("Service", key), want, "tmc-web.service: {key}");
+    }
+    for key in ["ReadWritePaths", "StateDirectory", "User", "WatchdogSec"] {
+        assert!(
+            unit.values("Service", key).is_empty(),
+            "tmc-web.service: {key}"
+        );
+    }
+    assert_eq!(
+        unit.value("Unit", "ConditionPathExists"),
+        "/etc/tmc/receiver.toml"
+    );
+    let after = unit.value("Unit", "After");
+    assert!(
+        after
+            .split_whitespace()
+            .any(|u| u == "tmc-receiver.service"),
+        "{after}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bindir = tmc_demo::bin_dir().unwrap();
+    assert!(
+        bindir.join("tmc-web").is_file(),
+        "tmc-web not built in {}",
+        bindir.display()
+    );
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(unit.install(dir.path(), &bindir))
+        .output()
+        .expect("systemd-analyze (make deps installs systemd)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify tmc-web.service: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The unit's own command line, given a receiver.toml without `[web]`, ends at once and successfully (so the
+/// unit can be enabled on every gateway); with `[web]` it serves the page where that table says.
+#[test]
+fn shipped_web_unit_is_off_without_web_and_serves_with_it() {
+    let h = common::Harness::new(SiteOptions {
+        sensors: 1,
+        output: OutputSection {
+            stdout: false,
+            file: Some("readings.jsonl".into()),
+        },
+        ..SiteOptions::default()
+    });
+    let config = h.files.receiver_config();
+    let unit = Unit::shipped("tmc-web.service");
+    let shipped_config = unit.value("Unit", "ConditionPathExists").to_owned();
+    let args: Vec<String> = unit
+        .exec_args("tmc-web")
+        .into_iter()
+        .map(|a| {
+            if a == shipped_config {
+                config.display().to_string()
+            } else {
+                a
+            }
+        })
+        .collect();
+    assert!(
+        args.contains(&config.display().to_string()),
+        "ExecStart does not read the file of ConditionPathExists={shipped_config}"
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let bin = tmc_demo::bin_dir().unwrap().join("tmc-web");
+    let out = tmc_testkit::bin_command(&bin.display().to_string())
+        .args(&args)
+        .current_dir(h.dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(stderr.contains("the page is off: no [web]"), "{stderr}");
+
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut web = Service::start("tmc-web", &args, h.dir.path(), true).unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(web.stdout().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let address: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not the address line: {line:?}"))
+        .parse()
+        .unwrap();
+    for path in ["/", "/api/readings"] {
+        let (code, body) = tmc_service::metrics::http_get(address, path).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    // It holds nothing to save: SIGTERM (systemd's stop) ends it by the default action.
+    let status = web.terminate().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15),
+        "tmc-web ended with {status}"
+    );
+}

@@ -46,6 +46,7 @@ fn write_then_firstboot_through_the_command() {
     for line in [
         "installed          /etc/tmc/keys.toml",
         "enabled            tmc-receiver.service",
+        "enabled            tmc-web.service",
         &format!(
             "removed from boot  {}",
             f.boot.join("tmc/keys.toml").display()
@@ -57,6 +58,51 @@ fn write_then_firstboot_through_the_command() {
     }
     let stdout = success_stdout(&firstboot(&f));
     assert_eq!(stdout, "already provisioned: gateway \"gw-1\"\n");
+}
+
+/// `--web` and `--metrics` take an address or none (the default one); a following option is not their value.
+#[test]
+fn web_and_metrics_options_with_and_without_an_address() {
+    let f = Fixture::new();
+    let write = |extra: &[&str]| {
+        let out = tmc_provision()
+            .args(["write", "--force", "--boot"])
+            .arg(&f.boot)
+            .args(["--role", "gateway", "--site"])
+            .arg(f.site.dir())
+            .args(["--name", "gw-1", "--board"])
+            .arg(dragino())
+            .args(extra)
+            .output()
+            .unwrap();
+        success_stdout(&out);
+        tmc_config::receiver::Config::load(&f.boot.join("tmc/receiver.toml")).unwrap()
+    };
+    let c = write(&["--web", "--metrics=127.0.0.1:9300"]);
+    assert_eq!(c.web, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(c.metrics, Some("127.0.0.1:9300".parse().unwrap()));
+    let c = write(&["--metrics", "--web", "127.0.0.1:8090"]);
+    assert_eq!(c.web, Some("127.0.0.1:8090".parse().unwrap()));
+    assert_eq!(c.metrics, Some("127.0.0.1:9102".parse().unwrap()));
+    let c = write(&[]);
+    assert_eq!((c.web, c.metrics), (None, None));
+
+    let out = tmc_provision()
+        .args(["write", "--boot"])
+        .arg(&f.boot)
+        .args(["--role", "gateway", "--site"])
+        .arg(f.site.dir())
+        .args(["--name", "gw-1", "--board"])
+        .arg(dragino())
+        .args(["--web", "localhost"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid socket address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

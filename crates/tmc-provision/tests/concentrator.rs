@@ -206,6 +206,7 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
         assert!(f.enabled(unit), "{unit} enabled");
     }
     assert!(!f.enabled("tmc-receiver.service"));
+    assert!(!f.enabled("tmc-web.service"));
 
     // Secrets left the card; the rest and the manifest stay.
     assert_eq!(
@@ -239,6 +240,7 @@ fn firstboot_installs_with_modes_owners_broker_ap_and_units_then_clears_the_secr
         ("mqtt.com", 8883)
     );
     assert_eq!((relay.radio.address, relay.link.gateway), (Some(10), 1));
+    assert_eq!(relay.metrics_address(), None, "no metrics unless asked for");
     for file in [
         relay.mqtt.broker.ca.unwrap(),
         relay.mqtt.broker.cert.unwrap(),
@@ -511,4 +513,23 @@ fn a_custom_relay_config_is_used_as_given() {
     );
     assert!(relay.mqtt.broker.key.unwrap().is_file());
     assert_eq!(relay.envelope.max_batch, 4);
+}
+
+#[test]
+fn metrics_asked_for_are_in_the_installed_relay_config() {
+    let f = Fixture::new();
+    let mut options = f.options(Role::Concentrator, "relay-1");
+    options.metrics = Some(tmc_config::listen::ListenSection::default());
+    let report = tmc_provision::write(&options).unwrap();
+    assert!(
+        report.warnings.iter().all(|w| !w.contains("--metrics")),
+        "{:?}",
+        report.warnings
+    );
+    f.firstboot();
+    let relay = tmc_config::relay::RelayConfig::load(&f.installed("/etc/tmc/relay.toml")).unwrap();
+    assert_eq!(
+        relay.metrics_address(),
+        Some("127.0.0.1:9101".parse().unwrap())
+    );
 }

@@ -5,6 +5,7 @@ mod common;
 use std::fs;
 
 use common::*;
+use tmc_config::listen::ListenSection;
 use tmc_provision::{Manifest, Outcome, Role};
 
 const CONCENTRATOR_ONLY: &[&str] = &[
@@ -56,12 +57,15 @@ fn gateway_gets_receiver_board_and_keys_and_only_the_receiver_runs() {
     assert_eq!(config.peers, [10, 11]);
     assert_eq!(config.radio.address, Some(1));
     assert!(config.stdout);
+    // Off unless asked for: no metrics listener, and tmc-web (enabled below) exits at once.
+    assert_eq!((config.metrics, config.web), (None, None));
     assert!(f
         .root
         .join(config.keys.strip_prefix("/").unwrap())
         .is_file());
 
     assert!(f.enabled("tmc-receiver.service"));
+    assert!(f.enabled("tmc-web.service"));
     for unit in CONCENTRATOR_ONLY {
         assert!(!f.enabled(unit), "{unit} not enabled");
     }
@@ -70,6 +74,36 @@ fn gateway_gets_receiver_board_and_keys_and_only_the_receiver_runs() {
     assert!(!f.installed("/etc/hostapd/hostapd.conf").exists());
     assert_eq!(boot_files(&f.boot), ["board.toml", "receiver.toml"]);
     assert_eq!(f.firstboot().outcome, Outcome::AlreadyProvisioned);
+}
+
+#[test]
+fn web_and_metrics_asked_for_are_in_the_installed_receiver_config() {
+    let f = Fixture::new();
+    let mut options = f.options(Role::Gateway, "gw-1");
+    options.metrics = Some(ListenSection::default());
+    options.web = Some(ListenSection::default());
+    let report = tmc_provision::write(&options).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    f.firstboot();
+    let config =
+        tmc_config::receiver::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
+    assert_eq!(config.metrics, Some("127.0.0.1:9102".parse().unwrap()));
+    assert_eq!(config.web, Some("127.0.0.1:8080".parse().unwrap()));
+    assert!(f.enabled("tmc-web.service"));
+
+    // Another address is written as given, with a warning: neither listener has authentication.
+    let web = "0.0.0.0:8081".parse().unwrap();
+    options.metrics = None;
+    options.web = Some(ListenSection { listen: Some(web) });
+    let report = tmc_provision::write(&options).unwrap();
+    assert_eq!(
+        report.warnings,
+        ["--web 0.0.0.0:8081: served without authentication beyond the board's loopback interface"]
+    );
+    f.firstboot();
+    let config =
+        tmc_config::receiver::Config::load(&f.installed("/etc/tmc/receiver.toml")).unwrap();
+    assert_eq!((config.metrics, config.web), (None, Some(web)));
 }
 
 #[test]
@@ -126,6 +160,7 @@ fn a_gateway_reprovisioned_as_concentrator_runs_only_the_concentrator_units() {
     let report = f.firstboot();
     assert_eq!(report.outcome, Outcome::Provisioned);
     assert!(!f.enabled("tmc-receiver.service"));
+    assert!(!f.enabled("tmc-web.service"));
     for unit in CONCENTRATOR_ONLY {
         assert!(f.enabled(unit), "{unit} enabled");
     }
@@ -167,7 +202,7 @@ fn a_gateway_reprovisioned_as_concentrator_runs_only_the_concentrator_units() {
             // After the links changed.
             "daemon-reload",
             "stop --no-block tmc-relay.service mosquitto.service hostapd.service dnsmasq.service",
-            "restart --no-block tmc-receiver.service",
+            "restart --no-block tmc-receiver.service tmc-web.service",
         ]
     );
 }

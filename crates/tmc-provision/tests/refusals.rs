@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 use time::{Duration, OffsetDateTime};
+use tmc_config::listen::ListenSection;
 use tmc_pki::{Role as PkiRole, Validity};
 use tmc_provision::{FirstbootError, Outcome, Role, WriteOptions};
 
@@ -172,6 +173,15 @@ fn an_invalid_custom_config_is_refused() {
     options.config = Some(config);
     options.peers = Some(vec![10]);
     refused(&f, &options, "--peers: set it in the --config file");
+
+    // The listeners too: a custom file is used as it is.
+    let mut options = f.options(Role::Gateway, "gw");
+    options.config = Some(f.dir.join("receiver.toml"));
+    options.web = Some(ListenSection::default());
+    refused(&f, &options, "--web: set it in the --config file");
+    options.web = None;
+    options.metrics = Some(ListenSection::default());
+    refused(&f, &options, "--metrics: set it in the --config file");
 }
 
 #[test]
@@ -189,6 +199,10 @@ fn options_of_the_other_role_or_impossible_addresses_are_refused() {
     let mut options = f.options(Role::Gateway, "gw");
     options.gateway = Some(2);
     refused(&f, &options, "--gateway: only for a concentrator");
+    // The page shows what a gateway's receiver stored: a concentrator has none.
+    let mut options = f.options(Role::Concentrator, "relay-1");
+    options.web = Some(ListenSection::default());
+    refused(&f, &options, "--web: only for a gateway");
 }
 
 #[test]

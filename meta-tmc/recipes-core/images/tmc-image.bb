@@ -11,6 +11,7 @@ IMAGE_INSTALL = "packagegroup-core-boot \
                  ${MACHINE_EXTRA_RRECOMMENDS} \
                  tmc-relay \
                  tmc-receiver \
+                 tmc-web \
                  tmc-ap \
                  tmc-pki \
                  tmc-provision \

@@ -198,8 +198,9 @@ pub const CONCENTRATOR_UNITS: &[&str] = &[
     "hostapd.service",
     "dnsmasq.service",
 ];
-/// Units only a gateway runs.
-pub const GATEWAY_UNITS: &[&str] = &["tmc-receiver.service"];
+/// Units only a gateway runs. tmc-web is enabled on every gateway: it serves the page only where
+/// receiver.toml has `[web]`, and otherwise exits at once, successfully.
+pub const GATEWAY_UNITS: &[&str] = &["tmc-receiver.service", "tmc-web.service"];
 
 /// Units to enable for `role`, and the other role's units to disable.
 pub fn units(role: Role) -> (&'static [&'static str], &'static [&'static str]) {

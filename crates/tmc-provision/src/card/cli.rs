@@ -1,8 +1,10 @@
 //! The card writer's subcommands, `write` and `list`: their options, and what they print.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use tmc_config::listen::ListenSection;
 
 use crate::boot_bundle::manifest::Role;
 use crate::card::boards::{Boards, BOARDS_FILE};
@@ -42,9 +44,21 @@ pub(crate) struct WriteArgs {
     /// Gateway: the relays' node addresses, comma-separated [default: 10].
     #[arg(long, value_delimiter = ',')]
     peers: Option<Vec<u8>>,
+    /// Turn on the service's Prometheus metrics ([metrics] in relay.toml / receiver.toml), at ADDR:PORT
+    /// [default: 127.0.0.1 and port 9101 (relay) or 9102 (receiver)].
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1)]
+    metrics: Option<Option<SocketAddr>>,
+    /// Gateway: turn on tmc-web's page ([web] in receiver.toml), at ADDR:PORT [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1)]
+    web: Option<Option<SocketAddr>>,
     /// Replace a card provisioned for another name.
     #[arg(long)]
     force: bool,
+}
+
+/// `--metrics` / `--web`: absent, given alone (the default address) or with an address.
+fn listen(option: Option<Option<SocketAddr>>) -> Option<ListenSection> {
+    option.map(|listen| ListenSection { listen })
 }
 
 /// On the PC: the site's boards with their node addresses and sender ids (SITE/boards.toml).
@@ -68,6 +82,8 @@ pub(crate) fn write_cmd(args: WriteArgs) -> anyhow::Result<()> {
         address: args.address,
         gateway: args.gateway,
         peers: args.peers,
+        metrics: listen(args.metrics),
+        web: listen(args.web),
         force: args.force,
     };
     let report = write(&options)?;

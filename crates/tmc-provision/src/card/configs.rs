@@ -3,6 +3,7 @@
 
 use std::path::{Component, Path};
 
+use tmc_config::listen::ListenSection;
 use tmc_config::mqtt::BrokerConfig;
 use tmc_config::radio::RadioSection;
 use tmc_config::receiver::{OutputSection, ReceiverFile};
@@ -26,8 +27,14 @@ fn etc(name: &str) -> String {
     format!("{ETC_TMC}/{name}")
 }
 
-/// The concentrator's relay configuration.
-pub fn render_relay(name: &str, address: u8, gateway: u8, sender: u32) -> String {
+/// The concentrator's relay configuration; `metrics`: its `[metrics]` table (`None`: no metrics).
+pub fn render_relay(
+    name: &str,
+    address: u8,
+    gateway: u8,
+    sender: u32,
+    metrics: Option<ListenSection>,
+) -> String {
     let mut broker = BrokerConfig::plain(BROKER_HOST, BROKER_PORT);
     broker.ca = Some(etc(CA_CERT).into());
     broker.cert = Some(etc(&relay_cert(name)).into());
@@ -41,13 +48,20 @@ pub fn render_relay(name: &str, address: u8, gateway: u8, sender: u32) -> String
     config.state_dir = STATE_DIR.into();
     config.link.gateway = gateway;
     config.envelope.sender = Some(sender);
+    config.metrics = metrics;
     config.to_toml(&format!(
         "relay.toml of {name}, written by tmc-provision (see tmc_config::relay for every setting)."
     ))
 }
 
-/// The gateway's receiver configuration.
-pub fn render_receiver(address: u8, peers: &[u8]) -> String {
+/// The gateway's receiver configuration; `metrics` and `web`: its `[metrics]` table and the `[web]` table that
+/// turns tmc-web's page on (`None`: off).
+pub fn render_receiver(
+    address: u8,
+    peers: &[u8],
+    metrics: Option<ListenSection>,
+    web: Option<ListenSection>,
+) -> String {
     let radio = RadioSection {
         board: Some(etc(BOARD_FILE).into()),
         address: Some(address),
@@ -59,6 +73,8 @@ pub fn render_receiver(address: u8, peers: &[u8]) -> String {
         stdout: true,
         file: Some(format!("{STATE_DIR}/readings.jsonl").into()),
     };
+    file.metrics = metrics;
+    file.web = web;
     file.to_toml(
         "receiver.toml, written by tmc-provision (see tmc_config::receiver for every setting;\n\
          an upstream MQTT broker needs a custom file: tmc-provision write --config FILE).",
@@ -238,7 +254,7 @@ mod tests {
 
     #[test]
     fn rendered_receiver_passes_the_receivers_parser() {
-        let text = render_receiver(1, &[10, 11]);
+        let text = render_receiver(1, &[10, 11], None, None);
         let c = tmc_config::receiver::Config::parse(&text, Path::new("/etc/tmc/receiver.toml"))
             .unwrap();
         assert_eq!(c.peers, [10, 11]);
@@ -249,13 +265,31 @@ mod tests {
             Some(Path::new("/var/lib/tmc/readings.jsonl"))
         );
         assert!(c.stdout && c.upstream.is_none());
+        assert_eq!((c.metrics, c.web), (None, None));
+        assert!(
+            !text.contains("[web]") && !text.contains("[metrics]"),
+            "{text}"
+        );
+
+        let on = ListenSection::default();
+        let text = render_receiver(1, &[10], Some(on.clone()), Some(on));
+        let c = tmc_config::receiver::Config::parse(&text, Path::new("/etc/tmc/receiver.toml"))
+            .unwrap();
+        assert_eq!(
+            c.metrics.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9102")
+        );
+        assert_eq!(
+            c.web.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
     }
 
     #[test]
     fn rendered_relay_passes_the_relays_loader() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
-        std::fs::write(&path, render_relay("relay-7", 12, 3, 12)).unwrap();
+        std::fs::write(&path, render_relay("relay-7", 12, 3, 12, None)).unwrap();
         let c = tmc_config::relay::RelayConfig::load(&path).unwrap();
         assert_eq!(c.mqtt.broker.host, "mqtt.com");
         assert_eq!(c.mqtt.broker.port, 8883);
@@ -269,6 +303,15 @@ mod tests {
         );
         assert_eq!((c.radio.address, c.link.gateway), (Some(12), 3));
         assert_eq!(c.state_dir, Path::new("/var/lib/tmc"));
+        assert_eq!(c.metrics_address(), None);
+
+        let listen = "0.0.0.0:9200".parse().unwrap();
+        let metrics = ListenSection {
+            listen: Some(listen),
+        };
+        std::fs::write(&path, render_relay("relay-7", 12, 3, 12, Some(metrics))).unwrap();
+        let c = tmc_config::relay::RelayConfig::load(&path).unwrap();
+        assert_eq!(c.metrics_address(), Some(listen));
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! name issued for another role, revoked, or with an expired certificate is refused. The CA key never
 //! leaves the site directory. A card already provisioned for another name is refused without `--force`.
 //!
+//! The rendered configuration serves nothing over HTTP unless asked: `--metrics [ADDR:PORT]` adds `[metrics]`
+//! (the service's Prometheus counters) to `relay.toml` or `receiver.toml`, and `--web [ADDR:PORT]` adds `[web]`
+//! to a gateway's `receiver.toml`, which turns on the page of `tmc-web` (its unit runs on every gateway and
+//! exits at once without `[web]`). Both default to the loopback interface; another address is written with a
+//! warning (neither has authentication).
+//!
 //! The one change a run may make before the card is written (see `boot.rs`) is in the site directory: a new
 //! concentrator name's relay certificate, issued after every other check has passed. What goes on the card,
 //! and where first boot installs it, is in [`crate::boot_bundle`].
@@ -29,6 +35,7 @@ mod sitefile;
 
 use std::path::{Path, PathBuf};
 
+use tmc_config::listen::ListenSection;
 use tmc_pki::{Identity, Site};
 
 use crate::boot_bundle::layout::{BOARD_FILE, KEYS_FILE, RECEIVER_CONFIG, RELAY_CONFIG};
@@ -62,6 +69,10 @@ pub struct WriteOptions {
     pub gateway: Option<u8>,
     /// The relays' node addresses the receiver accepts (gateway; default 10).
     pub peers: Option<Vec<u8>>,
+    /// The service's Prometheus metrics (`[metrics]` in relay.toml / receiver.toml); `None`: off.
+    pub metrics: Option<ListenSection>,
+    /// tmc-web's page on the gateway (`[web]` in receiver.toml); `None`: off.
+    pub web: Option<ListenSection>,
     /// Replace a card provisioned for another board.
     pub force: bool,
 }
@@ -90,7 +101,7 @@ pub fn write(options: &WriteOptions) -> Result<WriteReport, WriteError> {
         problem,
     })?;
     check_options(options)?;
-    let mut warnings = Vec::new();
+    let mut warnings = listen_warnings(options);
     let previous = boot::check_boot(&options.boot, &options.name, options.force, &mut warnings)?;
     let site = Site::open(&options.site)?;
 
@@ -144,6 +155,7 @@ fn check_options(o: &WriteOptions) -> Result<(), WriteError> {
             return refuse("--gateway", wrong_role(Role::Concentrator))
         }
         Role::Gateway if o.ap.is_some() => return refuse("--ap", wrong_role(Role::Concentrator)),
+        Role::Concentrator if o.web.is_some() => return refuse("--web", wrong_role(Role::Gateway)),
         _ => {}
     }
     if o.config.is_some() {
@@ -151,6 +163,8 @@ fn check_options(o: &WriteOptions) -> Result<(), WriteError> {
             ("--address", o.address.is_some()),
             ("--gateway", o.gateway.is_some()),
             ("--peers", o.peers.is_some()),
+            ("--metrics", o.metrics.is_some()),
+            ("--web", o.web.is_some()),
         ] {
             if given {
                 return refuse(
@@ -181,6 +195,30 @@ fn check_options(o: &WriteOptions) -> Result<(), WriteError> {
         }
     }
     Ok(())
+}
+
+/// The page and the metrics have no authentication: serving them beyond the board's loopback interface must be
+/// a choice the operator sees.
+fn listen_warnings(o: &WriteOptions) -> Vec<String> {
+    let (metrics_port, web_port) = (
+        match o.role {
+            Role::Concentrator => tmc_config::listen::RELAY_PORT,
+            Role::Gateway => tmc_config::listen::RECEIVER_PORT,
+        },
+        tmc_config::listen::WEB_PORT,
+    );
+    [
+        ("--metrics", &o.metrics, metrics_port),
+        ("--web", &o.web, web_port),
+    ]
+    .into_iter()
+    .filter_map(|(option, section, port)| {
+        let address = section.as_ref()?.address(port);
+        (!address.ip().is_loopback()).then(|| {
+            format!("{option} {address}: served without authentication beyond the board's loopback interface")
+        })
+    })
+    .collect()
 }
 
 /// The node address a board's preset gives it (a custom configuration without `[radio] address`).
@@ -251,7 +289,7 @@ fn concentrator(
             names.add(RELAY_CONFIG, Vec::new(), false);
             configs::custom_relay(path, &mut names, warnings)?
         }
-        None => render_relay(&o.name, address, gateway, sender).into_bytes(),
+        None => render_relay(&o.name, address, gateway, sender, o.metrics.clone()).into_bytes(),
     };
     let assignment = tmc_config::assignment::Assignment {
         name: o.name.clone(),
@@ -321,7 +359,7 @@ fn gateway(
                     problem: format!("{address} is this gateway's own address (--address)"),
                 });
             }
-            let text = render_receiver(address, &peers);
+            let text = render_receiver(address, &peers, o.metrics.clone(), o.web.clone());
             let at = Path::new(crate::boot_bundle::layout::ETC_TMC).join(RECEIVER_CONFIG);
             tmc_config::receiver::Config::parse(&text, &at)?;
             (text.into_bytes(), address)

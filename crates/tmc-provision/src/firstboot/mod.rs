@@ -38,7 +38,8 @@
 //!    tmc-ap. Gateway: access point files an earlier role left are removed.
 //! 5. Units are enabled as `systemctl enable` does (links in `/etc/systemd/system/<target>.wants/`, masks
 //!    removed) and the other role's disabled: concentrator `tmc-relay`, `mosquitto`, `hostapd`, `dnsmasq`;
-//!    gateway `tmc-receiver`. A unit file missing from the image is an error naming it.
+//!    gateway `tmc-receiver`, `tmc-web` (which stays off unless `receiver.toml` has `[web]`). A unit file
+//!    missing from the image is an error naming it.
 //! 6. The secret files are removed from the card (non-secret ones and `tmc.toml` stay).
 //! 7. On a live system (`--root /` without `--offline`): `systemctl daemon-reload`, the other role's units
 //!    stopped and the role's restarted, all `--no-block` (waiting for jobs from a boot-time unit can

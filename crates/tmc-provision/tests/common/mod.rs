@@ -19,6 +19,7 @@ pub const MOSQUITTO_GID: u32 = 4251;
 pub const UNITS: &[&str] = &[
     "tmc-relay.service",
     "tmc-receiver.service",
+    "tmc-web.service",
     "mosquitto.service",
     "hostapd.service",
     "dnsmasq.service",
@@ -124,6 +125,8 @@ impl Fixture {
             address: None,
             gateway: None,
             peers: None,
+            metrics: None,
+            web: None,
             force: false,
         }
     }

@@ -32,7 +32,7 @@ for b in "$@"; do
 done
 
 install -d "$dest$systemd_system_unitdir"
-for u in tmc-relay.service tmc-receiver.service tmc-firstboot.service; do
+for u in tmc-relay.service tmc-receiver.service tmc-web.service tmc-firstboot.service; do
     sed -e "s,@BINDIR@,$bindir,g" "$files/$u" > "$dest$systemd_system_unitdir/$u"
     chmod 0644 "$dest$systemd_system_unitdir/$u"
 done
