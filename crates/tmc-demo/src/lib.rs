@@ -217,16 +217,7 @@ impl SiteFiles {
             &[]
         };
         let mut web = Service::spawn("tmc-web", &args, &self.dir, true, watch_log, env)?;
-        let stdout = web.stdout().context("tmc-web's stdout")?;
-        // Its one stdout line, once it listens: `listening on http://ADDR/`.
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.strip_suffix('/'))
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("tmc-web did not say where it listens: {line:?}"))?;
+        let address = web_address(&mut web)?;
         Ok((web, address))
     }
 
@@ -311,6 +302,19 @@ fn receiver_config(options: &SiteOptions) -> ReceiverFile {
         listen: Some(listen),
     });
     file
+}
+
+/// Where a `tmc-web` started with its stdout piped serves, once it listens: its one stdout line,
+/// `listening on http://ADDR/`.
+pub fn web_address(web: &mut Service) -> anyhow::Result<SocketAddr> {
+    let stdout = web.stdout().context("tmc-web's stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    line.trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("tmc-web did not say where it listens: {line:?}"))
 }
 
 /// Where the TMC binaries are: next to this program (target/<profile>/), or in `TMC_BIN_DIR`.

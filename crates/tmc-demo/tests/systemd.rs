@@ -414,19 +414,7 @@ fn shipped_web_unit_is_off_without_web_and_serves_with_it() {
     text.push_str("\n[web]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(&config, text).unwrap();
     let mut web = Service::start("tmc-web", &args, h.dir.path(), true).unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(web.stdout().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let address: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("not the address line: {line:?}"))
-        .parse()
-        .unwrap();
+    let address = tmc_demo::web_address(&mut web).unwrap();
     for path in ["/", "/api/readings"] {
         let (code, body) = tmc_service::metrics::http_get(address, path).unwrap();
         assert_eq!(code, 200, "{path}: {body}");
