@@ -121,10 +121,14 @@ def main() -> int:
         site, ssid, passphrase = vmlib.make_site(work, args.host_binaries, SENSORS)
 
         relay_toml = work / "relay-vm.toml"
-        relay_toml.write_text(vmlib.vm_config(vmlib.rendered_config(work, args.host_binaries, site, "concentrator", "conc1")))
+        # Both services serve [metrics] and the gateway the page ([web]), as `make provision METRICS=1 WEB=1`
+        # writes them; the agents read them at the end of the run.
+        relay_toml.write_text(vmlib.vm_config(vmlib.rendered_config(
+            work, args.host_binaries, site, "concentrator", "conc1", ("--metrics", "127.0.0.1:9101"))))
         receiver_toml = work / "receiver-vm.toml"
         receiver_toml.write_text(vmlib.vm_config(
-            vmlib.rendered_config(work, args.host_binaries, site, "gateway", "gw1"),
+            vmlib.rendered_config(work, args.host_binaries, site, "gateway", "gw1",
+                                  ("--metrics", "127.0.0.1:9102", "--web", "127.0.0.1:8080")),
             '\n[upstream]\nhost = "127.0.0.1"\nport = 1884\nclient_id = "tmc-receiver"\ntopic = "tmc/{sender}"\n'))
 
         for role, name, config in (("concentrator", "conc1", relay_toml), ("gateway", "gw1", receiver_toml)):

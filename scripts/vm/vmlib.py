@@ -459,13 +459,14 @@ def make_site(work: Path, tools: Path, sensors: list[str]) -> tuple[Path, str, s
     return site, ssid, passphrase
 
 
-def rendered_config(work: Path, tools: Path, site: Path, role: str, name: str) -> str:
-    """The configuration `tmc-provision write` renders for this board (written to a scratch directory)."""
+def rendered_config(work: Path, tools: Path, site: Path, role: str, name: str, options: tuple[str, ...] = ()) -> str:
+    """The configuration `tmc-provision write` renders for this board with `options` (written to a scratch
+    directory)."""
     scratch = work / f"scratch-{role}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     host(tools, "tmc-provision", "write", "--boot", str(scratch), "--role", role, "--site", str(site),
-         "--name", name, "--board", str(BOARD))
+         "--name", name, "--board", str(BOARD), *options)
     text = (scratch / "tmc" / ("relay.toml" if role == "concentrator" else "receiver.toml")).read_text()
     shutil.rmtree(scratch)
     return text

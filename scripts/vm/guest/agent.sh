@@ -53,9 +53,9 @@ journalctl -b -u tmc-firstboot -o cat > "$SHARE/$ROLE.$BOOT.firstboot.log" 2>&1
 
 if [ "$ROLE" = concentrator ]; then
   units="tmc-relay mosquitto hostapd dnsmasq"
-  absent="tmc-receiver"
+  absent="tmc-receiver tmc-web"
 else
-  units="tmc-receiver"
+  units="tmc-receiver tmc-web"
   absent="tmc-relay"
 fi
 for u in $units; do
@@ -97,8 +97,25 @@ if [ -z "$left" ] && [ -f /boot/tmc.toml ]; then pass "boot partition" "no secre
 finish() {
   info finish "waiting for the host"
   wait_until 900 test -e "$SHARE/finish"
+  # What Prometheus and a browser would read after the run: the service's metrics, and on the gateway the
+  # page's view (served by the hardened tmc-web unit, reading the receiver's files as group tmc).
+  # Counters start with each process: on the gateway's second boot nothing new is stored.
+  if [ "$ROLE" = gateway ]; then
+    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:9102/metrics
+    stored=$(busybox wget -q -T 10 -O - http://127.0.0.1:9102/metrics | awk '$1 == "tmc_receiver_readings_stored_total" {print $2}')
+    check metrics "tmc-receiver serves [metrics]: ${stored:-no} readings stored in this boot" \
+      test "${stored:--1}" -ge "$((BOOT == 1 ? 1 : 0))"
+    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:8080/api/readings
+    topics=$(busybox wget -q -T 10 -O - http://127.0.0.1:8080/api/readings | grep -o '"topic":"[^"]*"' | sort -u | wc -l)
+    check page "tmc-web serves the page and its view: $topics sensors" \
+      bash -c "[ $topics -gt 0 ] && busybox wget -q -T 10 -O - http://127.0.0.1:8080/ | grep -q '<title>TMC readings</title>'"
+  else
+    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:9101/metrics
+    delivered=$(busybox wget -q -T 10 -O - http://127.0.0.1:9101/metrics | awk '$1 == "tmc_relay_readings_delivered_total" {print $2}')
+    check metrics "tmc-relay serves [metrics]: ${delivered:-no} readings delivered in this boot" test "${delivered:-0}" -gt 0
+  fi
   # The service's memory after the run, on this VM's architecture (the Pi's with VM_ARCH=arm64).
-  for u in tmc-relay tmc-receiver; do
+  for u in tmc-relay tmc-receiver tmc-web; do
     pid=$(systemctl show -p MainPID --value "$u" 2>/dev/null)
     if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/status" ]; then
       info "footprint $u" "$(uname -m): $(grep -E '^Vm(RSS|HWM):' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
