@@ -87,6 +87,30 @@ struct Unit {
 }
 
 impl Unit {
+    /// Installs the unit with `program` (built in the target directory) as its binary and has
+    /// `systemd-analyze verify` accept it without a word.
+    fn verify(&self, program: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let bindir = tmc_demo::bin_dir().unwrap();
+        assert!(
+            bindir.join(program).is_file(),
+            "{program} not built in {}",
+            bindir.display()
+        );
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(self.install(dir.path(), &bindir))
+            .output()
+            .expect("systemd-analyze (make deps installs systemd)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify {}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn shipped(name: &'static str) -> Unit {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../meta-tmc/recipes-tmc/tmc/files")
@@ -236,8 +260,6 @@ fn shipped_units_start_the_services_and_their_watchdog_is_served() {
 /// `systemd-analyze verify` accepts the units with the binaries in place.
 #[test]
 fn shipped_units_are_hardened_and_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let bindir = tmc_demo::bin_dir().unwrap();
     for (program, unit_name) in SERVICE_UNITS {
         let unit = Unit::shipped(unit_name);
         for (key, want) in [
@@ -257,23 +279,7 @@ fn shipped_units_are_hardened_and_verify() {
             unit.watchdog() >= Duration::from_secs(5),
             "{unit_name}: WatchdogSec below the services' 1 s wait slices with margin"
         );
-        assert!(
-            bindir.join(program).is_file(),
-            "{program} not built in {}",
-            bindir.display()
-        );
-        let path = unit.install(dir.path(), &bindir);
-        let out = std::process::Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(&path)
-            .output()
-            .expect("systemd-analyze (make deps installs systemd)");
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "systemd-analyze verify {unit_name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        unit.verify(program);
     }
 }
 
@@ -293,24 +299,7 @@ fn shipped_firstboot_unit_runs_before_the_services_and_verifies() {
         before.split_whitespace().any(|t| t == "network-pre.target"),
         "{before}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let bindir = tmc_demo::bin_dir().unwrap();
-    assert!(
-        bindir.join("tmc-provision").is_file(),
-        "tmc-provision not built in {}",
-        bindir.display()
-    );
-    let out = std::process::Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(unit.install(dir.path(), &bindir))
-        .output()
-        .expect("systemd-analyze (make deps installs systemd)");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify tmc-firstboot.service: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    unit.verify("tmc-provision");
 }
 
 /// The web page's unit: it only reads (no writable path, no state directory of its own), runs as a dynamic
@@ -348,24 +337,7 @@ fn shipped_web_unit_only_reads_and_verifies() {
             .any(|u| u == "tmc-receiver.service"),
         "{after}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let bindir = tmc_demo::bin_dir().unwrap();
-    assert!(
-        bindir.join("tmc-web").is_file(),
-        "tmc-web not built in {}",
-        bindir.display()
-    );
-    let out = std::process::Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(unit.install(dir.path(), &bindir))
-        .output()
-        .expect("systemd-analyze (make deps installs systemd)");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify tmc-web.service: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    unit.verify("tmc-web");
 }
 
 /// The unit's own command line, given a receiver.toml without `[web]`, ends at once and successfully (so the
