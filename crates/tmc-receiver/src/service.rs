@@ -398,6 +398,20 @@ fn metrics(s: &Snapshot, scrape: &mut Scrape) -> Result<(), prometheus::Error> {
             f64::from(snr),
         )?;
     }
+    scrape.histogram(
+        "frame_rssi_dbm",
+        "RSSI of the frames that carried tokens, dBm.",
+        &crate::shared::RSSI_BOUNDS_DBM,
+        &link.rssi_dbm.counts,
+        link.rssi_dbm.sum,
+    )?;
+    scrape.histogram(
+        "frame_snr_db",
+        "SNR of the frames that carried tokens, dB.",
+        &crate::shared::SNR_BOUNDS_DB,
+        &link.snr_db.counts,
+        link.snr_db.sum,
+    )?;
     scrape.gauge(
         "relay_airtime_heard_seconds",
         "Airtime of the relays' frames heard in the last hour (tokens and resent copies), seconds.",

@@ -85,6 +85,37 @@ pub struct LinkCounters {
     /// The hourly airtime budget of the band, in milliseconds (the gateway's own limit, which the relays on the
     /// same band share); None without a duty-cycle limit.
     pub airtime_budget_ms: Option<u64>,
+    /// RSSI of every frame that carried a token, by [`RSSI_BOUNDS_DBM`] (Prometheus' histogram).
+    pub rssi_dbm: Histogram,
+    /// SNR of every frame that carried a token, by [`SNR_BOUNDS_DB`].
+    pub snr_db: Histogram,
+}
+
+/// Upper bounds of the RSSI histogram's buckets (dBm): the SX1276 hears down to about -137 dBm at SF12, and
+/// a node next to the gateway is near -30.
+pub const RSSI_BOUNDS_DBM: [f64; 10] = [
+    -130.0, -120.0, -110.0, -100.0, -90.0, -80.0, -70.0, -60.0, -50.0, -40.0,
+];
+/// Upper bounds of the SNR histogram's buckets (dB): LoRa demodulates down to -20 dB at SF12.
+pub const SNR_BOUNDS_DB: [f64; 8] = [-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0];
+
+/// Observations counted per bucket (not cumulative; the last count is above every bound) and their sum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        self.counts.resize(bounds.len() + 1, 0);
+        let bucket = bounds
+            .iter()
+            .position(|bound| value <= *bound)
+            .unwrap_or(bounds.len());
+        self.counts[bucket] += 1;
+        self.sum += value;
+    }
 }
 
 /// How many frames [`LinkCounters::recent_frames`] keeps: the snapshot is written every few seconds while
@@ -109,6 +140,9 @@ impl LinkCounters {
     /// Records a frame that carried a token.
     pub(crate) fn heard(&mut self, frame: FrameHeard) {
         self.add_airtime(frame.unix, frame.airtime_ms);
+        self.rssi_dbm
+            .observe(&RSSI_BOUNDS_DBM, f64::from(frame.rssi_dbm));
+        self.snr_db.observe(&SNR_BOUNDS_DB, f64::from(frame.snr_db));
         if self.recent_frames.len() == RECENT_FRAMES {
             self.recent_frames.pop_front();
         }

@@ -312,6 +312,21 @@ fn each_frame_is_recorded_with_its_link_quality_and_airtime() {
         "an hour later it is spent no more"
     );
     assert_eq!(s.link.airtime_budget_ms, Some(36_000), "1 % of an hour");
+    // Every frame in the histograms: the channel's -61 dBm is in the bucket up to -60, 9.5 dB up to 10.
+    let rssi = &s.link.rssi_dbm;
+    assert_eq!(rssi.counts.iter().sum::<u64>(), 3);
+    let minus_60 = tmc_receiver::shared::RSSI_BOUNDS_DBM
+        .iter()
+        .position(|b| *b == -60.0)
+        .unwrap();
+    assert_eq!(rssi.counts[minus_60], 3, "{rssi:?}");
+    assert_eq!(rssi.sum, 3.0 * f64::from(frames[0].rssi_dbm));
+    let snr = &s.link.snr_db;
+    let ten = tmc_receiver::shared::SNR_BOUNDS_DB
+        .iter()
+        .position(|b| *b == 10.0)
+        .unwrap();
+    assert_eq!((snr.counts[ten], snr.sum), (3, 28.5), "{snr:?}");
     me.idle(|| service.stop()).unwrap();
 }
 
@@ -409,6 +424,16 @@ fn check_metrics(service: &Service, s: &Snapshot, output: &str) {
     let rssi = value("tmc_receiver_last_frame_rssi_dbm", &[]);
     assert!((-164.0..0.0).contains(&rssi), "{rssi}");
     value("tmc_receiver_last_frame_snr_db", &[]);
+    // One observation per token's frame, cumulative to +Inf.
+    let rssi = metrics.histogram("tmc_receiver_frame_rssi_dbm").unwrap();
+    assert_eq!(
+        rssi.last(),
+        Some(&(f64::INFINITY, s.link.frames_received as f64))
+    );
+    assert_eq!(
+        value("tmc_receiver_frame_snr_db_count", &[]),
+        s.link.frames_received as f64
+    );
     // Frames came in within the hour (this test's gateway has no duty-cycle limit, so no budget).
     let heard = s
         .link

@@ -10,6 +10,7 @@
 //! [`tmc_http::MAX_REQUEST_HEAD`]: a scrape every few seconds needs no more, and a client that stalls cannot
 //! hold it long.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,8 @@ use std::time::Duration;
 
 /// The `prometheus` crate the scrapes are built with ([`Scrape`]'s errors are its errors).
 pub use prometheus;
-use prometheus::core::Collector;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto;
 use prometheus::{
     Counter, Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -106,6 +108,57 @@ impl Scrape {
                 .set(value);
         }
         self.add(gauges)
+    }
+
+    /// A histogram whose observations the service counted itself: `counts[i]` of them at most `bounds[i]`
+    /// (not cumulative; the last count is above every bound), `sum` their total. Empty `counts`: nothing
+    /// observed yet.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        counts: &[u64],
+        sum: f64,
+    ) -> prometheus::Result<()> {
+        if !counts.is_empty() && counts.len() != bounds.len() + 1 {
+            return Err(prometheus::Error::Msg(format!(
+                "{name}: {} counts for {} bounds",
+                counts.len(),
+                bounds.len()
+            )));
+        }
+        let full_name = format!("{}_{name}", self.prefix);
+        let desc = Desc::new(
+            full_name.clone(),
+            help.to_owned(),
+            Vec::new(),
+            HashMap::new(),
+        )?;
+        let mut cumulative = 0;
+        let buckets = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, bound)| {
+                cumulative += counts.get(i).copied().unwrap_or(0);
+                let mut bucket = proto::Bucket::default();
+                bucket.set_upper_bound(*bound);
+                bucket.set_cumulative_count(cumulative);
+                bucket
+            })
+            .collect();
+        let mut histogram = proto::Histogram::default();
+        histogram.set_bucket(buckets);
+        histogram.set_sample_count(counts.iter().sum());
+        histogram.set_sample_sum(sum);
+        let mut metric = proto::Metric::default();
+        metric.set_histogram(histogram);
+        let mut family = proto::MetricFamily::default();
+        family.set_name(full_name);
+        family.set_help(help.to_owned());
+        family.set_field_type(proto::MetricType::HISTOGRAM);
+        family.set_metric(vec![metric]);
+        self.add(Counted { desc, family })
     }
 
     /// The process' own metrics, under Prometheus' standard names (no prefix): resident memory and start time.
@@ -287,6 +340,22 @@ impl Serving {
 
 const PLAIN: &str = "text/plain; charset=utf-8";
 
+/// A metric family built whole from counts kept elsewhere ([`Scrape::histogram`]).
+struct Counted {
+    desc: Desc,
+    family: proto::MetricFamily,
+}
+
+impl Collector for Counted {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        vec![self.family.clone()]
+    }
+}
+
 /// Reads `http://address/path` (the tests' and the demo's scrape): the status code and the body.
 pub fn http_get(address: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     tmc_http::get(address, path, IO_TIMEOUT)
@@ -313,7 +382,15 @@ mod tests {
             )?;
             s.gauge("airtime_used_seconds", "Airtime used.", 1.25)?;
             s.counter_f64("waited_seconds_total", "Time waited.", 2.5)?;
-            s.gauges_by("up", "Connections.", "output", [("upstream", 1.0)])
+            s.gauges_by("up", "Connections.", "output", [("upstream", 1.0)])?;
+            s.histogram(
+                "frame_rssi_dbm",
+                "RSSI of frames.",
+                &[-100.0, -60.0],
+                &[1, 3, 2],
+                -400.0,
+            )?;
+            s.histogram("frame_snr_db", "SNR of frames.", &[0.0, 5.0], &[], 0.0)
         }));
         let (code, body) = http_get(server.address(), "/metrics").unwrap();
         assert_eq!(code, 200, "{body}");
@@ -333,7 +410,30 @@ mod tests {
         assert_eq!(value("tmc_test_up", Some(("output", "upstream"))), 1.0);
         assert!(value("process_resident_memory_bytes", None) > 0.0);
         assert!(value("process_start_time_seconds", None) > 1.6e9);
+        // Cumulative buckets, the last one +Inf with every observation.
+        assert_eq!(
+            scrape.histogram("tmc_test_frame_rssi_dbm"),
+            Some(vec![(-100.0, 1.0), (-60.0, 4.0), (f64::INFINITY, 6.0)])
+        );
+        assert_eq!(value("tmc_test_frame_rssi_dbm_sum", None), -400.0);
+        assert_eq!(
+            scrape.histogram("tmc_test_frame_snr_db"),
+            Some(vec![(0.0, 0.0), (5.0, 0.0), (f64::INFINITY, 0.0)]),
+            "nothing observed yet"
+        );
         tmc_testkit::promtool_check_metrics(&body);
+    }
+
+    #[test]
+    fn a_histogram_with_counts_that_do_not_fit_its_bounds_is_an_error() {
+        let mut scrape = Scrape::new("tmc_test");
+        let err = scrape
+            .histogram("x_dbm", "X.", &[1.0, 2.0], &[1, 2], 0.0)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("x_dbm: 2 counts for 2 bounds"),
+            "{err}"
+        );
     }
 
     #[test]

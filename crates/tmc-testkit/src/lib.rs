@@ -220,6 +220,18 @@ impl Metrics {
             _ => None,
         }
     }
+
+    /// The buckets of the histogram `name` (without labels) as `(upper bound, cumulative count)`, the last
+    /// bound +Inf.
+    pub fn histogram(&self, name: &str) -> Option<Vec<(f64, f64)>> {
+        let sample = self.scrape.samples.iter().find(|s| s.metric == name)?;
+        match &sample.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                Some(buckets.iter().map(|b| (b.less_than, b.count)).collect())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// `promtool check metrics`: Prometheus' own lint of a scrape (names, `_total`, units, types, help). Where
