@@ -32,6 +32,14 @@ wait_until() { # seconds command...
   done
 }
 
+# GET http://127.0.0.1:PORT/PATH, the answer's body on stdout; bash's /dev/tcp (busybox wget crashes in the
+# arm64 VM). The servers close the connection after their answer.
+http_get() { # port path
+  # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3 && cat <&3' _ "$1" "$2" |
+    tr -d '\r' | sed '1,/^$/d'
+}
+
 # --- boot ------------------------------------------------------------------------------------------------
 state=$(systemctl is-system-running --wait 2>&1)
 info boot "system $state; $(systemd-analyze time 2>/dev/null | head -n1)"
@@ -101,17 +109,17 @@ finish() {
   # page's view (served by the hardened tmc-web unit, reading the receiver's files as group tmc).
   # Counters start with each process: on the gateway's second boot nothing new is stored.
   if [ "$ROLE" = gateway ]; then
-    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:9102/metrics
-    stored=$(busybox wget -q -T 10 -O - http://127.0.0.1:9102/metrics | awk '$1 == "tmc_receiver_readings_stored_total" {print $2}')
+    wait_until 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/9102"
+    stored=$(http_get 9102 /metrics | awk '$1 == "tmc_receiver_readings_stored_total" {print $2}')
     check metrics "tmc-receiver serves [metrics]: ${stored:-no} readings stored in this boot" \
       test "${stored:--1}" -ge "$((BOOT == 1 ? 1 : 0))"
-    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:8080/api/readings
-    topics=$(busybox wget -q -T 10 -O - http://127.0.0.1:8080/api/readings | grep -o '"topic":"[^"]*"' | sort -u | wc -l)
-    check page "tmc-web serves the page and its view: $topics sensors" \
-      bash -c "[ $topics -gt 0 ] && busybox wget -q -T 10 -O - http://127.0.0.1:8080/ | grep -q '<title>TMC readings</title>'"
+    wait_until 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/8080"
+    topics=$(http_get 8080 /api/readings | grep -o '"topic":"[^"]*"' | sort -u | wc -l)
+    title=$(http_get 8080 / | grep -c '<title>TMC readings</title>')
+    check page "tmc-web serves the page and its view: $topics sensors" test "$topics" -gt 0 -a "$title" -eq 1
   else
-    wait_until 60 busybox wget -q -T 5 -O /dev/null http://127.0.0.1:9101/metrics
-    delivered=$(busybox wget -q -T 10 -O - http://127.0.0.1:9101/metrics | awk '$1 == "tmc_relay_readings_delivered_total" {print $2}')
+    wait_until 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/9101"
+    delivered=$(http_get 9101 /metrics | awk '$1 == "tmc_relay_readings_delivered_total" {print $2}')
     check metrics "tmc-relay serves [metrics]: ${delivered:-no} readings delivered in this boot" test "${delivered:-0}" -gt 0
   fi
   # The service's memory after the run, on this VM's architecture (the Pi's with VM_ARCH=arm64).
