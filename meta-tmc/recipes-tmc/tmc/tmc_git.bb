@@ -33,7 +33,7 @@ SRC_URI = "git://example.invalid/tmc.git;protocol=https;branch=${TMC_GIT_BRANCH}
            file://60-tmc.rules \
            file://tmc-install.sh \
            "
-SRCREV = "a2276eee5de75e3e6cae875b55b90e418c616e2e"
+SRCREV = "3b9c6ebccf07ab5bd597bb6fd453f148a2b09ddb"
 
 # every registry package of Cargo.lock (crate:// entries): `make crates-inc` writes it, `make test` checks it
 require ${BPN}-crates.inc
