@@ -177,6 +177,30 @@ impl Unit {
         words.map(str::to_owned).collect()
     }
 
+    /// ExecStart's arguments with the configuration file the unit is conditioned on (ConditionPathExists)
+    /// replaced by `config`, which they must name.
+    fn exec_args_with_config(&self, program: &str, config: &Path) -> Vec<String> {
+        let shipped_config = self.value("Unit", "ConditionPathExists").to_owned();
+        let config = config.display().to_string();
+        let args: Vec<String> = self
+            .exec_args(program)
+            .into_iter()
+            .map(|a| {
+                if a == shipped_config {
+                    config.clone()
+                } else {
+                    a
+                }
+            })
+            .collect();
+        assert!(
+            args.contains(&config),
+            "{}: ExecStart does not read the file of ConditionPathExists={shipped_config}",
+            self.name
+        );
+        args
+    }
+
     /// A copy with `@BINDIR@` replaced, for `systemd-analyze verify`.
     fn install(&self, dir: &Path, bindir: &Path) -> PathBuf {
         let path = dir.join(self.name);
@@ -213,22 +237,7 @@ fn shipped_units_start_the_services_and_their_watchdog_is_served() {
     for ((program, unit_name), config) in SERVICE_UNITS.into_iter().zip(configs) {
         let unit = Unit::shipped(unit_name);
         assert_eq!(unit.value("Service", "Type"), "notify", "{unit_name}");
-        let shipped_config = unit.value("Unit", "ConditionPathExists").to_owned();
-        let args: Vec<String> = unit
-            .exec_args(program)
-            .into_iter()
-            .map(|a| {
-                if a == shipped_config {
-                    config.display().to_string()
-                } else {
-                    a
-                }
-            })
-            .collect();
-        assert!(
-            args.contains(&config.display().to_string()),
-            "{unit_name}: ExecStart does not read the file of ConditionPathExists={shipped_config}"
-        );
+        let args = unit.exec_args_with_config(program, &config);
         let watchdog = unit.watchdog();
         let usec = watchdog.as_micros().to_string();
         let (socket, path) = notify_socket(h.dir.path(), &format!("{program}.unit.notify"));
@@ -354,22 +363,7 @@ fn shipped_web_unit_is_off_without_web_and_serves_with_it() {
     });
     let config = h.files.receiver_config();
     let unit = Unit::shipped("tmc-web.service");
-    let shipped_config = unit.value("Unit", "ConditionPathExists").to_owned();
-    let args: Vec<String> = unit
-        .exec_args("tmc-web")
-        .into_iter()
-        .map(|a| {
-            if a == shipped_config {
-                config.display().to_string()
-            } else {
-                a
-            }
-        })
-        .collect();
-    assert!(
-        args.contains(&config.display().to_string()),
-        "ExecStart does not read the file of ConditionPathExists={shipped_config}"
-    );
+    let args = unit.exec_args_with_config("tmc-web", &config);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let bin = tmc_demo::bin_dir().unwrap().join("tmc-web");
